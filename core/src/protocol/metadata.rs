@@ -1,0 +1,179 @@
+//! Metadata (key 3): brokers, topics, partitions and their leaders.
+
+use super::codec::{Array, DecodeError, Reader, TaggedFields, Writer};
+use super::error_code::ErrorCode;
+use super::header::{ApiKey, Request};
+
+/// Metadata request, v1–v12. `topics: None` asks for every topic.
+///
+/// `T` is any cloneable iterator of topic names, so callers can pass a slice
+/// (`names.iter().copied()`) or names kept in their own fixed storage without copying them.
+#[derive(Debug, Clone)]
+pub struct MetadataRequest<T> {
+    pub topics: Option<T>,
+    pub allow_auto_topic_creation: bool,
+}
+
+impl<'n, T: Iterator<Item = &'n str> + Clone> Request for MetadataRequest<T> {
+    const API_KEY: ApiKey = ApiKey::Metadata;
+    const MIN_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 12;
+
+    fn encode(&self, w: &mut Writer<'_>, version: i16) {
+        let flexible = version >= 9;
+        match &self.topics {
+            None => w.put_array_len(None, flexible),
+            Some(topics) => {
+                w.put_array_len(Some(topics.clone().count()), flexible);
+                for name in topics.clone() {
+                    if version >= 10 {
+                        // Topic id: we address topics by name, so the zero uuid.
+                        w.put_uuid(&[0; 16]);
+                    }
+                    w.put_string(name, flexible);
+                    if flexible {
+                        w.put_empty_tags();
+                    }
+                }
+            }
+        }
+        if version >= 4 {
+            w.put_bool(self.allow_auto_topic_creation);
+        }
+        if (8..=10).contains(&version) {
+            w.put_bool(false); // include cluster authorized operations
+        }
+        if version >= 8 {
+            w.put_bool(false); // include topic authorized operations
+        }
+        if flexible {
+            w.put_empty_tags();
+        }
+    }
+}
+
+/// A broker as Metadata describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Broker<'a> {
+    pub node_id: i32,
+    pub host: &'a str,
+    pub port: i32,
+    pub rack: Option<&'a str>,
+}
+
+fn decode_broker<'a>(r: &mut Reader<'a>, version: i16) -> Result<Broker<'a>, DecodeError> {
+    let flexible = version >= 9;
+    let node_id = r.get_i32()?;
+    let host = r.get_string(flexible)?;
+    let port = r.get_i32()?;
+    let rack = r.get_nullable_string(flexible)?;
+    if flexible {
+        r.get_tags()?;
+    }
+    Ok(Broker { node_id, host, port, rack })
+}
+
+/// A partition's leadership as Metadata describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PartitionMetadata {
+    pub error_code: ErrorCode,
+    pub partition_index: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub replica_count: usize,
+    pub isr_count: usize,
+}
+
+fn skip_i32_array(r: &mut Reader<'_>, flexible: bool) -> Result<usize, DecodeError> {
+    let n = r.get_array_len(flexible, 4)?.unwrap_or(0);
+    r.get_slice(n * 4)?;
+    Ok(n)
+}
+
+fn decode_partition(r: &mut Reader<'_>, version: i16) -> Result<PartitionMetadata, DecodeError> {
+    let flexible = version >= 9;
+    let error_code = ErrorCode::from(r.get_i16()?);
+    let partition_index = r.get_i32()?;
+    let leader_id = r.get_i32()?;
+    let leader_epoch = if version >= 7 { r.get_i32()? } else { -1 };
+    let replica_count = skip_i32_array(r, flexible)?;
+    let isr_count = skip_i32_array(r, flexible)?;
+    if version >= 5 {
+        skip_i32_array(r, flexible)?; // offline replicas
+    }
+    if flexible {
+        r.get_tags()?;
+    }
+    Ok(PartitionMetadata { error_code, partition_index, leader_id, leader_epoch, replica_count, isr_count })
+}
+
+/// A topic as Metadata describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicMetadata<'a> {
+    pub error_code: ErrorCode,
+    /// Null only in v12+ responses to requests by topic id, which we never send.
+    pub name: Option<&'a str>,
+    pub topic_id: [u8; 16],
+    pub is_internal: bool,
+    pub partitions: Array<'a, PartitionMetadata>,
+}
+
+fn decode_topic<'a>(r: &mut Reader<'a>, version: i16) -> Result<TopicMetadata<'a>, DecodeError> {
+    let flexible = version >= 9;
+    let error_code = ErrorCode::from(r.get_i16()?);
+    let name = if version >= 12 { r.get_nullable_string(flexible)? } else { Some(r.get_string(flexible)?) };
+    let topic_id = if version >= 10 { r.get_uuid()? } else { [0; 16] };
+    let is_internal = r.get_bool()?;
+    // Smallest partition: error, index, leader, and three empty arrays.
+    let partitions = Array::decode(r, version, flexible, 13, decode_partition)?;
+    if version >= 8 {
+        r.get_i32()?; // topic authorized operations
+    }
+    if flexible {
+        r.get_tags()?;
+    }
+    Ok(TopicMetadata { error_code, name, topic_id, is_internal, partitions })
+}
+
+/// Metadata response, v1–v12.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataResponse<'a> {
+    pub throttle_time_ms: i32,
+    pub brokers: Array<'a, Broker<'a>>,
+    pub cluster_id: Option<&'a str>,
+    pub controller_id: i32,
+    pub topics: Array<'a, TopicMetadata<'a>>,
+    pub tags: TaggedFields<'a>,
+}
+
+impl<'a> MetadataResponse<'a> {
+    pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
+        if !(1..=12).contains(&version) {
+            return Err(DecodeError::UnsupportedVersion { api_key: 3, version });
+        }
+        let flexible = version >= 9;
+        let mut r = Reader::new(body);
+        let throttle_time_ms = if version >= 3 { r.get_i32()? } else { 0 };
+        let brokers = Array::decode(&mut r, version, flexible, 10, decode_broker)?;
+        let cluster_id = if version >= 2 { r.get_nullable_string(flexible)? } else { None };
+        let controller_id = r.get_i32()?;
+        let topics = Array::decode(&mut r, version, flexible, 8, decode_topic)?;
+        if (8..=10).contains(&version) {
+            r.get_i32()?; // cluster authorized operations
+        }
+        let tags = if flexible { r.get_tags()? } else { TaggedFields::default() };
+        r.expect_end()?;
+        Ok(Self { throttle_time_ms, brokers, cluster_id, controller_id, topics, tags })
+    }
+
+    /// The broker with id `node_id`.
+    pub fn broker(&self, node_id: i32) -> Option<Broker<'a>> {
+        self.brokers.iter().find(|b| b.node_id == node_id)
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Option<TopicMetadata<'a>> {
+        self.topics.iter().find(|t| t.name == Some(name))
+    }
+}

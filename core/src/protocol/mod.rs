@@ -1,0 +1,19 @@
+//! The Kafka wire protocol: cursors, primitive encodings, the messages a producer exchanges, record
+//! batches and their compression. Every encoder takes its version explicitly; every decoder is
+//! total (any input gives a value or a [`DecodeError`], never a panic or an unbounded loop).
+
+pub mod api_versions;
+pub mod codec;
+pub mod crc;
+pub mod error_code;
+pub mod header;
+pub mod init_producer_id;
+pub mod lz4;
+pub mod metadata;
+pub mod produce;
+pub mod record_batch;
+pub mod varint;
+
+pub use codec::{Array, DecodeError, EncodeError, Reader, TaggedFields, Writer};
+pub use error_code::ErrorCode;
+pub use header::{encode_request, ApiKey, Request, RequestHeader, ResponseHeader};

@@ -1,0 +1,559 @@
+//! RecordBatch v2 (magic 2): the unit of data a producer sends and a broker stores.
+//!
+//! ```text
+//! baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 (2) | crc u32 |
+//! attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
+//! producerId i64 | producerEpoch i16 | baseSequence i32 | recordCount i32 | records...
+//! ```
+//! The CRC-32C covers everything from `attributes` to the end. Each record is
+//! `length varint | attributes i8 | timestampDelta varlong | offsetDelta varint |
+//! keyLength varint | key | valueLength varint | value | headerCount varint | headers`.
+//!
+//! [`BatchBuilder`] appends records straight into a caller's fixed buffer, leaving room for the
+//! header, which `finish` fills in (after compressing the records, if asked). Its state is a small
+//! `Copy` value, so a producer can keep many open batches in its own storage and resume any of
+//! them. The bytes it produces are final: a retry sends them again unchanged.
+
+use core::fmt;
+
+use super::codec::{Array, DecodeError, Reader};
+use super::crc::crc32c;
+use super::lz4;
+use super::varint;
+
+/// Bytes before the first record.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength`'s coverage starts (baseOffset + batchLength).
+const LOG_OVERHEAD: usize = 12;
+const MAGIC: i8 = 2;
+
+mod field {
+    //! Offsets of the header fields.
+    use core::ops::Range;
+    pub const BASE_OFFSET: Range<usize> = 0..8;
+    pub const LENGTH: Range<usize> = 8..12;
+    pub const LEADER_EPOCH: Range<usize> = 12..16;
+    pub const MAGIC: usize = 16;
+    pub const CRC: Range<usize> = 17..21;
+    pub const ATTRIBUTES: Range<usize> = 21..23;
+    pub const LAST_OFFSET_DELTA: Range<usize> = 23..27;
+    pub const BASE_TIMESTAMP: Range<usize> = 27..35;
+    pub const MAX_TIMESTAMP: Range<usize> = 35..43;
+    pub const PRODUCER_ID: Range<usize> = 43..51;
+    pub const PRODUCER_EPOCH: Range<usize> = 51..53;
+    pub const BASE_SEQUENCE: Range<usize> = 53..57;
+    pub const RECORD_COUNT: Range<usize> = 57..61;
+}
+
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+/// Compression codec of a batch (attributes bits 0–2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub const fn id(self) -> i16 {
+        match self {
+            Self::None => 0,
+            Self::Gzip => 1,
+            Self::Snappy => 2,
+            Self::Lz4 => 3,
+            Self::Zstd => 4,
+        }
+    }
+
+    pub const fn from_id(id: i16) -> Option<Self> {
+        match id {
+            0 => Some(Self::None),
+            1 => Some(Self::Gzip),
+            2 => Some(Self::Snappy),
+            3 => Some(Self::Lz4),
+            4 => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Scratch space that [`BatchBuilder::finish`] needs to compress `records_len` bytes.
+    pub const fn scratch_len(self, records_len: usize) -> usize {
+        match self {
+            Self::Lz4 => lz4::max_compressed_len(records_len),
+            _ => 0,
+        }
+    }
+}
+
+/// A record header: a string key and optional bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub key: &'a str,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Length prefix (`-1` for null) as a zigzag varint: its encoded size.
+const fn opt_len_size(len: Option<usize>) -> usize {
+    match len {
+        // Lengths were checked to fit i32 by the caller.
+        Some(n) => varint::len_i32(n as i32),
+        None => 1,
+    }
+}
+
+/// Encoded size of a record's body (everything after its own length varint).
+pub fn record_body_len(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header<'_>],
+) -> usize {
+    let mut n = 1 + varint::len_i64(timestamp_delta) + varint::len_i32(offset_delta);
+    n += opt_len_size(key.map(<[u8]>::len)) + key.map_or(0, <[u8]>::len);
+    n += opt_len_size(value.map(<[u8]>::len)) + value.map_or(0, <[u8]>::len);
+    n += varint::len_i32(headers.len() as i32);
+    for h in headers {
+        n += opt_len_size(Some(h.key.len())) + h.key.len();
+        n += opt_len_size(h.value.map(<[u8]>::len)) + h.value.map_or(0, <[u8]>::len);
+    }
+    n
+}
+
+/// Appends bytes to a slice whose size was checked beforehand.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Out<'_> {
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+    #[inline]
+    fn varint(&mut self, v: i64) {
+        self.pos += varint::encode_u64(varint::zigzag64(v), &mut self.buf[self.pos..]);
+    }
+    #[inline]
+    fn opt(&mut self, b: Option<&[u8]>) {
+        match b {
+            Some(b) => {
+                self.varint(b.len() as i64);
+                self.bytes(b);
+            }
+            None => self.varint(-1),
+        }
+    }
+}
+
+/// Why a record could not be added to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PushError {
+    /// Not enough room left; the record needs `required` bytes. The batch is unchanged.
+    Full { required: usize },
+    /// A key, value or header is longer than Kafka allows (`i32::MAX`), or the batch holds as
+    /// many records as an `i32` offset delta can count.
+    TooLarge,
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full { required } => write!(f, "batch full: record needs {required} bytes"),
+            Self::TooLarge => f.write_str("record field too large"),
+        }
+    }
+}
+
+impl core::error::Error for PushError {}
+
+/// The resumable state of an open batch: with its buffer, all a [`BatchBuilder`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BatchState {
+    /// Bytes used, header included.
+    pub len: usize,
+    pub record_count: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+impl BatchState {
+    /// The state of a batch with no records yet.
+    pub const fn empty() -> Self {
+        Self { len: HEADER_LEN, record_count: 0, base_timestamp: 0, max_timestamp: 0 }
+    }
+}
+
+/// Identity and sequence of the producer, written into a batch's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ProducerState {
+    /// `-1` when the producer is not idempotent.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record, `-1` when not idempotent.
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+impl ProducerState {
+    /// A producer without idempotence.
+    pub const NONE: Self =
+        Self { producer_id: -1, producer_epoch: -1, base_sequence: -1, transactional: false };
+}
+
+/// Writes records into a fixed buffer as one RecordBatch v2.
+#[derive(Debug)]
+pub struct BatchBuilder<'a> {
+    buf: &'a mut [u8],
+    state: BatchState,
+}
+
+impl<'a> BatchBuilder<'a> {
+    /// Starts an empty batch. `buf` must hold at least the 61-byte header.
+    pub fn new(buf: &'a mut [u8]) -> Result<Self, PushError> {
+        if buf.len() < HEADER_LEN {
+            return Err(PushError::Full { required: HEADER_LEN });
+        }
+        Ok(Self { buf, state: BatchState::empty() })
+    }
+
+    /// Continues a batch whose records are already in `buf`.
+    pub fn resume(buf: &'a mut [u8], state: BatchState) -> Self {
+        Self { buf, state }
+    }
+
+    pub fn state(&self) -> BatchState {
+        self.state
+    }
+
+    pub fn record_count(&self) -> i32 {
+        self.state.record_count
+    }
+
+    /// Bytes used so far, header included.
+    pub fn len(&self) -> usize {
+        self.state.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.record_count == 0
+    }
+
+    /// The encoded size a record would take in this batch.
+    pub fn record_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> usize {
+        let base = if self.is_empty() { timestamp } else { self.state.base_timestamp };
+        let body =
+            record_body_len(timestamp.wrapping_sub(base), self.state.record_count, key, value, headers);
+        varint::len_i32(body as i32) + body
+    }
+
+    /// Appends a record. On error the batch is unchanged.
+    pub fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> Result<(), PushError> {
+        const MAX: usize = i32::MAX as usize;
+        let too_long = |b: Option<&[u8]>| b.is_some_and(|b| b.len() > MAX);
+        if too_long(key)
+            || too_long(value)
+            || headers.len() > MAX
+            || headers.iter().any(|h| h.key.len() > MAX || too_long(h.value))
+            || self.state.record_count == i32::MAX
+        {
+            return Err(PushError::TooLarge);
+        }
+        let base = if self.is_empty() { timestamp } else { self.state.base_timestamp };
+        let ts_delta = timestamp.wrapping_sub(base);
+        let offset_delta = self.state.record_count;
+        let body = record_body_len(ts_delta, offset_delta, key, value, headers);
+        if body > MAX {
+            return Err(PushError::TooLarge);
+        }
+        let size = varint::len_i32(body as i32) + body;
+        if size > self.buf.len() - self.state.len {
+            return Err(PushError::Full { required: size });
+        }
+        let mut out = Out { buf: &mut self.buf[..], pos: self.state.len };
+        out.varint(body as i64);
+        out.bytes(&[0]); // record attributes: unused
+        out.varint(ts_delta);
+        out.varint(i64::from(offset_delta));
+        out.opt(key);
+        out.opt(value);
+        out.varint(headers.len() as i64);
+        for h in headers {
+            out.opt(Some(h.key.as_bytes()));
+            out.opt(h.value);
+        }
+        debug_assert_eq!(out.pos, self.state.len + size);
+        self.state.len = out.pos;
+        if self.state.record_count == 0 {
+            self.state.base_timestamp = timestamp;
+            self.state.max_timestamp = timestamp;
+        }
+        self.state.max_timestamp = self.state.max_timestamp.max(timestamp);
+        self.state.record_count += 1;
+        Ok(())
+    }
+
+    /// Completes the batch: compresses the records if asked and it helps (a batch whose records
+    /// do not shrink is sent uncompressed, as librdkafka does), writes the header and CRC.
+    /// `scratch` must hold [`Compression::scratch_len`] bytes. Returns the batch's length.
+    pub fn finish(
+        self,
+        compression: Compression,
+        producer: ProducerState,
+        scratch: &mut [u8],
+    ) -> Result<usize, FinishError> {
+        let Self { buf, state } = self;
+        let mut len = state.len;
+        let mut codec = Compression::None;
+        match compression {
+            Compression::None => {}
+            Compression::Lz4 => {
+                let records = &buf[HEADER_LEN..len];
+                let n = lz4::compress(records, scratch)
+                    .map_err(|required| FinishError::ScratchTooSmall { required })?;
+                if n < records.len() {
+                    buf[HEADER_LEN..HEADER_LEN + n].copy_from_slice(&scratch[..n]);
+                    len = HEADER_LEN + n;
+                    codec = Compression::Lz4;
+                }
+            }
+            other => return Err(FinishError::UnsupportedCompression(other)),
+        }
+        let last_offset_delta = state.record_count - 1;
+        let header = &mut buf[..HEADER_LEN];
+        header[field::BASE_OFFSET].copy_from_slice(&0i64.to_be_bytes());
+        // `len` is at most the buffer's size; buffers are far below 2 GiB.
+        header[field::LENGTH].copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
+        header[field::LEADER_EPOCH].copy_from_slice(&(-1i32).to_be_bytes());
+        header[field::MAGIC] = MAGIC as u8;
+        header[field::ATTRIBUTES].copy_from_slice(&codec.id().to_be_bytes());
+        header[field::LAST_OFFSET_DELTA].copy_from_slice(&last_offset_delta.to_be_bytes());
+        header[field::BASE_TIMESTAMP].copy_from_slice(&state.base_timestamp.to_be_bytes());
+        header[field::MAX_TIMESTAMP].copy_from_slice(&state.max_timestamp.to_be_bytes());
+        header[field::RECORD_COUNT].copy_from_slice(&state.record_count.to_be_bytes());
+        set_producer_state(&mut buf[..len], producer);
+        Ok(len)
+    }
+}
+
+/// Why a batch could not be completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FinishError {
+    ScratchTooSmall { required: usize },
+    UnsupportedCompression(Compression),
+}
+
+impl fmt::Display for FinishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ScratchTooSmall { required } => {
+                write!(f, "compression scratch too small: {required} bytes required")
+            }
+            Self::UnsupportedCompression(c) => write!(f, "{c:?} compression is not available in this build"),
+        }
+    }
+}
+
+impl core::error::Error for FinishError {}
+
+/// Rewrites the producer id, epoch, base sequence and transactional flag of a finished batch and
+/// its CRC. Used when an idempotent producer must resend a batch under a new epoch or sequence.
+///
+/// `batch` must be a finished batch; a slice shorter than a batch header is a bug in the caller
+/// and panics.
+pub fn set_producer_state(batch: &mut [u8], producer: ProducerState) {
+    batch[field::PRODUCER_ID].copy_from_slice(&producer.producer_id.to_be_bytes());
+    batch[field::PRODUCER_EPOCH].copy_from_slice(&producer.producer_epoch.to_be_bytes());
+    batch[field::BASE_SEQUENCE].copy_from_slice(&producer.base_sequence.to_be_bytes());
+    let mut attributes =
+        i16::from_be_bytes([batch[field::ATTRIBUTES.start], batch[field::ATTRIBUTES.start + 1]])
+            & !ATTR_TRANSACTIONAL;
+    if producer.transactional {
+        attributes |= ATTR_TRANSACTIONAL;
+    }
+    batch[field::ATTRIBUTES].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c(&batch[field::ATTRIBUTES.start..]);
+    batch[field::CRC].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A decoded RecordBatch v2 header, with its records still encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordBatch<'a> {
+    pub base_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+    /// The records section, compressed or not.
+    pub records_data: &'a [u8],
+}
+
+impl<'a> RecordBatch<'a> {
+    /// Decodes the batch at the start of `input` and checks its CRC. Returns it and the rest.
+    pub fn decode(input: &'a [u8]) -> Result<(Self, &'a [u8]), DecodeError> {
+        let mut r = Reader::new(input);
+        let base_offset = r.get_i64()?;
+        let length = r.get_i32()?;
+        let length = usize::try_from(length).map_err(|_| DecodeError::InvalidLength)?;
+        if length < HEADER_LEN - LOG_OVERHEAD {
+            return Err(DecodeError::InvalidLength);
+        }
+        let body = r.get_slice(length)?;
+        let rest = r.rest();
+        let mut r = Reader::new(body);
+        let partition_leader_epoch = r.get_i32()?;
+        let magic = r.get_i8()?;
+        if magic != MAGIC {
+            return Err(DecodeError::UnsupportedMagic(magic));
+        }
+        let crc = r.get_u32()?;
+        let computed = crc32c(r.rest());
+        if computed != crc {
+            return Err(DecodeError::CrcMismatch { stored: crc, computed });
+        }
+        let batch = Self {
+            base_offset,
+            partition_leader_epoch,
+            crc,
+            attributes: r.get_i16()?,
+            last_offset_delta: r.get_i32()?,
+            base_timestamp: r.get_i64()?,
+            max_timestamp: r.get_i64()?,
+            producer_id: r.get_i64()?,
+            producer_epoch: r.get_i16()?,
+            base_sequence: r.get_i32()?,
+            record_count: r.get_i32()?,
+            records_data: r.rest(),
+        };
+        if batch.record_count < 0 {
+            return Err(DecodeError::InvalidLength);
+        }
+        Ok((batch, rest))
+    }
+
+    pub fn compression(&self) -> Option<Compression> {
+        Compression::from_id(self.attributes & ATTR_COMPRESSION_MASK)
+    }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The records of an uncompressed batch.
+    pub fn records(&self) -> Result<Array<'a, Record<'a>>, DecodeError> {
+        if self.compression() != Some(Compression::None) {
+            return Err(DecodeError::Compression);
+        }
+        decode_records(self.records_data, self.record_count)
+    }
+
+    /// The records, decompressed into `out` if needed (LZ4 is the codec available everywhere).
+    pub fn decompress_records<'o>(&self, out: &'o mut [u8]) -> Result<Array<'o, Record<'o>>, DecodeError> {
+        let n = match self.compression() {
+            Some(Compression::None) => {
+                let dst = out
+                    .get_mut(..self.records_data.len())
+                    .ok_or(DecodeError::BufferTooSmall { required: self.records_data.len() })?;
+                dst.copy_from_slice(self.records_data);
+                self.records_data.len()
+            }
+            Some(Compression::Lz4) => lz4::decompress(self.records_data, out)?,
+            _ => return Err(DecodeError::Compression),
+        };
+        decode_records(&out[..n], self.record_count)
+    }
+}
+
+fn decode_records(data: &[u8], count: i32) -> Result<Array<'_, Record<'_>>, DecodeError> {
+    let mut r = Reader::new(data);
+    // `count >= 0` was checked on decode; each record takes at least 7 bytes.
+    let count = count as usize;
+    if count.saturating_mul(7) > data.len() {
+        return Err(DecodeError::InvalidLength);
+    }
+    let records = Array::decode_elements(&mut r, count, 0, decode_record)?;
+    r.expect_end()?;
+    Ok(records)
+}
+
+/// A decoded record. Offsets and timestamps are deltas from the batch's base.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub attributes: i8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Array<'a, Header<'a>>,
+}
+
+fn get_varint_bytes<'a>(r: &mut Reader<'a>) -> Result<Option<&'a [u8]>, DecodeError> {
+    match r.get_varint()? {
+        -1 => Ok(None),
+        n if n < 0 => Err(DecodeError::InvalidLength),
+        n => r.get_slice(n as usize).map(Some),
+    }
+}
+
+fn decode_header<'a>(r: &mut Reader<'a>, _: i16) -> Result<Header<'a>, DecodeError> {
+    let key = get_varint_bytes(r)?.ok_or(DecodeError::InvalidLength)?;
+    let key = core::str::from_utf8(key).map_err(|_| DecodeError::InvalidUtf8)?;
+    let value = get_varint_bytes(r)?;
+    Ok(Header { key, value })
+}
+
+fn decode_record<'a>(r: &mut Reader<'a>, _: i16) -> Result<Record<'a>, DecodeError> {
+    let len = r.get_varint()?;
+    let len = usize::try_from(len).map_err(|_| DecodeError::InvalidLength)?;
+    let mut body = Reader::new(r.get_slice(len)?);
+    let attributes = body.get_i8()?;
+    let timestamp_delta = body.get_varlong()?;
+    let offset_delta = body.get_varint()?;
+    let key = get_varint_bytes(&mut body)?;
+    let value = get_varint_bytes(&mut body)?;
+    let header_count = body.get_varint()?;
+    let header_count = usize::try_from(header_count).map_err(|_| DecodeError::InvalidLength)?;
+    if header_count.saturating_mul(2) > body.remaining() {
+        return Err(DecodeError::InvalidLength);
+    }
+    let headers = Array::decode_elements(&mut body, header_count, 0, decode_header)?;
+    body.expect_end()?;
+    Ok(Record { attributes, timestamp_delta, offset_delta, key, value, headers })
+}
