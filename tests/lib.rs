@@ -1,1 +1,121 @@
-//! Helpers shared by the cross-crate tests.
+//! Helpers shared by the cross-crate tests: the real peers they run against.
+//!
+//! Every peer is installed and started by the scripts in `scripts/`, so a test works on a fresh
+//! machine: Tansu (a Kafka-compatible broker nobody here wrote) and independent consumers
+//! (confluent-kafka with CRC checks, kafka-python) reading back what we produced.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn script(name: &str) -> PathBuf {
+    root().join("scripts").join(name)
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", out.status);
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A Tansu broker on a free loopback port, stopped (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Tansu {
+    pub port: u16,
+    pid: u32,
+}
+
+impl Tansu {
+    pub fn start() -> Self {
+        let line = run(&mut Command::new(script("tansu-start")));
+        let mut it = line.split_whitespace();
+        let port = it.next().and_then(|p| p.parse().ok()).expect("tansu-start prints PORT PID");
+        let pid = it.next().and_then(|p| p.parse().ok()).expect("tansu-start prints PORT PID");
+        Self { port, pid }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        run(Command::new(script("tansu-topic"))
+            .arg(name)
+            .arg(partitions.to_string())
+            .arg(self.port.to_string()));
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// The Python interpreter of the test venv (consumers installed), set up on first use.
+pub fn python() -> PathBuf {
+    PathBuf::from(run(&mut Command::new(script("py-setup"))).trim())
+}
+
+/// Which independent consumer reads the records back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// confluent-kafka (librdkafka) with `check.crcs=true`.
+    Confluent,
+    KafkaPython,
+}
+
+/// A record as an independent consumer read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: i64,
+}
+
+fn b64(v: &serde_json::Value) -> Option<Vec<u8>> {
+    v.as_str().map(|s| base64::engine::general_purpose::STANDARD.decode(s).expect("base64"))
+}
+
+/// Reads exactly `expect` records of `topics` from the beginning with an independent consumer;
+/// panics if it reads fewer or more, or reports a corrupt batch. Sorted by topic, partition,
+/// offset.
+pub fn consume(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consumer) -> Vec<Consumed> {
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/py/consume.py")).args(["--bootstrap", bootstrap]);
+    for t in topics {
+        cmd.args(["--topic", t]);
+    }
+    cmd.args(["--expect", &expect.to_string(), "--timeout", "60"]);
+    cmd.args(["--client", if consumer == Consumer::Confluent { "confluent" } else { "kafka-python" }]);
+    run(&mut cmd)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("consume.py prints JSON");
+            Consumed {
+                topic: v["topic"].as_str().expect("topic").to_string(),
+                partition: v["partition"].as_i64().expect("partition") as i32,
+                offset: v["offset"].as_i64().expect("offset"),
+                key: b64(&v["key"]),
+                value: b64(&v["value"]),
+                headers: v["headers"]
+                    .as_array()
+                    .expect("headers")
+                    .iter()
+                    .map(|h| (h[0].as_str().expect("header name").to_string(), b64(&h[1])))
+                    .collect(),
+                timestamp: v["timestamp"].as_i64().expect("timestamp"),
+            }
+        })
+        .collect()
+}

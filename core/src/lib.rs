@@ -8,6 +8,7 @@
 //! A panic is a bug in this crate. Nothing a broker sends and nothing a caller passes may cause
 //! one: decoders return [`protocol::DecodeError`], encoders [`protocol::EncodeError`].
 #![no_std]
+#![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![forbid(unsafe_code)]
 
 #[cfg(test)]

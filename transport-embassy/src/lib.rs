@@ -4,5 +4,6 @@
 //! shaped like embassy-net itself: resources in a `StaticCell`, a `Runner` whose `run()` never
 //! returns, and a cheap handle to send records. Today it only re-exports the core.
 #![no_std]
+#![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 pub use picokafka as core;

@@ -59,15 +59,15 @@ pub struct ApiVersionsResponse<'a> {
 
 impl<'a> ApiVersionsResponse<'a> {
     /// Decodes a body sent in answer to a request at `version`, falling back to v0 the way the
-    /// Java client does: when the error is `UNSUPPORTED_VERSION`, or when the body does not
-    /// parse at `version`.
+    /// Java client does when the body does not parse at `version`. A body whose error is
+    /// `UNSUPPORTED_VERSION` is tried as v0 first, since that is what brokers send.
     pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         if !(0..=ApiVersionsRequest::MAX_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key: 18, version });
         }
         let unsupported = Reader::new(body).get_i16()? == i16::from(ErrorCode::UnsupportedVersion);
-        if unsupported || version == 0 {
-            return Self::decode_at(body, 0);
+        if unsupported {
+            return Self::decode_at(body, 0).or_else(|_| Self::decode_at(body, version));
         }
         Self::decode_at(body, version).or_else(|_| Self::decode_at(body, 0))
     }

@@ -557,3 +557,133 @@ fn decode_record<'a>(r: &mut Reader<'a>, _: i16) -> Result<Record<'a>, DecodeErr
     body.expect_end()?;
     Ok(Record { attributes, timestamp_delta, offset_delta, key, value, headers })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::string::String;
+    use std::vec;
+    use std::vec::Vec;
+
+    type OwnedRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>);
+
+    fn build(records: &[OwnedRecord], compression: Compression, producer: ProducerState) -> Vec<u8> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut b = BatchBuilder::new(&mut buf).unwrap();
+        for (ts, key, value, headers) in records {
+            let hs: Vec<Header<'_>> =
+                headers.iter().map(|(k, v)| Header { key: k, value: v.as_deref() }).collect();
+            b.push(*ts, key.as_deref(), value.as_deref(), &hs).unwrap();
+        }
+        let mut scratch = vec![0u8; compression.scratch_len(b.len())];
+        let n = b.finish(compression, producer, &mut scratch).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn check(bytes: &[u8], records: &[OwnedRecord], producer: ProducerState) {
+        let (batch, rest) = RecordBatch::decode(bytes).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(batch.record_count as usize, records.len());
+        assert_eq!(batch.last_offset_delta, records.len() as i32 - 1);
+        assert_eq!(batch.producer_id, producer.producer_id);
+        assert_eq!(batch.producer_epoch, producer.producer_epoch);
+        assert_eq!(batch.base_sequence, producer.base_sequence);
+        assert_eq!(batch.is_transactional(), producer.transactional);
+        assert_eq!(batch.max_timestamp, records.iter().map(|r| r.0).max().unwrap());
+        let mut out = vec![0u8; 1 << 21];
+        let decoded = batch.decompress_records(&mut out).unwrap();
+        assert_eq!(decoded.len(), records.len());
+        for (i, (rec, want)) in decoded.iter().zip(records).enumerate() {
+            assert_eq!(rec.offset_delta, i as i32);
+            assert_eq!(batch.base_timestamp + rec.timestamp_delta, want.0);
+            assert_eq!(rec.key, want.1.as_deref());
+            assert_eq!(rec.value, want.2.as_deref());
+            let hs: Vec<(String, Option<Vec<u8>>)> =
+                rec.headers.iter().map(|h| (h.key.into(), h.value.map(<[u8]>::to_vec))).collect();
+            assert_eq!(&hs, &want.3);
+        }
+    }
+
+    fn arb_record() -> impl Strategy<Value = OwnedRecord> {
+        let bytes = || proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64));
+        (0i64..4_000_000_000_000, bytes(), bytes(), proptest::collection::vec(("[a-z]{0,8}", bytes()), 0..4))
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(
+            records in proptest::collection::vec(arb_record(), 1..20),
+            lz4 in any::<bool>(),
+            idempotent in any::<bool>(),
+        ) {
+            let compression = if lz4 { Compression::Lz4 } else { Compression::None };
+            let producer = if idempotent {
+                ProducerState { producer_id: 42, producer_epoch: 3, base_sequence: 17, transactional: false }
+            } else {
+                ProducerState::NONE
+            };
+            let bytes = build(&records, compression, producer);
+            check(&bytes, &records, producer);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok((batch, _)) = RecordBatch::decode(&bytes) {
+                let mut out = [0u8; 512];
+                let _ = batch.decompress_records(&mut out);
+            }
+        }
+    }
+
+    #[test]
+    fn lz4_batch_is_smaller_and_marked() {
+        let value = [b'x'; 100];
+        let records: Vec<OwnedRecord> =
+            (0..50).map(|i| (1000 + i, None, Some(value.to_vec()), vec![])).collect();
+        let plain = build(&records, Compression::None, ProducerState::NONE);
+        let lz4 = build(&records, Compression::Lz4, ProducerState::NONE);
+        assert!(lz4.len() < plain.len() / 4, "{} vs {}", lz4.len(), plain.len());
+        let (batch, _) = RecordBatch::decode(&lz4).unwrap();
+        assert_eq!(batch.compression(), Some(Compression::Lz4));
+        check(&lz4, &records, ProducerState::NONE);
+    }
+
+    #[test]
+    fn incompressible_batch_goes_uncompressed() {
+        let records: Vec<OwnedRecord> = vec![(5, Some(vec![1, 2, 3]), Some(vec![9, 8, 7]), vec![])];
+        let bytes = build(&records, Compression::Lz4, ProducerState::NONE);
+        let (batch, _) = RecordBatch::decode(&bytes).unwrap();
+        assert_eq!(batch.compression(), Some(Compression::None));
+    }
+
+    #[test]
+    fn full_batch_is_left_unchanged() {
+        let mut buf = [0u8; HEADER_LEN + 20];
+        let mut b = BatchBuilder::new(&mut buf).unwrap();
+        b.push(1, None, Some(b"0123456789"), &[]).unwrap();
+        let before = b.state();
+        let err = b.push(2, None, Some(b"0123456789"), &[]).unwrap_err();
+        assert!(matches!(err, PushError::Full { required } if required > 5));
+        assert_eq!(b.state(), before);
+    }
+
+    #[test]
+    fn corrupted_byte_fails_crc() {
+        let records: Vec<OwnedRecord> = vec![(5, None, Some(b"hello".to_vec()), vec![])];
+        let mut bytes = build(&records, Compression::None, ProducerState::NONE);
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        assert!(matches!(RecordBatch::decode(&bytes), Err(DecodeError::CrcMismatch { .. })));
+    }
+
+    #[test]
+    fn producer_state_rewrite_keeps_crc_valid() {
+        let records: Vec<OwnedRecord> = vec![(5, None, Some(b"hello".to_vec()), vec![])];
+        let mut bytes = build(&records, Compression::None, ProducerState::NONE);
+        let p = ProducerState { producer_id: 7, producer_epoch: 1, base_sequence: 99, transactional: true };
+        set_producer_state(&mut bytes, p);
+        check(&bytes, &records, p);
+    }
+}
