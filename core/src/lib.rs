@@ -1,12 +1,15 @@
 //! picokafka: a Kafka producer core that runs anywhere, down to a microcontroller.
 //!
-//! `no_std`, no allocation, no clock, no sockets. Today this crate holds the Kafka wire codec the
-//! producer needs ([`protocol`]): request encoders and response decoders for ApiVersions,
-//! Metadata, InitProducerId and Produce, RecordBatch v2 with CRC-32C, and LZ4 frames.
+//! `no_std`, no allocation, no clock, no sockets. The [`Producer`] is a sans-IO state machine:
+//! records go in with [`Producer::send`], bytes come out of [`Producer::poll_transmit`], bytes
+//! from brokers go in with [`Producer::handle_input`], and what happened to each record comes out
+//! of [`Producer::poll_event`]. Transports (tokio on hosts, embassy-net on microcontrollers) only
+//! move bytes and keep time. The Kafka wire codec it is built on is in [`protocol`].
 //!
 //! # Panic policy
 //! A panic is a bug in this crate. Nothing a broker sends and nothing a caller passes may cause
-//! one: decoders return [`protocol::DecodeError`], encoders [`protocol::EncodeError`].
+//! one: decoders return [`protocol::DecodeError`], `send` returns [`SendError`], broken
+//! connections are closed with a [`ConnError`].
 #![no_std]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![forbid(unsafe_code)]
@@ -14,4 +17,24 @@
 #[cfg(test)]
 extern crate std;
 
+#[macro_use]
+mod fmt;
+
+pub mod config;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
 pub mod protocol;
+mod rand;
+pub mod record;
+pub mod storage;
+pub mod time;
+
+pub use config::{Acks, Config, ConfigError};
+pub use error::{ConnError, DeliveryError, SendError};
+pub use partitioner::Partitioner;
+pub use producer::{ConnId, Event, Metrics, Producer, Transmit};
+pub use protocol::record_batch::{Compression, Header};
+pub use record::{Accepted, Record, RecordToken};
+pub use storage::{Resources, Storage};
+pub use time::{Duration, Instant};

@@ -1,0 +1,365 @@
+//! Producer configuration, under Kafka's own property names and defaults (the Java client's).
+
+use core::fmt;
+use core::str::FromStr;
+
+use heapless::String;
+
+use crate::protocol::record_batch::Compression;
+
+/// Longest `bootstrap.servers` value kept.
+pub const BOOTSTRAP_MAX: usize = 256;
+/// Longest `client.id` kept.
+pub const CLIENT_ID_MAX: usize = 64;
+/// Longest `transactional.id` kept.
+pub const TRANSACTIONAL_ID_MAX: usize = 128;
+
+/// `acks`: how many replicas must have the records before the leader answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Acks {
+    /// `acks=0`: fire and forget; no offsets come back.
+    None,
+    /// `acks=1`: the leader has written them.
+    Leader,
+    /// `acks=all` (`-1`): every in-sync replica has them.
+    All,
+}
+
+impl Acks {
+    pub const fn as_i16(self) -> i16 {
+        match self {
+            Self::None => 0,
+            Self::Leader => 1,
+            Self::All => -1,
+        }
+    }
+}
+
+/// A configuration problem, named by the property it concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// Not a property this producer knows.
+    UnknownProperty,
+    /// The value does not parse or is out of range for `property`.
+    InvalidValue { property: &'static str, expected: &'static str },
+    /// Two settings contradict each other.
+    Conflict(&'static str),
+    /// The resources given to the producer cannot hold what the configuration asks for.
+    Capacity(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownProperty => f.write_str("unknown property"),
+            Self::InvalidValue { property, expected } => {
+                write!(f, "invalid value for {property}: expected {expected}")
+            }
+            Self::Conflict(why) => write!(f, "conflicting settings: {why}"),
+            Self::Capacity(why) => write!(f, "resources too small: {why}"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// Producer settings. Field names follow Kafka's properties (`linger.ms` is `linger_ms`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `host:port[,host:port...]`.
+    pub bootstrap_servers: String<BOOTSTRAP_MAX>,
+    pub client_id: String<CLIENT_ID_MAX>,
+    pub acks: Acks,
+    pub enable_idempotence: bool,
+    pub linger_ms: u32,
+    /// Most bytes in one batch, header included; at most the size of a batch buffer.
+    pub batch_size: usize,
+    pub max_request_size: usize,
+    pub compression: Compression,
+    pub retries: u32,
+    pub retry_backoff_ms: u32,
+    pub retry_backoff_max_ms: u32,
+    pub request_timeout_ms: u32,
+    pub delivery_timeout_ms: u32,
+    pub metadata_max_age_ms: u32,
+    /// How long a topic nobody produces to stays in metadata requests.
+    pub metadata_max_idle_ms: u32,
+    pub max_in_flight_requests_per_connection: u8,
+    pub reconnect_backoff_ms: u32,
+    pub reconnect_backoff_max_ms: u32,
+    pub socket_connection_setup_timeout_ms: u32,
+    pub allow_auto_create_topics: bool,
+    pub transactional_id: Option<String<TRANSACTIONAL_ID_MAX>>,
+    pub transaction_timeout_ms: u32,
+    /// Seed of the producer's PRNG (sticky partitions, backoff jitter): same seed, same bytes.
+    pub random_seed: u64,
+    /// Whether `enable.idempotence` was set explicitly (Java then refuses conflicts instead of
+    /// quietly turning idempotence off).
+    idempotence_explicit: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: String::new(),
+            client_id: copy_str("picokafka"),
+            acks: Acks::All,
+            enable_idempotence: true,
+            linger_ms: 5,
+            batch_size: 16 * 1024,
+            max_request_size: 1024 * 1024,
+            compression: Compression::None,
+            retries: i32::MAX as u32,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1000,
+            request_timeout_ms: 30_000,
+            delivery_timeout_ms: 120_000,
+            metadata_max_age_ms: 300_000,
+            metadata_max_idle_ms: 300_000,
+            max_in_flight_requests_per_connection: 5,
+            reconnect_backoff_ms: 50,
+            reconnect_backoff_max_ms: 1000,
+            socket_connection_setup_timeout_ms: 10_000,
+            allow_auto_create_topics: true,
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
+            random_seed: 0x5eed,
+            idempotence_explicit: false,
+        }
+    }
+}
+
+fn copy_str<const N: usize>(s: &str) -> String<N> {
+    let mut out = String::new();
+    // Callers pass constants shorter than N.
+    let _ = out.push_str(s);
+    out
+}
+
+fn parse<T: FromStr>(value: &str, property: &'static str, expected: &'static str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::InvalidValue { property, expected })
+}
+
+fn parse_bool(value: &str, property: &'static str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" | "TRUE" | "True" => Ok(true),
+        "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ConfigError::InvalidValue { property, expected: "true or false" }),
+    }
+}
+
+fn bounded<const N: usize>(value: &str, property: &'static str) -> Result<String<N>, ConfigError> {
+    let mut s = String::new();
+    s.push_str(value.trim())
+        .map_err(|_| ConfigError::InvalidValue { property, expected: "a shorter value" })?;
+    Ok(s)
+}
+
+impl Config {
+    /// A configuration with Kafka's defaults and the given bootstrap servers.
+    pub fn new(bootstrap_servers: &str) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        c.set("bootstrap.servers", bootstrap_servers)?;
+        Ok(c)
+    }
+
+    /// Sets a property by its Kafka name (`linger.ms`, `acks`, ...).
+    pub fn set(&mut self, property: &str, value: &str) -> Result<(), ConfigError> {
+        const MS: &str = "milliseconds (0 to 2147483647)";
+        let ms = |p: &'static str| -> Result<u32, ConfigError> {
+            let v: u32 = parse(value, p, MS)?;
+            if v > i32::MAX as u32 {
+                return Err(ConfigError::InvalidValue { property: p, expected: MS });
+            }
+            Ok(v)
+        };
+        match property {
+            "bootstrap.servers" => {
+                let v = bounded(value, "bootstrap.servers")?;
+                if crate::producer::bootstrap::parse(&v).next().is_none()
+                    || crate::producer::bootstrap::parse(&v).any(|a| a.is_err())
+                {
+                    return Err(ConfigError::InvalidValue {
+                        property: "bootstrap.servers",
+                        expected: "host:port[,host:port...]",
+                    });
+                }
+                self.bootstrap_servers = v;
+            }
+            "client.id" => self.client_id = bounded(value, "client.id")?,
+            "acks" => {
+                self.acks = match value.trim() {
+                    "0" => Acks::None,
+                    "1" => Acks::Leader,
+                    "all" | "-1" => Acks::All,
+                    _ => {
+                        return Err(ConfigError::InvalidValue {
+                            property: "acks",
+                            expected: "0, 1, all or -1",
+                        })
+                    }
+                }
+            }
+            "enable.idempotence" => {
+                self.enable_idempotence = parse_bool(value, "enable.idempotence")?;
+                self.idempotence_explicit = true;
+            }
+            "linger.ms" => self.linger_ms = ms("linger.ms")?,
+            "batch.size" => {
+                self.batch_size = parse(value, "batch.size", "bytes (at least 100)")?;
+                if self.batch_size < 100 {
+                    return Err(ConfigError::InvalidValue {
+                        property: "batch.size",
+                        expected: "bytes (at least 100)",
+                    });
+                }
+            }
+            "max.request.size" => {
+                self.max_request_size = parse(value, "max.request.size", "bytes (at least 1024)")?;
+                if self.max_request_size < 1024 {
+                    return Err(ConfigError::InvalidValue {
+                        property: "max.request.size",
+                        expected: "bytes (at least 1024)",
+                    });
+                }
+            }
+            "compression.type" | "compression.codec" => {
+                self.compression = match value.trim() {
+                    "none" => Compression::None,
+                    "lz4" => Compression::Lz4,
+                    "gzip" => Compression::Gzip,
+                    "snappy" => Compression::Snappy,
+                    "zstd" => Compression::Zstd,
+                    _ => {
+                        return Err(ConfigError::InvalidValue {
+                            property: "compression.type",
+                            expected: "none, lz4, gzip, snappy or zstd",
+                        })
+                    }
+                }
+            }
+            "retries" => self.retries = parse(value, "retries", "a count (0 to 2147483647)")?,
+            "retry.backoff.ms" => self.retry_backoff_ms = ms("retry.backoff.ms")?,
+            "retry.backoff.max.ms" => self.retry_backoff_max_ms = ms("retry.backoff.max.ms")?,
+            "request.timeout.ms" => self.request_timeout_ms = ms("request.timeout.ms")?,
+            "delivery.timeout.ms" | "message.timeout.ms" => {
+                self.delivery_timeout_ms = ms("delivery.timeout.ms")?
+            }
+            "metadata.max.age.ms" => self.metadata_max_age_ms = ms("metadata.max.age.ms")?,
+            "metadata.max.idle.ms" => self.metadata_max_idle_ms = ms("metadata.max.idle.ms")?,
+            "max.in.flight.requests.per.connection" | "max.in.flight" => {
+                let v: u8 = parse(value, "max.in.flight.requests.per.connection", "1 to 5")?;
+                if !(1..=5).contains(&v) {
+                    return Err(ConfigError::InvalidValue {
+                        property: "max.in.flight.requests.per.connection",
+                        expected: "1 to 5",
+                    });
+                }
+                self.max_in_flight_requests_per_connection = v;
+            }
+            "reconnect.backoff.ms" => self.reconnect_backoff_ms = ms("reconnect.backoff.ms")?,
+            "reconnect.backoff.max.ms" => self.reconnect_backoff_max_ms = ms("reconnect.backoff.max.ms")?,
+            "socket.connection.setup.timeout.ms" => {
+                self.socket_connection_setup_timeout_ms = ms("socket.connection.setup.timeout.ms")?
+            }
+            "allow.auto.create.topics" => {
+                self.allow_auto_create_topics = parse_bool(value, "allow.auto.create.topics")?
+            }
+            "transactional.id" => self.transactional_id = Some(bounded(value, "transactional.id")?),
+            "transaction.timeout.ms" => self.transaction_timeout_ms = ms("transaction.timeout.ms")?,
+            "random.seed" => self.random_seed = parse(value, "random.seed", "an unsigned 64-bit integer")?,
+            _ => return Err(ConfigError::UnknownProperty),
+        }
+        Ok(())
+    }
+
+    /// Checks the settings against each other, as the Java client does, and settles idempotence:
+    /// left at its default, it is turned off by settings it cannot work with; set explicitly, a
+    /// conflict is an error.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                property: "bootstrap.servers",
+                expected: "host:port[,host:port...]",
+            });
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err(ConfigError::Conflict("transactional.id requires enable.idempotence=true"));
+        }
+        let incompatible = if self.acks != Acks::All {
+            Some("enable.idempotence requires acks=all")
+        } else if self.retries == 0 {
+            Some("enable.idempotence requires retries > 0")
+        } else {
+            None
+        };
+        if let (true, Some(why)) = (self.enable_idempotence, incompatible) {
+            if self.idempotence_explicit || self.transactional_id.is_some() {
+                return Err(ConfigError::Conflict(why));
+            }
+            self.enable_idempotence = false;
+        }
+        if u64::from(self.delivery_timeout_ms)
+            < u64::from(self.linger_ms) + u64::from(self.request_timeout_ms)
+        {
+            return Err(ConfigError::Conflict(
+                "delivery.timeout.ms must be at least linger.ms + request.timeout.ms",
+            ));
+        }
+        if self.retry_backoff_max_ms < self.retry_backoff_ms {
+            self.retry_backoff_max_ms = self.retry_backoff_ms;
+        }
+        if self.reconnect_backoff_max_ms < self.reconnect_backoff_ms {
+            self.reconnect_backoff_max_ms = self.reconnect_backoff_ms;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_and_defaults() {
+        let mut c = Config::new("a:9092,b:9093").unwrap();
+        assert_eq!(c.acks, Acks::All);
+        assert!(c.enable_idempotence);
+        c.set("linger.ms", "20").unwrap();
+        c.set("compression.type", "lz4").unwrap();
+        assert_eq!((c.linger_ms, c.compression), (20, Compression::Lz4));
+        assert_eq!(
+            c.set("linger.ms", "soon"),
+            Err(ConfigError::InvalidValue {
+                property: "linger.ms",
+                expected: "milliseconds (0 to 2147483647)"
+            })
+        );
+        assert_eq!(c.set("no.such.thing", "1"), Err(ConfigError::UnknownProperty));
+        assert!(c.set("bootstrap.servers", "nohostport").is_err());
+        assert!(c.set("bootstrap.servers", "h:99999").is_err());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn idempotence_gives_way_unless_explicit() {
+        let mut c = Config::new("a:1").unwrap();
+        c.set("acks", "1").unwrap();
+        c.validate().unwrap();
+        assert!(!c.enable_idempotence);
+
+        let mut c = Config::new("a:1").unwrap();
+        c.set("acks", "1").unwrap();
+        c.set("enable.idempotence", "true").unwrap();
+        assert_eq!(c.validate(), Err(ConfigError::Conflict("enable.idempotence requires acks=all")));
+    }
+
+    #[test]
+    fn delivery_timeout_must_cover_linger_and_request() {
+        let mut c = Config::new("a:1").unwrap();
+        c.set("delivery.timeout.ms", "1000").unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Conflict(_))));
+    }
+}

@@ -1,0 +1,35 @@
+//! Parsing `bootstrap.servers`: `host:port` entries separated by commas (whitespace ignored).
+//! IPv6 literals go in brackets: `[::1]:9092`.
+
+/// A bootstrap entry that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadAddress;
+
+/// The `(host, port)` pairs of a bootstrap list.
+pub fn parse(list: &str) -> impl Iterator<Item = Result<(&str, u16), BadAddress>> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_one)
+}
+
+fn parse_one(entry: &str) -> Result<(&str, u16), BadAddress> {
+    let (host, port) = entry.rsplit_once(':').ok_or(BadAddress)?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port: u16 = port.parse().map_err(|_| BadAddress)?;
+    if host.is_empty() || port == 0 || host.len() > crate::storage::HOST_MAX {
+        return Err(BadAddress);
+    }
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries() {
+        let v: std::vec::Vec<_> = parse(" a:1, b.example:9092,[::1]:7 ,").collect();
+        assert_eq!(v, [Ok(("a", 1)), Ok(("b.example", 9092)), Ok(("::1", 7))]);
+        assert_eq!(parse("a").next(), Some(Err(BadAddress)));
+        assert_eq!(parse("a:0").next(), Some(Err(BadAddress)));
+        assert_eq!(parse(":9").next(), Some(Err(BadAddress)));
+    }
+}

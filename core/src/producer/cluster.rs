@@ -1,0 +1,209 @@
+//! The cluster as Metadata describes it: brokers, topics, partitions and their leaders.
+
+use heapless::String;
+
+use super::Producer;
+use crate::protocol::metadata::{MetadataResponse, TopicMetadata};
+use crate::protocol::{DecodeError, ErrorCode};
+use crate::storage::{BatchStatus, ConnSlot, ConnState, PartitionSlot, TopicState};
+use crate::time::{Duration, Instant};
+
+impl Producer<'_> {
+    pub(crate) fn on_metadata(
+        &mut self,
+        now: Instant,
+        _conn: usize,
+        body: &[u8],
+        version: i16,
+        asked: u64,
+    ) -> Result<(), DecodeError> {
+        let resp = MetadataResponse::decode(body, version)?;
+        self.metadata.in_flight = false;
+        self.metadata.last_refresh = now;
+        self.metadata.not_before = now + Duration::from_millis(u64::from(self.config.retry_backoff_ms));
+        self.update_brokers(now, &resp);
+        let mut again = false;
+        for t in 0..self.topics.len() {
+            if asked & (1 << t) == 0 || self.topics[t].state == TopicState::Free {
+                continue;
+            }
+            let name = self.topics[t].name.clone();
+            match resp.topic(&name) {
+                Some(tm) if tm.error_code.is_ok() => again |= self.update_topic(t, &tm),
+                Some(tm) => {
+                    again |= tm.error_code.is_retriable();
+                    self.metrics.last_broker_error = Some(tm.error_code);
+                    if !matches!(self.topics[t].state, TopicState::Known { .. }) {
+                        debug!("metadata for {}: {}", name.as_str(), tm.error_code);
+                        self.topics[t].state = TopicState::Error(tm.error_code);
+                    }
+                }
+                None => again = true,
+            }
+        }
+        self.connect_leaders(&resp);
+        if again {
+            self.metadata.wanted = true;
+        }
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Matches bootstrap addresses to broker ids and follows brokers that moved.
+    fn update_brokers(&mut self, now: Instant, resp: &MetadataResponse<'_>) {
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            if c.state == ConnState::Free {
+                continue;
+            }
+            if c.node_id >= 0 {
+                let moved = resp
+                    .broker(c.node_id)
+                    .filter(|b| b.host != c.host.as_str() || b.port != i32::from(c.port));
+                if let Some(b) = moved {
+                    let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else {
+                        continue;
+                    };
+                    if matches!(
+                        c.state,
+                        ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready
+                    ) {
+                        self.close_conn(now, i, crate::error::ConnError::Disconnected);
+                    }
+                    let c = &mut self.conns[i];
+                    c.host = host;
+                    c.port = port;
+                }
+            } else if let Some(b) =
+                resp.brokers.iter().find(|b| b.host == c.host.as_str() && b.port == i32::from(c.port))
+            {
+                if !self.conns.iter().any(|o| o.node_id == b.node_id) {
+                    self.conns[i].node_id = b.node_id;
+                }
+            }
+        }
+    }
+
+    /// Takes a topic's partitions and leaders. Returns whether metadata should be asked again
+    /// soon (a partition without a leader).
+    fn update_topic(&mut self, t: usize, tm: &TopicMetadata<'_>) -> bool {
+        let count = tm.partitions.len().min(usize::from(u16::MAX - 1)) as u16;
+        let first = match self.topics[t].state {
+            TopicState::Known { first, count: old } if old == count => first,
+            TopicState::Known { count: old, .. } if count < old => {
+                // Kafka never shrinks a topic; keep what we have rather than lose queued batches.
+                return true;
+            }
+            state => match self.allocate_partitions(t, count, state) {
+                Some(first) => first,
+                None => {
+                    warn!("no room for the {} partitions of {}", count, self.topics[t].name.as_str());
+                    self.topics[t].state = TopicState::Error(ErrorCode::Unknown(-2));
+                    return false;
+                }
+            },
+        };
+        self.topics[t].state = TopicState::Known { first, count };
+        let mut leaderless = false;
+        for pm in tm.partitions.iter() {
+            let Ok(index) = u16::try_from(pm.partition_index) else { continue };
+            if index >= count {
+                continue;
+            }
+            let p = &mut self.partitions[usize::from(first + index)];
+            let leader = if pm.error_code.is_ok() || pm.leader_id >= 0 { pm.leader_id } else { -1 };
+            if p.leader != leader {
+                debug!(
+                    "{}[{}] leader {} -> {}",
+                    self.topics[t].name.as_str(),
+                    pm.partition_index,
+                    p.leader,
+                    leader
+                );
+            }
+            p.leader = leader;
+            p.leader_epoch = pm.leader_epoch;
+            leaderless |= leader < 0;
+        }
+        leaderless
+    }
+
+    /// A run of `count` partition slots for topic `t`, moving its existing slots (and the batches
+    /// that point at them) if it grew.
+    fn allocate_partitions(&mut self, t: usize, count: u16, state: TopicState) -> Option<u16> {
+        let old = match state {
+            TopicState::Known { first, count } => Some((first, count)),
+            _ => None,
+        };
+        let n = usize::from(count);
+        let free_or_old = |i: usize, slots: &[PartitionSlot]| {
+            slots[i].is_free() || old.is_some_and(|(f, c)| (usize::from(f)..usize::from(f + c)).contains(&i))
+        };
+        let start = (0..=self.partitions.len().checked_sub(n)?)
+            .find(|&s| (s..s + n).all(|i| free_or_old(i, self.partitions)))?;
+        if let Some((first, old_count)) = old {
+            // Move old slots into the new run, back to front if the runs overlap upwards.
+            let moves: &mut dyn Iterator<Item = u16> =
+                if start > usize::from(first) { &mut (0..old_count).rev() } else { &mut (0..old_count) };
+            for k in moves {
+                let from = usize::from(first + k);
+                let to = start + usize::from(k);
+                if from != to {
+                    self.partitions[to] = self.partitions[from].clone();
+                    self.partitions[from] = PartitionSlot::EMPTY;
+                    for b in self.batches.iter_mut() {
+                        if b.status != BatchStatus::Free && usize::from(b.partition) == from {
+                            b.partition = to as u16;
+                        }
+                    }
+                }
+            }
+        }
+        let already = old.map_or(0, |(_, c)| c);
+        for k in already..count {
+            let uid = self.next_partition_uid;
+            self.next_partition_uid = self.next_partition_uid.wrapping_add(1).max(1);
+            self.partitions[start + usize::from(k)] =
+                PartitionSlot { topic: t as u16, partition: i32::from(k), uid, ..PartitionSlot::EMPTY };
+        }
+        for k in 0..count {
+            self.partitions[start + usize::from(k)].topic = t as u16;
+        }
+        Some(start as u16)
+    }
+
+    /// Makes sure every leader of our partitions has a connection slot, reusing idle slots whose
+    /// broker leads nothing we need.
+    fn connect_leaders(&mut self, resp: &MetadataResponse<'_>) {
+        for pi in 0..self.partitions.len() {
+            let leader = self.partitions[pi].leader;
+            if self.partitions[pi].is_free() || leader < 0 || self.conns.iter().any(|c| c.node_id == leader) {
+                continue;
+            }
+            let Some(b) = resp.broker(leader) else { continue };
+            let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else { continue };
+            let reusable = |c: &ConnSlot, producer: &Self| match c.state {
+                ConnState::Free => true,
+                ConnState::Idle | ConnState::Backoff { .. } => {
+                    c.close_pending.is_none()
+                        && (c.node_id < 0 || !producer.partitions.iter().any(|p| p.leader == c.node_id))
+                }
+                _ => false,
+            };
+            let Some(i) = (0..self.conns.len()).find(|&i| reusable(&self.conns[i], self)) else {
+                warn!("no connection slot for broker {}", leader);
+                continue;
+            };
+            let c = &mut self.conns[i];
+            let generation = c.generation.wrapping_add(1);
+            *c = ConnSlot {
+                state: ConnState::Idle,
+                generation,
+                node_id: leader,
+                host,
+                port,
+                ..ConnSlot::EMPTY
+            };
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! What happened to each batch: Produce answers, retries, and the delivery reports handed out
+//! record by record, in send order within each partition.
+
+use super::{Event, PidState, Producer, ReportCursor};
+use crate::error::DeliveryError;
+use crate::protocol::produce::ProduceResponse;
+use crate::protocol::record_batch::HEADER_LEN;
+use crate::protocol::{lz4, varint, DecodeError, ErrorCode};
+use crate::record::RecordToken;
+use crate::storage::{BatchStatus, Outcome, RequestTag, NIL};
+use crate::time::{Duration, Instant};
+
+impl Producer<'_> {
+    pub(crate) fn on_produce_response(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        body: &[u8],
+        version: i16,
+        head: u16,
+        correlation_id: i32,
+    ) -> Result<(), DecodeError> {
+        let resp = ProduceResponse::decode(body, version)?;
+        let tag = RequestTag { conn: conn as u8, correlation_id };
+        for t in resp.responses.iter() {
+            for pr in t.partitions.iter() {
+                let Some(b) = self.find_in_request(head, tag, t.name, pr.index) else { continue };
+                self.on_partition_result(now, b, pr.error_code, pr.base_offset, pr.log_append_time_ms);
+                if let Some(hint) = pr.current_leader.filter(|l| l.leader_id >= 0) {
+                    // KIP-951: the broker names the new leader; follow it before Metadata does.
+                    let slot = usize::from(self.batches[b].partition);
+                    let p = &mut self.partitions[slot];
+                    if hint.leader_epoch > p.leader_epoch
+                        && self.conns.iter().any(|c| c.node_id == hint.leader_id)
+                    {
+                        p.leader = hint.leader_id;
+                        p.leader_epoch = hint.leader_epoch;
+                    }
+                }
+            }
+        }
+        // A batch the answer did not mention was not written: send it again.
+        let mut b = head;
+        while b != NIL {
+            let next = self.batches[usize::from(b)].next_in_request;
+            if self.batches[usize::from(b)].request == Some(tag) {
+                self.retry_batch(now, usize::from(b), ErrorCode::UnknownServerError);
+            }
+            b = next;
+        }
+        self.schedule(now);
+        Ok(())
+    }
+
+    fn find_in_request(&self, head: u16, tag: RequestTag, topic: &str, partition: i32) -> Option<usize> {
+        let mut b = head;
+        while b != NIL {
+            let s = &self.batches[usize::from(b)];
+            let p = &self.partitions[usize::from(s.partition)];
+            if s.request == Some(tag)
+                && p.partition == partition
+                && self.topics[usize::from(p.topic)].name.as_str() == topic
+            {
+                return Some(usize::from(b));
+            }
+            b = s.next_in_request;
+        }
+        None
+    }
+
+    /// One partition's answer, handled as the Java client does.
+    fn on_partition_result(
+        &mut self,
+        now: Instant,
+        b: usize,
+        code: ErrorCode,
+        base_offset: i64,
+        log_append_time: i64,
+    ) {
+        let idempotent = self.idempotence.state != PidState::Off;
+        if !code.is_ok() {
+            self.metrics.last_broker_error = Some(code);
+        }
+        match code {
+            // A duplicate is a batch the log already has (Tansu says so; Kafka answers success).
+            ErrorCode::NoError | ErrorCode::DuplicateSequenceNumber => {
+                self.finish_batch(b, Outcome::Delivered { base_offset, log_append_time });
+            }
+            ErrorCode::OutOfOrderSequenceNumber if idempotent => {
+                // If an earlier batch of the partition is unresolved, this one is merely early:
+                // retry it after that one. If it is the first unresolved batch, the broker lost
+                // sequence state: start a new epoch.
+                if self.first_unresolved(b) {
+                    self.request_epoch_bump();
+                }
+                self.retry_batch(now, b, code);
+            }
+            ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch if idempotent => {
+                self.request_epoch_bump();
+                self.retry_batch(now, b, code);
+            }
+            code if code.is_retriable() => {
+                if code.invalidates_metadata() {
+                    self.want_metadata();
+                }
+                self.retry_batch(now, b, code);
+            }
+            code => self.fail_batch(b, DeliveryError::Broker(code)),
+        }
+    }
+
+    /// Whether `b` is the first batch of its partition not yet acknowledged.
+    fn first_unresolved(&self, b: usize) -> bool {
+        let mut at = self.partitions[usize::from(self.batches[b].partition)].head;
+        while at != NIL && self.batches[usize::from(at)].status == BatchStatus::Done {
+            at = self.batches[usize::from(at)].next_in_partition;
+        }
+        usize::from(at) == b
+    }
+
+    /// Puts a batch back to be sent again after a backoff, unless its retries or its delivery
+    /// time are used up.
+    pub(crate) fn retry_batch(&mut self, now: Instant, b: usize, code: ErrorCode) {
+        let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
+        let s = &mut self.batches[b];
+        s.request = None;
+        s.last_error = Some(code);
+        let attempts = s.attempts;
+        if attempts > self.config.retries {
+            self.fail_batch(b, DeliveryError::Broker(code));
+        } else if s.created + delivery <= now {
+            self.fail_batch(b, DeliveryError::Timeout { last: Some(code) });
+        } else {
+            s.status = BatchStatus::Sealed;
+            let wait = self.retry_backoff(attempts);
+            self.batches[b].retry_at = now + wait;
+        }
+    }
+
+    /// acks=0: a batch counts as delivered once its bytes are handed to the transport.
+    pub(crate) fn complete_unacknowledged(&mut self, head: u16, correlation_id: i32, conn: usize) {
+        let tag = RequestTag { conn: conn as u8, correlation_id };
+        let mut b = head;
+        while b != NIL {
+            let next = self.batches[usize::from(b)].next_in_request;
+            if self.batches[usize::from(b)].request == Some(tag) {
+                self.finish_batch(
+                    usize::from(b),
+                    Outcome::Delivered { base_offset: -1, log_append_time: -1 },
+                );
+            }
+            b = next;
+        }
+    }
+
+    /// The next event: connections first, then delivery reports.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if self.conns.iter().any(|c| c.close_pending.is_some() || c.connect_pending) {
+            return self.poll_conn_event();
+        }
+        self.next_report()
+    }
+
+    /// Hands out the next record's report. Batches report in their partition's queue order, so
+    /// reports within a partition come in send order.
+    fn next_report(&mut self) -> Option<Event<'static>> {
+        loop {
+            let cursor = match self.report {
+                Some(c) => c,
+                None => {
+                    if self.done_batches == 0 {
+                        return None;
+                    }
+                    let p = self.partitions.iter().position(|p| {
+                        p.head != NIL && self.batches[usize::from(p.head)].status == BatchStatus::Done
+                    })?;
+                    ReportCursor { batch: self.partitions[p].head, next: 0, pos: 0 }
+                }
+            };
+            let b = usize::from(cursor.batch);
+            let s = &self.batches[b];
+            if cursor.next < s.builder.record_count {
+                let partition = self.partitions[usize::from(s.partition)].partition;
+                let counter = (s.first_token as u32).wrapping_add(cursor.next as u32);
+                let token = RecordToken((s.first_token & !0xffff_ffff) | u64::from(counter));
+                let mut next = ReportCursor { next: cursor.next + 1, ..cursor };
+                let event = match s.outcome {
+                    Outcome::Delivered { base_offset, log_append_time } => {
+                        let offset = if base_offset >= 0 { base_offset + i64::from(cursor.next) } else { -1 };
+                        let timestamp = if log_append_time >= 0 {
+                            log_append_time
+                        } else {
+                            let (ts, pos) = self.record_timestamp(b, cursor.pos);
+                            next.pos = pos;
+                            ts
+                        };
+                        Event::Delivered { token, partition, offset, timestamp }
+                    }
+                    Outcome::Failed(error) => Event::Failed { token, partition, error },
+                };
+                self.report = Some(next);
+                return Some(event);
+            }
+            // Every record reported: the buffer is free again.
+            self.report = None;
+            self.done_batches -= 1;
+            let slot = usize::from(s.partition);
+            let next = s.next_in_partition;
+            let p = &mut self.partitions[slot];
+            p.head = next;
+            if p.tail == cursor.batch {
+                p.tail = NIL;
+            }
+            if self.scratch_holds == cursor.batch {
+                self.scratch_holds = NIL;
+            }
+            self.batches[b] = crate::storage::BatchSlot::EMPTY;
+        }
+    }
+
+    /// CreateTime of the record at `pos` of batch `b`'s records, and the next record's position.
+    /// Compressed records are decompressed into the scratch buffer once per batch.
+    fn record_timestamp(&mut self, b: usize, pos: usize) -> (i64, usize) {
+        let s = &self.batches[b];
+        let base = s.builder.base_timestamp;
+        let start = b * self.buffer_size;
+        let batch = &self.batch_memory[start..start + s.len];
+        let records: &[u8] = if s.compressed {
+            if self.scratch_holds != b as u16 {
+                let Some(data) = batch.get(HEADER_LEN..) else { return (base, pos) };
+                if lz4::decompress(data, self.scratch).is_err() {
+                    return (base, pos);
+                }
+                self.scratch_holds = b as u16;
+            }
+            self.scratch
+        } else {
+            batch.get(HEADER_LEN..).unwrap_or(&[])
+        };
+        match read_timestamp_delta(records.get(pos..).unwrap_or(&[])) {
+            Ok((delta, len)) => (base.wrapping_add(delta), pos + len),
+            Err(_) => (base, pos),
+        }
+    }
+}
+
+/// A record's timestamp delta and its whole encoded length.
+fn read_timestamp_delta(record: &[u8]) -> Result<(i64, usize), DecodeError> {
+    let (len, n) = varint::decode_u32(record)?;
+    let body = record.get(n..).ok_or(DecodeError::Truncated)?;
+    // Skip the attributes byte.
+    let (delta, _) = varint::decode_u64(body.get(1..).ok_or(DecodeError::Truncated)?)?;
+    let len = varint::unzigzag32(len);
+    let total = usize::try_from(len).map_err(|_| DecodeError::InvalidLength)? + n;
+    Ok((varint::unzigzag64(delta), total))
+}

@@ -1,0 +1,742 @@
+//! The producer: a sans-IO state machine that decides what to send, where, when, and what
+//! happened to every record.
+//!
+//! # Driving it
+//!
+//! The transport owns sockets and a clock; the producer owns every decision. After any call that
+//! changes state (`send`, `flush`, `close`, `handle_*`), the transport drains the producer:
+//!
+//! 1. `poll_event()` until `None`: open (`Connect`) or close (`Close`) sockets, hand delivery
+//!    reports (`Delivered`, `Failed`) to the application;
+//! 2. `poll_transmit(now, buf)` until `None`: write `buf[..len]` to that connection's socket;
+//! 3. arm one timer at `poll_timeout()` and call `handle_timeout(now)` when it fires.
+//!
+//! Bytes read from a socket go to `handle_input`; a socket that opens or fails goes to
+//! `handle_connected` / `handle_disconnected`.
+//!
+//! ```
+//! use picokafka::{Config, Event, Instant, Producer, Record, Resources};
+//!
+//! let mut resources: Box<Resources<4, 1024, 1200, 2, 2048, 2, 4>> = Box::new(Resources::new());
+//! let config = Config::new("127.0.0.1:9092").unwrap();
+//! let now = Instant::from_millis(0);
+//! let mut producer = Producer::new(config, resources.storage(), now).unwrap();
+//!
+//! // A first send names a topic whose partitions are unknown: the producer asks for metadata
+//! // and hands the record back.
+//! let record = Record::new("events").value(b"hello");
+//! assert!(producer.send(now, record).is_err());
+//!
+//! // The transport's loop, once:
+//! let mut buf = [0u8; 1024];
+//! while let Some(event) = producer.poll_event() {
+//!     match event {
+//!         Event::Connect { conn, host, port } => { /* open a socket to host:port for `conn` */ }
+//!         Event::Close { conn } => { /* close it */ }
+//!         Event::Delivered { token, partition, offset, .. } => { /* report */ }
+//!         Event::Failed { token, error, .. } => { /* report */ }
+//!     }
+//! }
+//! while let Some(t) = producer.poll_transmit(now, &mut buf) {
+//!     /* write &buf[..t.len] to t.conn */
+//! }
+//! let wake_at = producer.poll_timeout();
+//! # let _ = wake_at;
+//! ```
+
+pub(crate) mod bootstrap;
+mod cluster;
+mod complete;
+mod conn;
+mod drain;
+mod metrics;
+
+use heapless::String;
+
+pub use self::metrics::{ConnectionState, Metrics};
+use crate::config::{Acks, Config, ConfigError};
+use crate::error::{DeliveryError, SendError};
+use crate::partitioner::{self, Partitioner};
+use crate::protocol::record_batch::{self, BatchBuilder, BatchState, Compression, PushError};
+use crate::protocol::ErrorCode;
+use crate::rand::Rng;
+use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
+use crate::storage::{
+    BatchSlot, BatchStatus, ConnSlot, ConnState, Outcome, PartitionSlot, Storage, TopicSlot, TopicState, NIL,
+};
+use crate::time::{Duration, Instant};
+
+/// A connection, as the producer names it to the transport. Opaque; stale ids (of connections
+/// the producer has since closed) are ignored by every `handle_*` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConnId(u16);
+
+impl ConnId {
+    pub(crate) fn new(index: usize, generation: u8) -> Self {
+        // Connection tables hold at most 255 slots (checked in `Producer::new`).
+        Self(((index as u16) << 8) | u16::from(generation))
+    }
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0 >> 8)
+    }
+    pub(crate) fn generation(self) -> u8 {
+        self.0 as u8
+    }
+    /// A number the transport can use as a key.
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+}
+
+/// Bytes for the transport to write: `buf[..len]` on connection `conn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Transmit {
+    pub conn: ConnId,
+    pub len: usize,
+}
+
+/// What the producer asks of the transport, or tells the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// Open a TCP connection to `host:port` and report it with `handle_connected` (or
+    /// `handle_disconnected` if it fails).
+    Connect { conn: ConnId, host: &'a str, port: u16 },
+    /// Close this connection; the producer has forgotten it.
+    Close { conn: ConnId },
+    /// The record is in the log: at `offset` of `partition` (`-1` with acks=0), with `timestamp`
+    /// (the broker's append time for LogAppendTime topics, else the record's CreateTime).
+    Delivered { token: RecordToken, partition: i32, offset: i64, timestamp: i64 },
+    /// The record will not be delivered.
+    Failed { token: RecordToken, partition: i32, error: DeliveryError },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PidState {
+    /// Not idempotent.
+    Off,
+    /// Needs an InitProducerId (first one, or an epoch bump).
+    Wanted,
+    Requesting,
+    Ready,
+}
+
+/// Producer id and epoch for idempotence.
+#[derive(Debug, Clone, Copy)]
+struct Idempotence {
+    state: PidState,
+    producer_id: i64,
+    epoch: i16,
+    /// Earliest time to ask again after a failed InitProducerId.
+    next_attempt: Instant,
+    failures: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MetadataState {
+    /// A refresh is due.
+    wanted: bool,
+    in_flight: bool,
+    last_refresh: Instant,
+    /// Earliest time for the next request (backoff between refreshes).
+    not_before: Instant,
+}
+
+/// Delivery reports of one batch being handed out record by record.
+#[derive(Debug, Clone, Copy)]
+struct ReportCursor {
+    batch: u16,
+    next: i32,
+    /// Position of the next record in the batch's (decompressed) records.
+    pos: usize,
+}
+
+/// The producer. See the module docs for how to drive it.
+pub struct Producer<'a> {
+    config: Config,
+    rng: Rng,
+    batch_memory: &'a mut [u8],
+    buffer_size: usize,
+    batches: &'a mut [BatchSlot],
+    scratch: &'a mut [u8],
+    /// Batch whose decompressed records `scratch` holds, for delivery timestamps.
+    scratch_holds: u16,
+    rx_memory: &'a mut [u8],
+    rx_size: usize,
+    conns: &'a mut [ConnSlot],
+    topics: &'a mut [TopicSlot],
+    partitions: &'a mut [PartitionSlot],
+    partitioner: Option<&'a mut dyn Partitioner>,
+    metadata: MetadataState,
+    idempotence: Idempotence,
+    /// Close deadline, once `close` was called.
+    closing: Option<Instant>,
+    fatal: Option<ErrorCode>,
+    report: Option<ReportCursor>,
+    /// Batches done whose reports have not all been handed out.
+    done_batches: usize,
+    next_partition_uid: u32,
+    /// Offset from `Instant` to Unix time, for record timestamps.
+    unix_offset_ms: i64,
+    /// Where the next drain starts, so that no partition starves.
+    drain_cursor: usize,
+    metrics: Metrics,
+}
+
+impl core::fmt::Debug for Producer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Producer").field("metrics", &self.metrics).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Producer<'a> {
+    /// Creates a producer over `storage`, checking the configuration and that the storage can
+    /// hold what it asks for.
+    pub fn new(mut config: Config, storage: Storage<'a>, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let Storage { batch_memory, batches, scratch, rx_memory, conns, topics, partitions } = storage;
+        if batches.is_empty() || batches.len() >= usize::from(NIL) {
+            return Err(ConfigError::Capacity("between 1 and 65534 batch slots are needed"));
+        }
+        let buffer_size = batch_memory.len() / batches.len();
+        if config.batch_size > buffer_size {
+            config.batch_size = buffer_size;
+        }
+        if config.batch_size < record_batch::HEADER_LEN + 8 {
+            return Err(ConfigError::Capacity("batch buffers are smaller than a batch header and a record"));
+        }
+        if config.batch_size > config.max_request_size {
+            return Err(ConfigError::Conflict("batch.size exceeds max.request.size"));
+        }
+        let scratch_needed = match config.compression {
+            Compression::None => 0,
+            Compression::Lz4 => config.compression.scratch_len(config.batch_size),
+            _ => return Err(ConfigError::Conflict("this build compresses with lz4 only")),
+        };
+        if scratch.len() < scratch_needed {
+            return Err(ConfigError::Capacity(
+                "compression scratch smaller than Compression::scratch_len(batch.size)",
+            ));
+        }
+        if conns.is_empty() || conns.len() > 255 {
+            return Err(ConfigError::Capacity("between 1 and 255 connection slots are needed"));
+        }
+        let rx_size = rx_memory.len() / conns.len();
+        if rx_size < 512 {
+            return Err(ConfigError::Capacity("receive buffers need at least 512 bytes per connection"));
+        }
+        if topics.is_empty() || topics.len() > 64 {
+            return Err(ConfigError::Capacity("between 1 and 64 topic slots are needed"));
+        }
+        if partitions.is_empty() || partitions.len() >= usize::from(NIL) {
+            return Err(ConfigError::Capacity("between 1 and 65534 partition slots are needed"));
+        }
+        let bootstrap_count = bootstrap::parse(&config.bootstrap_servers).count();
+        if bootstrap_count > conns.len() {
+            return Err(ConfigError::Capacity("more bootstrap servers than connection slots"));
+        }
+        for slot in batches.iter_mut() {
+            *slot = BatchSlot::EMPTY;
+        }
+        for slot in conns.iter_mut() {
+            *slot = ConnSlot::EMPTY;
+        }
+        for slot in topics.iter_mut() {
+            *slot = TopicSlot::EMPTY;
+        }
+        for slot in partitions.iter_mut() {
+            *slot = PartitionSlot::EMPTY;
+        }
+        for (i, entry) in bootstrap::parse(&config.bootstrap_servers).enumerate() {
+            // Validated when the property was set; a `Config` built by hand is checked here.
+            let (host, port) = entry.map_err(|_| ConfigError::InvalidValue {
+                property: "bootstrap.servers",
+                expected: "host:port[,host:port...]",
+            })?;
+            let c = &mut conns[i];
+            c.state = ConnState::Idle;
+            c.node_id = -1 - i as i32;
+            c.host = String::try_from(host).map_err(|_| ConfigError::Capacity("host name too long"))?;
+            c.port = port;
+        }
+        let idempotence = Idempotence {
+            state: if config.enable_idempotence { PidState::Wanted } else { PidState::Off },
+            producer_id: -1,
+            epoch: -1,
+            next_attempt: now,
+            failures: 0,
+        };
+        let rng = Rng::new(config.random_seed);
+        Ok(Self {
+            config,
+            rng,
+            batch_memory,
+            buffer_size,
+            batches,
+            scratch,
+            scratch_holds: NIL,
+            rx_memory,
+            rx_size,
+            conns,
+            topics,
+            partitions,
+            partitioner: None,
+            metadata: MetadataState { wanted: true, in_flight: false, last_refresh: now, not_before: now },
+            idempotence,
+            closing: None,
+            fatal: None,
+            report: None,
+            done_batches: 0,
+            next_partition_uid: 1,
+            unix_offset_ms: 0,
+            drain_cursor: 0,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Uses `partitioner` for records without an explicit partition.
+    pub fn set_partitioner(&mut self, partitioner: &'a mut dyn Partitioner) {
+        self.partitioner = Some(partitioner);
+    }
+
+    /// Tells the producer that `now` is `unix_ms` milliseconds since the Unix epoch, so that
+    /// records without a timestamp get a real CreateTime. Without it they are stamped with `now`.
+    pub fn set_unix_time(&mut self, now: Instant, unix_ms: i64) {
+        self.unix_offset_ms = unix_ms - now.as_millis() as i64;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Copies `record` into a batch buffer. Never blocks; a refused record is untouched.
+    pub fn send<'r>(&mut self, now: Instant, record: Record<'r>) -> Result<Accepted, SendError<'r>> {
+        if let Some(code) = self.fatal {
+            return Err(SendError::Fatal(code));
+        }
+        if self.closing.is_some() {
+            return Err(SendError::Closed);
+        }
+        if !is_valid_topic_name(record.topic) {
+            return Err(SendError::InvalidTopic);
+        }
+        let headers_ok = record.headers.len() <= i32::MAX as usize;
+        let timestamp = record.timestamp.unwrap_or(now.as_millis() as i64 + self.unix_offset_ms);
+        // Size on an empty batch: the least room this record can ever need.
+        let size = record_batch::HEADER_LEN
+            + BatchBuilder::new(&mut [0u8; record_batch::HEADER_LEN])
+                .map(|b| b.record_size(timestamp, record.key, record.value, record.headers))
+                .unwrap_or(usize::MAX);
+        if !headers_ok || size > self.config.batch_size {
+            return Err(SendError::RecordTooLarge { size, max: self.config.batch_size });
+        }
+        let topic = self.topic_slot(now, record.topic).ok_or(SendError::Capacity("topic slots"))?;
+        let (first, count) = match self.topics[topic].state {
+            TopicState::Known { first, count } => (first, count),
+            TopicState::Error(code) if !code.is_retriable() && code != ErrorCode::UnknownTopicOrPartition => {
+                return Err(SendError::Topic(code));
+            }
+            _ => {
+                self.want_metadata();
+                return Err(SendError::MetadataPending(record));
+            }
+        };
+        let count_i32 = i32::from(count);
+        let partition = self.choose_partition(topic, &record, count_i32)?;
+        let slot = usize::from(first) + partition as usize;
+        let token = self.append(now, topic, slot, &record, timestamp)?;
+        self.metrics.records_sent += 1;
+        self.metrics.record_bytes += size as u64 - record_batch::HEADER_LEN as u64;
+        Ok(Accepted { token, partition, timestamp })
+    }
+
+    fn choose_partition(
+        &mut self,
+        topic: usize,
+        record: &Record<'_>,
+        count: i32,
+    ) -> Result<i32, SendError<'static>> {
+        let chosen = match record.partition {
+            Some(p) => Some(p),
+            None => match self.partitioner.as_mut() {
+                Some(custom) => custom.partition(record.topic, record.key, record.value, count),
+                None => None,
+            },
+        };
+        match (chosen, record.key) {
+            (Some(p), _) if !(0..count).contains(&p) => {
+                Err(SendError::PartitionOutOfRange { partition: p, count })
+            }
+            (Some(p), _) => Ok(p),
+            (None, Some(key)) => Ok(partitioner::partition_for_key(key, count)),
+            (None, None) => Ok(self.sticky_partition(topic, count)),
+        }
+    }
+
+    /// The partition null-key records of `topic` go to: the current sticky one until the batch
+    /// they fill is closed, then another, chosen at random among partitions with a leader.
+    fn sticky_partition(&mut self, topic: usize, count: i32) -> i32 {
+        let t = &self.topics[topic];
+        let TopicState::Known { first, .. } = t.state else { return 0 };
+        let current = t.sticky_partition;
+        if (0..count).contains(&current) {
+            let slot = usize::from(first) + current as usize;
+            let keep = t.sticky_batch == NIL || {
+                let b = &self.batches[usize::from(t.sticky_batch)];
+                b.status == BatchStatus::Open && usize::from(b.partition) == slot
+            };
+            if keep {
+                return current;
+            }
+        }
+        // Prefer a partition with a leader, and a different one from last time.
+        let eligible = |p: i32, partitions: &[PartitionSlot]| {
+            partitions[usize::from(first) + p as usize].leader >= 0 && (p != current || count == 1)
+        };
+        let available = (0..count).filter(|&p| eligible(p, self.partitions)).count() as u32;
+        let pick = if available == 0 {
+            self.rng.below(count as u32) as i32
+        } else {
+            let n = self.rng.below(available) as usize;
+            (0..count).filter(|&p| eligible(p, self.partitions)).nth(n).unwrap_or(0)
+        };
+        let t = &mut self.topics[topic];
+        t.sticky_partition = pick;
+        t.sticky_batch = NIL;
+        pick
+    }
+
+    /// Appends to the partition's open batch, opening a new one if needed.
+    fn append<'r>(
+        &mut self,
+        now: Instant,
+        topic: usize,
+        slot: usize,
+        record: &Record<'r>,
+        timestamp: i64,
+    ) -> Result<RecordToken, SendError<'r>> {
+        let tail = self.partitions[slot].tail;
+        if tail != NIL && self.batches[usize::from(tail)].status == BatchStatus::Open {
+            match self.push(usize::from(tail), record, timestamp) {
+                Ok(()) => return Ok(self.issue_token(topic, slot, tail)),
+                Err(PushError::Full { .. }) => self.batches[usize::from(tail)].status = BatchStatus::Closed,
+                Err(PushError::TooLarge) => {
+                    return Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size })
+                }
+            }
+        }
+        let Some(b) = self.batches.iter().position(|s| s.status == BatchStatus::Free) else {
+            return Err(SendError::QueueFull(*record));
+        };
+        let p = &mut self.partitions[slot];
+        self.batches[b] = BatchSlot {
+            status: BatchStatus::Open,
+            partition: slot as u16,
+            builder: BatchState::empty(),
+            created: now,
+            first_token: (u64::from(p.uid) << 32) | u64::from(p.next_token),
+            ..BatchSlot::EMPTY
+        };
+        if p.tail == NIL {
+            p.head = b as u16;
+        } else {
+            self.batches[usize::from(p.tail)].next_in_partition = b as u16;
+        }
+        p.tail = b as u16;
+        self.metrics.batches_created += 1;
+        match self.push(b, record, timestamp) {
+            Ok(()) => Ok(self.issue_token(topic, slot, b as u16)),
+            // `send` checked the record fits an empty batch; should that ever be wrong, the
+            // empty batch stays open and the record is refused.
+            Err(_) => Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size }),
+        }
+    }
+
+    fn push(&mut self, b: usize, record: &Record<'_>, timestamp: i64) -> Result<(), PushError> {
+        let start = b * self.buffer_size;
+        let buf = &mut self.batch_memory[start..start + self.config.batch_size];
+        let mut builder = BatchBuilder::resume(buf, self.batches[b].builder);
+        builder.push(timestamp, record.key, record.value, record.headers)?;
+        self.batches[b].builder = builder.state();
+        Ok(())
+    }
+
+    fn issue_token(&mut self, topic: usize, slot: usize, batch: u16) -> RecordToken {
+        let p = &mut self.partitions[slot];
+        let token = RecordToken((u64::from(p.uid) << 32) | u64::from(p.next_token));
+        p.next_token = p.next_token.wrapping_add(1);
+        let t = &mut self.topics[topic];
+        if t.sticky_partition == p.partition {
+            t.sticky_batch = batch;
+        }
+        token
+    }
+
+    /// The topic slot for `name`, added if new.
+    fn topic_slot(&mut self, now: Instant, name: &str) -> Option<usize> {
+        if let Some(i) = self.topics.iter().position(|t| t.state != TopicState::Free && t.name == name) {
+            self.topics[i].last_used = now;
+            return Some(i);
+        }
+        let i = self.free_topic_slot(now)?;
+        let t = &mut self.topics[i];
+        *t = TopicSlot::EMPTY;
+        t.name = String::try_from(name).ok()?;
+        t.state = TopicState::Pending;
+        t.last_used = now;
+        Some(i)
+    }
+
+    /// A free topic slot, reclaiming one idle past `metadata.max.idle.ms` with nothing queued if
+    /// need be. Never while a Metadata request naming topics by slot is being written.
+    fn free_topic_slot(&mut self, now: Instant) -> Option<usize> {
+        if let Some(i) = self.topics.iter().position(|t| t.state == TopicState::Free) {
+            return Some(i);
+        }
+        if self.conns.iter().any(|c| {
+            c.tx.is_some_and(|o| matches!(o.request.kind, crate::storage::RequestKind::Metadata { .. }))
+        }) {
+            return None;
+        }
+        let idle = Duration::from_millis(u64::from(self.config.metadata_max_idle_ms));
+        let i = (0..self.topics.len()).find(|&i| {
+            now.saturating_since(self.topics[i].last_used) >= idle && !self.topic_has_batches(i)
+        })?;
+        self.release_topic(i);
+        Some(i)
+    }
+
+    fn topic_has_batches(&self, topic: usize) -> bool {
+        match self.topics[topic].state {
+            TopicState::Known { first, count } => {
+                (first..first + count).any(|p| self.partitions[usize::from(p)].head != NIL)
+            }
+            _ => false,
+        }
+    }
+
+    fn release_topic(&mut self, topic: usize) {
+        if let TopicState::Known { first, count } = self.topics[topic].state {
+            for p in first..first + count {
+                self.partitions[usize::from(p)] = PartitionSlot::EMPTY;
+            }
+        }
+        self.topics[topic] = TopicSlot::EMPTY;
+    }
+
+    /// Makes every batch sendable now, whatever `linger.ms` says.
+    pub fn flush(&mut self, _now: Instant) {
+        for b in self.batches.iter_mut() {
+            if b.status == BatchStatus::Open {
+                b.status = BatchStatus::Closed;
+            }
+        }
+    }
+
+    /// Stops accepting records and sends what is queued. Records not delivered by
+    /// `now + timeout` are reported failed with [`DeliveryError::Closed`]; then every connection
+    /// is closed and [`Producer::is_closed`] turns true.
+    pub fn close(&mut self, now: Instant, timeout: Duration) {
+        self.flush(now);
+        let deadline = now + timeout;
+        self.closing = Some(self.closing.map_or(deadline, |d| d.min(deadline)));
+    }
+
+    /// Records accepted and not yet reported delivered or failed.
+    pub fn pending_records(&self) -> u64 {
+        self.metrics.records_sent - self.metrics.records_delivered - self.metrics.records_failed
+    }
+
+    /// Closed, every record reported and every connection closed.
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_some()
+            && self.batches.iter().all(|b| b.status == BatchStatus::Free)
+            && self.conns.iter().all(|c| {
+                c.close_pending.is_none()
+                    && matches!(c.state, ConnState::Free | ConnState::Idle | ConnState::Backoff { .. })
+            })
+    }
+
+    /// Counters and gauges, readable at any time.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics;
+        m.batches_in_use = self.batches.iter().filter(|b| b.status != BatchStatus::Free).count() as u32;
+        m.batch_capacity = self.batches.len() as u32;
+        m.requests_in_flight = self.conns.iter().map(|c| c.in_flight.len() as u32).sum();
+        m.queued_records = self.pending_records();
+        m.producer_id = self.idempotence.producer_id;
+        m.producer_epoch = self.idempotence.epoch;
+        m.fatal = self.fatal;
+        m
+    }
+
+    /// The state of connection slot `index`, for health views: `None` past the table's end.
+    pub fn connection(&self, index: usize) -> Option<ConnectionState<'_>> {
+        let c = self.conns.get(index)?;
+        Some(ConnectionState {
+            node_id: c.node_id,
+            host: &c.host,
+            port: c.port,
+            state: metrics::ConnPhase::of(c.state),
+            in_flight: c.in_flight.len() as u32,
+        })
+    }
+
+    fn want_metadata(&mut self) {
+        self.metadata.wanted = true;
+    }
+
+    fn retry_backoff(&mut self, attempts: u32) -> Duration {
+        backoff(&mut self.rng, self.config.retry_backoff_ms, self.config.retry_backoff_max_ms, attempts)
+    }
+
+    /// When the transport should call `handle_timeout` next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = Instant::NEVER;
+        let linger = Duration::from_millis(u64::from(self.config.linger_ms));
+        let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
+        let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
+        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
+        for b in self.batches.iter() {
+            match b.status {
+                BatchStatus::Free | BatchStatus::Done => continue,
+                BatchStatus::Open => t = t.min(b.created + linger),
+                BatchStatus::Closed | BatchStatus::Sealed => t = t.min(b.retry_at),
+                BatchStatus::InFlight => {}
+            }
+            t = t.min(b.created + delivery);
+        }
+        for c in self.conns.iter() {
+            match c.state {
+                ConnState::Connecting { since } => t = t.min(since + setup),
+                ConnState::Backoff { until } => t = t.min(until),
+                _ => {}
+            }
+            if let Some(f) = c.in_flight.iter().find(|f| !f.optional) {
+                t = t.min(f.sent_at + request);
+            }
+        }
+        let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
+        t = t.min(self.metadata.last_refresh + max_age);
+        if self.metadata.wanted {
+            t = t.min(self.metadata.not_before);
+        }
+        if self.idempotence.state == PidState::Wanted {
+            t = t.min(self.idempotence.next_attempt);
+        }
+        if let Some(d) = self.closing {
+            t = t.min(d);
+        }
+        (t != Instant::NEVER).then_some(t)
+    }
+
+    /// Acts on every deadline that has passed: linger, retries, timeouts, refreshes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
+        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            let timed_out =
+                c.in_flight.iter().find(|f| !f.optional).is_some_and(|f| f.sent_at + request <= now);
+            match c.state {
+                ConnState::Connecting { since } if since + setup <= now => {
+                    self.close_conn(now, i, crate::error::ConnError::ConnectTimeout)
+                }
+                ConnState::Backoff { until } if until <= now => self.conns[i].state = ConnState::Idle,
+                _ if timed_out => self.close_conn(now, i, crate::error::ConnError::RequestTimeout),
+                _ => {}
+            }
+        }
+        let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
+        if self.metadata.last_refresh + max_age <= now {
+            self.want_metadata();
+        }
+        self.expire_batches(now);
+        if let Some(deadline) = self.closing {
+            if deadline <= now {
+                self.abandon_all(DeliveryError::Closed);
+            }
+        }
+    }
+
+    /// Fails batches whose `delivery.timeout.ms` has passed and that are not in flight (an
+    /// in-flight batch waits for its answer or its request's timeout, which comes first).
+    fn expire_batches(&mut self, now: Instant) {
+        let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
+        for b in 0..self.batches.len() {
+            let s = &self.batches[b];
+            let live = matches!(s.status, BatchStatus::Open | BatchStatus::Closed | BatchStatus::Sealed);
+            if live && s.created + delivery <= now {
+                let last = s.last_error;
+                self.fail_batch(b, DeliveryError::Timeout { last });
+            }
+        }
+    }
+
+    /// Fails every batch not yet done (close deadline, fatal error).
+    fn abandon_all(&mut self, error: DeliveryError) {
+        for b in 0..self.batches.len() {
+            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done) {
+                self.batches[b].request = None;
+                self.fail_batch(b, error);
+            }
+        }
+    }
+
+    /// Records the outcome of a batch; its reports are handed out in partition order.
+    fn finish_batch(&mut self, b: usize, outcome: Outcome) {
+        let s = &mut self.batches[b];
+        if s.status == BatchStatus::Done || s.status == BatchStatus::Free {
+            return;
+        }
+        s.status = BatchStatus::Done;
+        s.outcome = outcome;
+        s.request = None;
+        self.done_batches += 1;
+        let records = u64::from(s.builder.record_count.max(0) as u32);
+        match outcome {
+            Outcome::Delivered { .. } => {
+                self.metrics.batches_delivered += 1;
+                self.metrics.records_delivered += records;
+            }
+            Outcome::Failed(e) => {
+                self.metrics.records_failed += records;
+                self.metrics.last_delivery_error = Some(e);
+            }
+        }
+    }
+
+    fn fail_batch(&mut self, b: usize, error: DeliveryError) {
+        let s = &self.batches[b];
+        if self.idempotence.state != PidState::Off && s.sent && s.base_sequence >= 0 {
+            // Its sequence numbers may or may not be in the log: later batches would meet a gap.
+            // Start a new epoch, as the Java client does, so the sequence starts over.
+            self.request_epoch_bump();
+        }
+        self.finish_batch(b, Outcome::Failed(error));
+    }
+
+    fn request_epoch_bump(&mut self) {
+        if matches!(self.idempotence.state, PidState::Ready) {
+            self.idempotence.state = PidState::Wanted;
+        }
+    }
+}
+
+/// Exponential backoff with ±20% seeded jitter, as the Java client computes it.
+pub(crate) fn backoff(rng: &mut Rng, base_ms: u32, max_ms: u32, attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(31);
+    let raw = u64::from(base_ms).saturating_mul(1u64 << exp).min(u64::from(max_ms));
+    let jitter = raw / 5;
+    let low = raw - jitter;
+    let span = (2 * jitter).min(u64::from(u32::MAX));
+    let pick = if span == 0 { 0 } else { u64::from(rng.below(span as u32 + 1)) };
+    Duration::from_millis((low + pick).min(u64::from(max_ms)).max(if base_ms > 0 { 1 } else { 0 }))
+}
+
+impl Acks {
+    pub(crate) fn expects_response(self) -> bool {
+        self != Acks::None
+    }
+}

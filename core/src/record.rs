@@ -1,0 +1,67 @@
+//! What a caller sends: a record, borrowed for the duration of `send`.
+
+pub use crate::protocol::record_batch::Header;
+
+/// A record to produce. `send` copies it into a batch buffer; nothing is kept borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub topic: &'a str,
+    /// Explicit partition; `None` lets the partitioner choose (murmur2 of the key, or sticky).
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [Header<'a>],
+    /// CreateTime in milliseconds since the Unix epoch; `None` takes the producer's wall clock.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> Record<'a> {
+    /// A record with neither key nor value yet.
+    pub const fn new(topic: &'a str) -> Self {
+        Self { topic, partition: None, key: None, value: None, headers: &[], timestamp: None }
+    }
+    pub const fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+    pub const fn value(mut self, value: &'a [u8]) -> Self {
+        self.value = Some(value);
+        self
+    }
+    pub const fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    pub const fn headers(mut self, headers: &'a [Header<'a>]) -> Self {
+        self.headers = headers;
+        self
+    }
+    pub const fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+/// Identifies an accepted record in its delivery report. Unique among records not yet reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RecordToken(pub u64);
+
+/// What `send` tells about an accepted record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Accepted {
+    pub token: RecordToken,
+    pub partition: i32,
+    /// The record's CreateTime as written into the batch.
+    pub timestamp: i64,
+}
+
+/// Kafka's rule for topic names: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn is_valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}

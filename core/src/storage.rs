@@ -1,0 +1,390 @@
+//! Caller-owned memory: everything the producer keeps lives in slices handed to it at creation.
+//!
+//! [`Resources`] holds fixed arrays sized by const generics, for a `static` on a microcontroller;
+//! [`Storage`] is the set of slices the producer borrows, which a host can also build from `Vec`s
+//! (a host's batch memory is too large for a stack-built array). Slot types are public so that
+//! storage can be declared, but their contents are private to the core.
+
+use heapless::String;
+
+use crate::error::DeliveryError;
+use crate::protocol::record_batch::BatchState;
+use crate::time::Instant;
+
+/// "No slot" in the `u16` links between slots.
+pub(crate) const NIL: u16 = u16::MAX;
+/// Longest broker host name kept.
+pub const HOST_MAX: usize = 128;
+/// Longest topic name Kafka allows.
+pub const TOPIC_MAX: usize = 249;
+/// Requests one connection tracks at once: `max.in.flight` Produce requests, plus room for
+/// Metadata/InitProducerId and for acks=0 Produce requests whose (optional) answers are pending.
+pub(crate) const CONN_QUEUE: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchStatus {
+    Free,
+    /// Accepting records.
+    Open,
+    /// Full, or flushed: no more records, not yet sealed.
+    Closed,
+    /// Header, CRC and (if any) compression done; bytes final; waiting to be sent.
+    Sealed,
+    /// Part of a request in flight.
+    InFlight,
+    /// Acknowledged or failed; its delivery reports are pending.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Delivered { base_offset: i64, log_append_time: i64 },
+    Failed(DeliveryError),
+}
+
+/// Which request a batch is part of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestTag {
+    pub conn: u8,
+    pub correlation_id: i32,
+}
+
+/// One batch buffer's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct BatchSlot {
+    pub(crate) status: BatchStatus,
+    pub(crate) partition: u16,
+    pub(crate) builder: BatchState,
+    /// Sealed length in bytes.
+    pub(crate) len: usize,
+    pub(crate) compressed: bool,
+    pub(crate) first_token: u64,
+    pub(crate) created: Instant,
+    pub(crate) attempts: u32,
+    pub(crate) retry_at: Instant,
+    /// Sequence of the first record, once assigned (idempotence); -1 before.
+    pub(crate) base_sequence: i32,
+    pub(crate) request: Option<RequestTag>,
+    pub(crate) next_in_partition: u16,
+    pub(crate) next_in_request: u16,
+    pub(crate) outcome: Outcome,
+    pub(crate) last_error: Option<crate::protocol::ErrorCode>,
+    /// Whether its bytes ever reached a broker (a failure then leaves a sequence gap).
+    pub(crate) sent: bool,
+}
+
+impl BatchSlot {
+    pub const EMPTY: Self = Self {
+        status: BatchStatus::Free,
+        partition: NIL,
+        builder: BatchState::empty(),
+        len: 0,
+        compressed: false,
+        first_token: 0,
+        created: Instant::ZERO,
+        attempts: 0,
+        retry_at: Instant::ZERO,
+        base_sequence: -1,
+        request: None,
+        next_in_partition: NIL,
+        next_in_request: NIL,
+        outcome: Outcome::Failed(DeliveryError::Closed),
+        last_error: None,
+        sent: false,
+    };
+}
+
+impl Default for BatchSlot {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    /// No broker assigned.
+    Free,
+    /// Known broker, no socket; connects when there is work.
+    Idle,
+    /// `Connect` asked of the transport at `since`.
+    Connecting {
+        since: Instant,
+    },
+    /// Connected; ApiVersions exchange under way.
+    Handshake,
+    Ready,
+    /// Lost; may reconnect at `until`.
+    Backoff {
+        until: Instant,
+    },
+}
+
+/// What a request is, to decode its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestKind {
+    ApiVersions,
+    Metadata {
+        topics: u64,
+    },
+    InitProducerId {
+        producer_id: i64,
+        epoch: i16,
+    },
+    /// Batches linked through `next_in_request` from `head`.
+    Produce {
+        head: u16,
+        acks0: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InFlight {
+    pub correlation_id: i32,
+    pub kind: RequestKind,
+    pub version: i16,
+    pub sent_at: Instant,
+    /// acks=0 Produce: real Kafka sends no answer, Tansu and the mock do.
+    pub optional: bool,
+}
+
+/// A request being written to the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outgoing {
+    pub request: InFlight,
+    pub written: usize,
+    pub total: usize,
+}
+
+/// Versions negotiated with one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Versions {
+    pub produce: i16,
+    pub metadata: i16,
+    pub init_producer_id: i16,
+}
+
+/// One broker connection's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct ConnSlot {
+    pub(crate) state: ConnState,
+    pub(crate) generation: u8,
+    /// Broker id; bootstrap entries use `-1 - index`, as the Java client does.
+    pub(crate) node_id: i32,
+    pub(crate) host: String<HOST_MAX>,
+    pub(crate) port: u16,
+    pub(crate) versions: Versions,
+    /// ApiVersions version to ask with (lowered when a broker says it is unsupported).
+    pub(crate) api_versions_version: i16,
+    pub(crate) correlation_id: i32,
+    pub(crate) in_flight: heapless::Deque<InFlight, CONN_QUEUE>,
+    pub(crate) tx: Option<Outgoing>,
+    pub(crate) rx_len: usize,
+    /// Consecutive failed attempts, for exponential reconnect backoff.
+    pub(crate) failures: u32,
+    pub(crate) connect_pending: bool,
+    /// A `Close` event owed to the transport, for this (old) connection id.
+    pub(crate) close_pending: Option<crate::producer::ConnId>,
+}
+
+impl ConnSlot {
+    pub const EMPTY: Self = Self {
+        state: ConnState::Free,
+        generation: 0,
+        node_id: -1,
+        host: String::new(),
+        port: 0,
+        versions: Versions { produce: 0, metadata: 0, init_producer_id: 0 },
+        api_versions_version: 0,
+        correlation_id: 0,
+        in_flight: heapless::Deque::new(),
+        tx: None,
+        rx_len: 0,
+        failures: 0,
+        connect_pending: false,
+        close_pending: None,
+    };
+}
+
+impl Default for ConnSlot {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TopicState {
+    Free,
+    /// Named by a `send`; no metadata yet.
+    Pending,
+    /// The broker answered with an error for it.
+    Error(crate::protocol::ErrorCode),
+    /// Partitions `first..first + count` of the partition table.
+    Known {
+        first: u16,
+        count: u16,
+    },
+}
+
+/// One topic's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct TopicSlot {
+    pub(crate) name: String<TOPIC_MAX>,
+    pub(crate) state: TopicState,
+    pub(crate) last_used: Instant,
+    /// Batch that null-key records currently stick to.
+    pub(crate) sticky_batch: u16,
+    pub(crate) sticky_partition: i32,
+}
+
+impl TopicSlot {
+    pub const EMPTY: Self = Self {
+        name: String::new(),
+        state: TopicState::Free,
+        last_used: Instant::ZERO,
+        sticky_batch: NIL,
+        sticky_partition: -1,
+    };
+}
+
+impl Default for TopicSlot {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+/// One partition's bookkeeping: its leader, its queue of batches, its sequence numbers.
+#[derive(Debug, Clone)]
+pub struct PartitionSlot {
+    pub(crate) topic: u16,
+    pub(crate) partition: i32,
+    /// Leader broker id, -1 when there is none.
+    pub(crate) leader: i32,
+    pub(crate) leader_epoch: i32,
+    /// Batches in send order.
+    pub(crate) head: u16,
+    pub(crate) tail: u16,
+    pub(crate) next_sequence: i32,
+    /// Token namespace: tokens are `uid << 32 | counter`.
+    pub(crate) uid: u32,
+    pub(crate) next_token: u32,
+}
+
+impl PartitionSlot {
+    pub const EMPTY: Self = Self {
+        topic: NIL,
+        partition: -1,
+        leader: -1,
+        leader_epoch: -1,
+        head: NIL,
+        tail: NIL,
+        next_sequence: 0,
+        uid: 0,
+        next_token: 0,
+    };
+
+    pub(crate) fn is_free(&self) -> bool {
+        self.topic == NIL
+    }
+}
+
+impl Default for PartitionSlot {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+/// The slices a producer borrows. Build it from [`Resources`], or from host allocations.
+#[derive(Debug)]
+pub struct Storage<'a> {
+    /// Batch buffers, split evenly between the `batches` slots.
+    pub batch_memory: &'a mut [u8],
+    pub batches: &'a mut [BatchSlot],
+    /// Compression workspace: `Compression::scratch_len(batch.size)` bytes when compressing,
+    /// and at least `batch.size` so delivery timestamps can be read back from compressed batches.
+    pub scratch: &'a mut [u8],
+    /// Receive buffers, split evenly between the `conns` slots; each bounds a response's size.
+    pub rx_memory: &'a mut [u8],
+    pub conns: &'a mut [ConnSlot],
+    /// At most 64 topics.
+    pub topics: &'a mut [TopicSlot],
+    pub partitions: &'a mut [PartitionSlot],
+}
+
+/// Fixed storage for a producer: `B` batch buffers of `S` bytes, `X` bytes of compression
+/// scratch, `C` connections with `R`-byte receive buffers, `T` topics, `P` partitions.
+///
+/// ```
+/// use picokafka::Resources;
+/// // 8 batches of 4 KiB, LZ4 scratch, 2 brokers with 4 KiB receive buffers, 2 topics,
+/// // 8 partitions: about 45 KiB, all of it here.
+/// static mut R: Resources<8, 4096, 4560, 2, 4096, 2, 8> = Resources::new();
+/// ```
+#[derive(Debug)]
+pub struct Resources<
+    const B: usize,
+    const S: usize,
+    const X: usize,
+    const C: usize,
+    const R: usize,
+    const T: usize,
+    const P: usize,
+> {
+    batch_memory: [[u8; S]; B],
+    batches: [BatchSlot; B],
+    scratch: [u8; X],
+    rx: [[u8; R]; C],
+    conns: [ConnSlot; C],
+    topics: [TopicSlot; T],
+    partitions: [PartitionSlot; P],
+}
+
+impl<
+        const B: usize,
+        const S: usize,
+        const X: usize,
+        const C: usize,
+        const R: usize,
+        const T: usize,
+        const P: usize,
+    > Resources<B, S, X, C, R, T, P>
+{
+    pub const fn new() -> Self {
+        Self {
+            batch_memory: [[0; S]; B],
+            batches: [BatchSlot::EMPTY; B],
+            scratch: [0; X],
+            rx: [[0; R]; C],
+            conns: [ConnSlot::EMPTY; C],
+            topics: [TopicSlot::EMPTY; T],
+            partitions: [PartitionSlot::EMPTY; P],
+        }
+    }
+
+    /// The slices a producer borrows.
+    pub fn storage(&mut self) -> Storage<'_> {
+        Storage {
+            batch_memory: self.batch_memory.as_flattened_mut(),
+            batches: &mut self.batches,
+            scratch: &mut self.scratch,
+            rx_memory: self.rx.as_flattened_mut(),
+            conns: &mut self.conns,
+            topics: &mut self.topics,
+            partitions: &mut self.partitions,
+        }
+    }
+}
+
+impl<
+        const B: usize,
+        const S: usize,
+        const X: usize,
+        const C: usize,
+        const R: usize,
+        const T: usize,
+        const P: usize,
+    > Default for Resources<B, S, X, C, R, T, P>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
