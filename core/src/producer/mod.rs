@@ -44,7 +44,7 @@
 //! # let _ = wake_at;
 //! ```
 
-pub(crate) mod bootstrap;
+pub mod bootstrap;
 mod cluster;
 mod complete;
 mod conn;
@@ -53,7 +53,7 @@ mod metrics;
 
 use heapless::String;
 
-pub use self::metrics::{ConnectionState, Metrics};
+pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use crate::config::{Acks, Config, ConfigError};
 use crate::error::{DeliveryError, SendError};
 use crate::partitioner::{self, Partitioner};
@@ -167,7 +167,7 @@ pub struct Producer<'a> {
     conns: &'a mut [ConnSlot],
     topics: &'a mut [TopicSlot],
     partitions: &'a mut [PartitionSlot],
-    partitioner: Option<&'a mut dyn Partitioner>,
+    partitioner: Option<&'a mut (dyn Partitioner + Send)>,
     metadata: MetadataState,
     idempotence: Idempotence,
     /// Close deadline, once `close` was called.
@@ -296,7 +296,7 @@ impl<'a> Producer<'a> {
     }
 
     /// Uses `partitioner` for records without an explicit partition.
-    pub fn set_partitioner(&mut self, partitioner: &'a mut dyn Partitioner) {
+    pub fn set_partitioner(&mut self, partitioner: &'a mut (dyn Partitioner + Send)) {
         self.partitioner = Some(partitioner);
     }
 

@@ -1,0 +1,69 @@
+//! A blocking facade for code without an async runtime: the producer runs on its own small
+//! tokio runtime; calls block the caller's thread.
+
+use std::time::Duration;
+
+use crate::{ClientConfig, Delivery, DeliveryFuture, Error, Metrics, OwnedRecord, Producer};
+
+/// A producer for synchronous code.
+#[derive(Debug)]
+pub struct BlockingProducer {
+    runtime: tokio::runtime::Runtime,
+    producer: Producer,
+}
+
+impl BlockingProducer {
+    pub fn new(config: &ClientConfig) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("picokafka")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the producer's runtime: {e}")))?;
+        let producer = {
+            let _guard = runtime.enter();
+            Producer::new(config)?
+        };
+        Ok(Self { runtime, producer })
+    }
+
+    /// Sends and waits for the outcome.
+    pub fn send(&self, record: OwnedRecord) -> Result<Delivery, Error> {
+        self.runtime.block_on(self.producer.send(record))
+    }
+
+    /// Queues (waiting up to `max.block.ms` for room); wait on the result with [`Self::wait`].
+    pub fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Error> {
+        self.runtime.block_on(self.producer.enqueue(record))
+    }
+
+    /// Queues with a callback, run on the producer's thread.
+    pub fn send_with_callback(
+        &self,
+        record: OwnedRecord,
+        callback: impl FnOnce(Result<Delivery, Error>) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.runtime.block_on(self.producer.send_with_callback(record, callback))
+    }
+
+    pub fn wait(&self, delivery: DeliveryFuture) -> Result<Delivery, Error> {
+        self.runtime.block_on(delivery)
+    }
+
+    pub fn flush(&self) {
+        self.runtime.block_on(self.producer.flush());
+    }
+
+    pub fn close(&self, timeout: Duration) {
+        self.runtime.block_on(self.producer.close(timeout));
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.runtime.block_on(self.producer.metrics())
+    }
+
+    /// The async producer inside, for code that has both worlds.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+}

@@ -1,0 +1,524 @@
+//! The producer's task: owns the core and its memory, feeds it records, moves bytes between it
+//! and the sockets, keeps its one timer. No protocol decisions are made here.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use picokafka::storage::{BatchSlot, ConnSlot, PartitionSlot, TopicSlot};
+use picokafka::{
+    ConnId, DeliveryError, Event, Header, Instant, Metrics, Producer as Core, Record, SendError, Storage,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::producer::{Reply, Shared, Staged};
+use crate::{Delivery, Error};
+
+/// Requests from the handles.
+pub(crate) enum Cmd {
+    Flush(oneshot::Sender<()>),
+    Close(Duration, oneshot::Sender<()>),
+    /// Metrics, with (ready, known) connection counts.
+    Metrics(oneshot::Sender<(Metrics, (usize, usize))>),
+}
+
+/// What the socket tasks report.
+enum Io {
+    Connected { conn: ConnId, writer: mpsc::UnboundedSender<Vec<u8>>, tasks: [JoinHandle<()>; 2] },
+    Failed { conn: ConnId },
+    Input { conn: ConnId, data: Vec<u8> },
+    Disconnected { conn: ConnId },
+}
+
+enum Socket {
+    Connecting(JoinHandle<()>),
+    Open { writer: mpsc::UnboundedSender<Vec<u8>>, tasks: [JoinHandle<()>; 2] },
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        match self {
+            Socket::Connecting(task) => task.abort(),
+            Socket::Open { tasks, .. } => tasks.iter().for_each(JoinHandle::abort),
+        }
+    }
+}
+
+/// A record handed to the core, waiting for its outcome.
+struct Outstanding {
+    reply: Reply,
+    topic: Arc<str>,
+    epoch: u64,
+}
+
+/// Bytes read per socket read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes `poll_transmit` may write per call.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Records fed to the core per loop turn, so sockets and timers are not starved.
+const FEED_PER_TURN: usize = 65_536;
+
+struct Driver<'a> {
+    core: Core<'a>,
+    shared: Arc<Shared>,
+    start: tokio::time::Instant,
+    io_tx: mpsc::UnboundedSender<Io>,
+    sockets: HashMap<ConnId, Socket>,
+    pending: VecDeque<(Staged, u64)>,
+    outstanding: HashMap<u64, Outstanding>,
+    /// Records not yet completed per flush epoch; flush waiters wait for the epochs before theirs.
+    per_epoch: BTreeMap<u64, u64>,
+    epoch: u64,
+    flush_waiters: Vec<(u64, oneshot::Sender<()>)>,
+    close_waiters: Vec<oneshot::Sender<()>>,
+    /// Close deadline, once closing.
+    closing: Option<Instant>,
+    /// Whether the core was told to close (after the records it had not taken went in).
+    core_closed: bool,
+    setup_timeout: Duration,
+    max_block: Duration,
+    tx_buf: Vec<u8>,
+    out: HashMap<ConnId, Vec<u8>>,
+}
+
+pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+    let batch_size = settings.core.batch_size;
+    let mut batch_memory = vec![0u8; settings.batch_buffers * batch_size];
+    let mut batches = vec![BatchSlot::EMPTY; settings.batch_buffers];
+    let scratch_len = settings.core.compression.scratch_len(batch_size).max(batch_size);
+    let mut scratch = vec![0u8; scratch_len];
+    let mut rx_memory = vec![0u8; settings.max_brokers * settings.response_max_bytes];
+    let mut conns = vec![ConnSlot::EMPTY; settings.max_brokers];
+    let mut topics = vec![TopicSlot::EMPTY; settings.max_topics];
+    let mut partitions = vec![PartitionSlot::EMPTY; settings.max_partitions];
+    let storage = Storage {
+        batch_memory: &mut batch_memory,
+        batches: &mut batches,
+        scratch: &mut scratch,
+        rx_memory: &mut rx_memory,
+        conns: &mut conns,
+        topics: &mut topics,
+        partitions: &mut partitions,
+    };
+    let start = tokio::time::Instant::now();
+    let core = match Core::new(settings.core.clone(), storage, Instant::from_millis(0)) {
+        Ok(core) => core,
+        Err(e) => {
+            log::error!("cannot start producer: {e}");
+            fail_everything(&shared, &mut cmds, Error::Config(e.to_string())).await;
+            return;
+        }
+    };
+    let (io_tx, mut io_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        core,
+        shared,
+        start,
+        io_tx,
+        sockets: HashMap::new(),
+        pending: VecDeque::new(),
+        outstanding: HashMap::new(),
+        per_epoch: BTreeMap::new(),
+        epoch: 0,
+        flush_waiters: Vec::new(),
+        close_waiters: Vec::new(),
+        closing: None,
+        core_closed: false,
+        setup_timeout: Duration::from_millis(u64::from(settings.core.socket_connection_setup_timeout_ms)),
+        max_block: settings.max_block,
+        tx_buf: vec![0u8; WRITE_CHUNK],
+        out: HashMap::new(),
+    };
+    let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    d.core.set_unix_time(Instant::from_millis(0), unix_ms);
+
+    let sleep = tokio::time::sleep_until(start);
+    tokio::pin!(sleep);
+    loop {
+        d.feed();
+        d.progress_close();
+        d.drain();
+        d.answer_flushes();
+        if d.core_closed && d.pending.is_empty() && d.core.is_closed() {
+            break;
+        }
+        let wake = d.next_wake();
+        sleep.as_mut().reset(wake);
+        tokio::select! {
+            biased;
+            Some(io) = io_rx.recv() => {
+                d.on_io(io);
+                while let Ok(io) = io_rx.try_recv() {
+                    d.on_io(io);
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                Some(cmd) => d.on_cmd(cmd),
+                // Every handle is gone: close with the delivery timeout as the deadline.
+                None if d.closing.is_none() => d.start_close(Duration::from_millis(u64::from(
+                    settings.core.delivery_timeout_ms,
+                ))),
+                None => {}
+            },
+            _ = d.shared.wake.notified() => {}
+            _ = &mut sleep => {
+                let now = d.now();
+                d.core.handle_timeout(now);
+            }
+        }
+    }
+    for w in d.close_waiters.drain(..) {
+        let _ = w.send(());
+    }
+    for (_, w) in d.flush_waiters.drain(..) {
+        let _ = w.send(());
+    }
+}
+
+/// The core could not start: answer every record and request with the error.
+async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd>, error: Error) {
+    loop {
+        let staged = std::mem::take(&mut shared.lock().records);
+        for s in staged {
+            s.reply.resolve(Err(error.clone()));
+        }
+        shared.space.notify_waiters();
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
+                Some(Cmd::Metrics(tx)) => { let _ = tx.send((Metrics::default(), (0, 0))); }
+                None => return,
+            },
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+impl Driver<'_> {
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    fn to_tokio(&self, t: Instant) -> tokio::time::Instant {
+        self.start + Duration::from_millis(t.as_millis().min(u64::MAX / 4))
+    }
+
+    /// The earliest of the core's timer and the `max.block.ms` of the oldest waiting record.
+    fn next_wake(&self) -> tokio::time::Instant {
+        let core = self.core.poll_timeout().map(|t| self.to_tokio(t));
+        let blocked = match self.closing {
+            Some(deadline) if !self.core_closed => Some(self.to_tokio(deadline)),
+            _ => {
+                self.pending.front().map(|(s, _)| tokio::time::Instant::from_std(s.enqueued + self.max_block))
+            }
+        };
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        [core, blocked].into_iter().flatten().min().unwrap_or(far)
+    }
+
+    /// Moves staged records into the core until it refuses one for lack of room or metadata.
+    fn feed(&mut self) {
+        let now = self.now();
+        let mut fed = 0;
+        loop {
+            if self.pending.is_empty() {
+                let mut staging = self.shared.lock();
+                if staging.records.is_empty() {
+                    break;
+                }
+                let taken = std::mem::take(&mut staging.records);
+                staging.bytes = 0;
+                drop(staging);
+                self.shared.space.notify_waiters();
+                let epoch = self.epoch;
+                *self.per_epoch.entry(epoch).or_default() += taken.len() as u64;
+                self.pending.extend(taken.into_iter().map(|s| (s, epoch)));
+            }
+            while let Some((s, _)) = self.pending.front() {
+                if fed >= FEED_PER_TURN {
+                    self.shared.wake.notify_one();
+                    return;
+                }
+                let r = &s.record;
+                let headers: Vec<Header<'_>> =
+                    r.headers.iter().map(|(k, v)| Header { key: k, value: v.as_deref() }).collect();
+                let record = Record {
+                    topic: &r.topic,
+                    partition: r.partition,
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
+                    headers: &headers,
+                    timestamp: r.timestamp,
+                };
+                let result =
+                    self.core.send(now, record).map_err(|e| (e.is_retriable(), map_send_error(&e, &r.topic)));
+                match result {
+                    Ok(accepted) => {
+                        let Some((s, epoch)) = self.pending.pop_front() else { break };
+                        let topic = s.record.topic.clone();
+                        self.outstanding
+                            .insert(accepted.token.0, Outstanding { reply: s.reply, topic, epoch });
+                        fed += 1;
+                    }
+                    Err((true, error)) => {
+                        // Wait for room or metadata: up to max.block.ms, or while closing, up to
+                        // the close deadline.
+                        let waiting = match self.closing {
+                            Some(deadline) => now < deadline,
+                            None => s.enqueued.elapsed() < self.max_block,
+                        };
+                        if waiting {
+                            return;
+                        }
+                        let error = if self.closing.is_some() { Error::Closed } else { error };
+                        self.complete_pending(error);
+                    }
+                    Err((false, error)) => self.complete_pending(error),
+                }
+            }
+        }
+    }
+
+    /// Fails the first pending record.
+    fn complete_pending(&mut self, error: Error) {
+        if let Some((s, epoch)) = self.pending.pop_front() {
+            s.reply.resolve(Err(error));
+            self.done_in_epoch(epoch);
+        }
+    }
+
+    fn done_in_epoch(&mut self, epoch: u64) {
+        if let Some(n) = self.per_epoch.get_mut(&epoch) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_epoch.remove(&epoch);
+            }
+        }
+    }
+
+    /// Hands events and bytes between the core and the sockets until neither has more.
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.core.poll_event() {
+                progressed = true;
+                match event {
+                    Event::Connect { conn, host, port } => {
+                        let host = host.to_string();
+                        self.connect(conn, host, port);
+                    }
+                    Event::Close { conn } => {
+                        self.sockets.remove(&conn);
+                        self.out.remove(&conn);
+                    }
+                    Event::Delivered { token, partition, offset, timestamp } => {
+                        if let Some(o) = self.outstanding.remove(&token.0) {
+                            o.reply.resolve(Ok(Delivery { topic: o.topic, partition, offset, timestamp }));
+                            self.done_in_epoch(o.epoch);
+                        }
+                    }
+                    Event::Failed { token, error, .. } => {
+                        if let Some(o) = self.outstanding.remove(&token.0) {
+                            o.reply.resolve(Err(Error::Delivery(error)));
+                            self.done_in_epoch(o.epoch);
+                        }
+                    }
+                }
+            }
+            let now = self.now();
+            while let Some(t) = self.core.poll_transmit(now, &mut self.tx_buf) {
+                progressed = true;
+                self.out.entry(t.conn).or_default().extend_from_slice(&self.tx_buf[..t.len]);
+            }
+            for (conn, bytes) in self.out.drain() {
+                let sent = match self.sockets.get(&conn) {
+                    Some(Socket::Open { writer, .. }) => writer.send(bytes).is_ok(),
+                    _ => false,
+                };
+                if !sent {
+                    self.core.handle_disconnected(now, conn);
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, host: String, port: u16) {
+        let io = self.io_tx.clone();
+        let setup = self.setup_timeout;
+        let task = tokio::spawn(async move {
+            let stream = match tokio::time::timeout(setup, TcpStream::connect((host.as_str(), port))).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    log::debug!("connect to {host}:{port} failed: {e}");
+                    let _ = io.send(Io::Failed { conn });
+                    return;
+                }
+                Err(_) => {
+                    let _ = io.send(Io::Failed { conn });
+                    return;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (mut rd, mut wr) = stream.into_split();
+            let (writer, mut chunks) = mpsc::unbounded_channel::<Vec<u8>>();
+            let io_w = io.clone();
+            let write_task = tokio::spawn(async move {
+                while let Some(chunk) = chunks.recv().await {
+                    if wr.write_all(&chunk).await.is_err() {
+                        let _ = io_w.send(Io::Disconnected { conn });
+                        return;
+                    }
+                }
+                let _ = wr.shutdown().await;
+            });
+            // The reader starts after `Connected` is queued, so no input can overtake it.
+            let (go, ready) = oneshot::channel::<()>();
+            let io_r = io.clone();
+            let read_task = tokio::spawn(async move {
+                if ready.await.is_err() {
+                    return;
+                }
+                loop {
+                    let mut buf = vec![0u8; READ_CHUNK];
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            let _ = io_r.send(Io::Disconnected { conn });
+                            return;
+                        }
+                        Ok(n) => {
+                            buf.truncate(n);
+                            if io_r.send(Io::Input { conn, data: buf }).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            let _ = io.send(Io::Connected { conn, writer, tasks: [write_task, read_task] });
+            let _ = go.send(());
+        });
+        self.sockets.insert(conn, Socket::Connecting(task));
+    }
+
+    fn on_io(&mut self, io: Io) {
+        let now = self.now();
+        match io {
+            Io::Connected { conn, writer, tasks } => {
+                if let Some(socket) = self.sockets.get_mut(&conn) {
+                    *socket = Socket::Open { writer, tasks };
+                    self.core.handle_connected(now, conn);
+                } else {
+                    tasks.iter().for_each(JoinHandle::abort);
+                }
+            }
+            Io::Failed { conn } | Io::Disconnected { conn } => {
+                if self.sockets.remove(&conn).is_some() {
+                    self.core.handle_disconnected(now, conn);
+                }
+            }
+            Io::Input { conn, data } => {
+                let mut at = 0;
+                while at < data.len() && self.sockets.contains_key(&conn) {
+                    let n = self.core.handle_input(now, conn, &data[at..]);
+                    if n == 0 {
+                        break;
+                    }
+                    at += n;
+                }
+            }
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Flush(tx) => {
+                // Records staged before the flush join the current epoch; later ones the next.
+                self.feed();
+                let epoch = self.epoch;
+                self.epoch += 1;
+                let now = self.now();
+                self.core.flush(now);
+                self.flush_waiters.push((epoch, tx));
+            }
+            Cmd::Close(timeout, tx) => {
+                self.close_waiters.push(tx);
+                if self.closing.is_none() {
+                    self.start_close(timeout);
+                }
+            }
+            Cmd::Metrics(tx) => {
+                let m = self.core.metrics();
+                let mut ready = 0;
+                let mut known = 0;
+                for i in 0.. {
+                    let Some(c) = self.core.connection(i) else { break };
+                    known += usize::from(c.state != picokafka::producer::ConnPhase::Unused);
+                    ready += usize::from(c.state == picokafka::producer::ConnPhase::Ready);
+                }
+                let _ = tx.send((m, (ready, known)));
+            }
+        }
+    }
+
+    /// Stops new records; those already queued still go in until `timeout` passes.
+    fn start_close(&mut self, timeout: Duration) {
+        self.shared.lock().closed = true;
+        let now = self.now();
+        self.closing = Some(now + picokafka::Duration::from_millis(timeout.as_millis() as u64));
+        self.core.flush(now);
+    }
+
+    /// Once every queued record is in the core (or the deadline passed), closes the core, which
+    /// reports what it cannot deliver in time.
+    fn progress_close(&mut self) {
+        let Some(deadline) = self.closing else { return };
+        if self.core_closed {
+            return;
+        }
+        let now = self.now();
+        if !self.pending.is_empty() && now < deadline {
+            self.core.flush(now);
+            return;
+        }
+        while !self.pending.is_empty() {
+            self.complete_pending(Error::Closed);
+        }
+        self.core.close(now, deadline.saturating_since(now));
+        self.core_closed = true;
+    }
+
+    fn answer_flushes(&mut self) {
+        let oldest = self.per_epoch.keys().next().copied();
+        self.flush_waiters.retain_mut(|(epoch, _)| oldest.is_some_and(|o| o <= *epoch));
+        // `retain_mut` dropped the satisfied senders, which resolves their receivers.
+    }
+}
+
+fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
+    match *e {
+        SendError::QueueFull(_) => Error::QueueFull,
+        SendError::MetadataPending(_) => Error::MetadataTimeout { topic: topic.to_string() },
+        SendError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
+        SendError::InvalidTopic => Error::InvalidTopic { topic: topic.to_string() },
+        SendError::PartitionOutOfRange { partition, count } => {
+            Error::PartitionOutOfRange { partition, count }
+        }
+        SendError::Topic(code) => Error::Topic(code),
+        SendError::Capacity(what) => Error::Capacity(what),
+        SendError::Closed => Error::Closed,
+        SendError::Fatal(code) => Error::Fatal(code),
+    }
+}
+
+impl From<DeliveryError> for Error {
+    fn from(e: DeliveryError) -> Self {
+        Error::Delivery(e)
+    }
+}

@@ -1,0 +1,324 @@
+//! The application's side: records, the producer handle, delivery futures.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use picokafka::Metrics;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::config::ClientConfig;
+use crate::driver::{self, Cmd};
+use crate::{Delivery, Error};
+
+/// A record that owns its data, ready to cross into the producer's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRecord {
+    pub topic: Arc<str>,
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// CreateTime, ms since the Unix epoch; `None` takes the time of sending.
+    pub timestamp: Option<i64>,
+}
+
+impl OwnedRecord {
+    pub fn new(topic: impl Into<Arc<str>>) -> Self {
+        Self {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    pub fn header(mut self, name: impl Into<String>, value: Option<impl Into<Vec<u8>>>) -> Self {
+        self.headers.push((name.into(), value.map(Into::into)));
+        self
+    }
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// Bytes this record holds, for the staging bound.
+    pub(crate) fn weight(&self) -> usize {
+        64 + self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8).sum::<usize>()
+    }
+}
+
+/// Where a record's outcome goes.
+pub(crate) enum Reply {
+    None,
+    Future(oneshot::Sender<Result<Delivery, Error>>),
+    Callback(Box<dyn FnOnce(Result<Delivery, Error>) + Send>),
+}
+
+impl Reply {
+    pub(crate) fn resolve(self, result: Result<Delivery, Error>) {
+        match self {
+            Self::None => {}
+            Self::Future(tx) => {
+                let _ = tx.send(result);
+            }
+            Self::Callback(f) => f(result),
+        }
+    }
+}
+
+/// What became of an attempt to stage a record.
+enum Stage {
+    Done,
+    /// No room: the record comes back.
+    Full(OwnedRecord, Reply),
+    Closed,
+}
+
+/// A record waiting for the producer's task to take it.
+pub(crate) struct Staged {
+    pub record: OwnedRecord,
+    pub reply: Reply,
+    pub enqueued: std::time::Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct Staging {
+    pub records: Vec<Staged>,
+    pub bytes: usize,
+    pub closed: bool,
+}
+
+/// State shared by the handles and the task.
+pub(crate) struct Shared {
+    pub staging: Mutex<Staging>,
+    /// Wakes the task: records staged.
+    pub wake: Notify,
+    /// Wakes senders: room in the staging area.
+    pub space: Notify,
+    pub cap_bytes: usize,
+    pub max_block: Duration,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Staging> {
+        // A panic while holding this lock cannot leave `Staging` inconsistent (plain pushes).
+        self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The outcome of one record, to await.
+#[derive(Debug)]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<Delivery, Error>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<Delivery, Error>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
+    }
+}
+
+/// A producer's health at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Connections ready to carry requests.
+    pub brokers_ready: usize,
+    /// Connection slots assigned to a broker or bootstrap address.
+    pub brokers_known: usize,
+    pub queued_records: u64,
+    pub last_error: Option<String>,
+    pub fatal: Option<String>,
+}
+
+impl Health {
+    /// Ready to deliver: a broker connection is up and nothing is fatally wrong.
+    pub fn is_healthy(&self) -> bool {
+        self.fatal.is_none() && self.brokers_ready > 0
+    }
+}
+
+/// An asynchronous Kafka producer. Cheap to clone; all clones feed one background task.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+    cmd: mpsc::UnboundedSender<Cmd>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Starts a producer on the current tokio runtime.
+    pub fn new(config: &ClientConfig) -> Result<Self, Error> {
+        let settings = config.settings()?;
+        let brokers = picokafka::producer::bootstrap::parse(&settings.core.bootstrap_servers).count();
+        if brokers > settings.max_brokers {
+            return Err(Error::Config(format!(
+                "bootstrap.servers lists {brokers} addresses but picokafka.max.brokers is {}",
+                settings.max_brokers
+            )));
+        }
+        let shared = Arc::new(Shared {
+            staging: Mutex::new(Staging::default()),
+            wake: Notify::new(),
+            space: Notify::new(),
+            // Room for a few batches' worth of records waiting to enter the core.
+            cap_bytes: (settings.core.batch_size * 4).max(1 << 20),
+            max_block: settings.max_block,
+        });
+        let (cmd, cmds) = mpsc::unbounded_channel();
+        tokio::spawn(driver::run(settings, shared.clone(), cmds));
+        Ok(Self { shared, cmd })
+    }
+
+    /// Sends a record and waits until it is delivered (or fails).
+    pub async fn send(&self, record: OwnedRecord) -> Result<Delivery, Error> {
+        self.enqueue(record).await?.await
+    }
+
+    /// Queues a record, waiting up to `max.block.ms` for room; the returned future resolves
+    /// when it is delivered.
+    pub async fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.stage(record, Reply::Future(tx), true).await?;
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Queues a record without waiting: a full queue is `Error::QueueFull` at once.
+    pub fn try_enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Error> {
+        let (tx, rx) = oneshot::channel();
+        let weight = record.weight();
+        match self.try_stage(record, Reply::Future(tx), weight) {
+            Stage::Done => Ok(DeliveryFuture { rx }),
+            Stage::Full(..) => Err(Error::QueueFull),
+            Stage::Closed => Err(Error::Closed),
+        }
+    }
+
+    /// Queues a record; `callback` runs on the producer's task with the outcome.
+    pub async fn send_with_callback(
+        &self,
+        record: OwnedRecord,
+        callback: impl FnOnce(Result<Delivery, Error>) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.stage(record, Reply::Callback(Box::new(callback)), true).await
+    }
+
+    /// Queues a record and forgets it: no report (pair it with `acks=0` for fire-and-forget).
+    pub async fn send_and_forget(&self, record: OwnedRecord) -> Result<(), Error> {
+        self.stage(record, Reply::None, true).await
+    }
+
+    async fn stage(&self, record: OwnedRecord, reply: Reply, wait: bool) -> Result<(), Error> {
+        if !picokafka::record::is_valid_topic_name(&record.topic) {
+            return Err(Error::InvalidTopic { topic: record.topic.to_string() });
+        }
+        let weight = record.weight();
+        let deadline = tokio::time::Instant::now() + self.shared.max_block;
+        let (mut record, mut reply) = (record, reply);
+        loop {
+            let notified = self.shared.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_stage(record, reply, weight) {
+                Stage::Done => return Ok(()),
+                Stage::Full(r, back) if wait => (record, reply) = (r, back),
+                Stage::Full(..) => return Err(Error::QueueFull),
+                Stage::Closed => return Err(Error::Closed),
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::QueueFull);
+            }
+        }
+    }
+
+    fn try_stage(&self, record: OwnedRecord, reply: Reply, weight: usize) -> Stage {
+        let mut staging = self.shared.lock();
+        if staging.closed {
+            return Stage::Closed;
+        }
+        if staging.bytes + weight > self.shared.cap_bytes && !staging.records.is_empty() {
+            return Stage::Full(record, reply);
+        }
+        staging.bytes += weight;
+        staging.records.push(Staged { record, reply, enqueued: std::time::Instant::now() });
+        drop(staging);
+        self.shared.wake.notify_one();
+        Stage::Done
+    }
+
+    /// Sends every queued record now and waits until all records queued before this call are
+    /// delivered or failed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Cmd::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops accepting records, sends what is queued, and waits up to `timeout` for it; records
+    /// still undelivered then are reported failed. Every record gets exactly one outcome.
+    pub async fn close(&self, timeout: Duration) {
+        self.shared.lock().closed = true;
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Cmd::Close(timeout, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The core's counters and gauges.
+    pub async fn metrics(&self) -> Metrics {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::Metrics(tx));
+        rx.await.map(|(m, _)| m).unwrap_or_default()
+    }
+
+    /// Connection and error state, for health checks.
+    pub async fn health(&self) -> Health {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::Metrics(tx));
+        let Ok((m, (ready, known))) = rx.await else {
+            return Health {
+                brokers_ready: 0,
+                brokers_known: 0,
+                queued_records: 0,
+                last_error: None,
+                fatal: Some("producer task stopped".into()),
+            };
+        };
+        let last_error = m
+            .last_delivery_error
+            .map(|e| e.to_string())
+            .or(m.last_broker_error.map(|e| e.to_string()))
+            .or(m.last_connection_error.map(|e| e.to_string()));
+        Health {
+            brokers_ready: ready,
+            brokers_known: known,
+            queued_records: m.queued_records,
+            last_error,
+            fatal: m.fatal.map(|e| e.to_string()),
+        }
+    }
+}
