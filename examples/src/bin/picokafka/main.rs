@@ -1,0 +1,248 @@
+//! `picokafka`: produce records from lines of text, or show a cluster's metadata. Flags follow
+//! kcat where they can.
+//!
+//! ```text
+//! picokafka produce -b HOST:PORT -t TOPIC [-K DELIM] [-H NAME=VALUE]... [-p PARTITION]
+//!                   [-z CODEC] [--acks 0|1|all] [--no-idempotence] [-X property=value]...
+//!                   [-F FILE.properties] [FILE]
+//! picokafka metadata -b HOST:PORT [-t TOPIC]...
+//! ```
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+mod metadata;
+
+#[derive(Parser)]
+#[command(name = "picokafka", version, about = "A Kafka producer that also runs on microcontrollers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce one record per input line.
+    Produce(ProduceArgs),
+    /// Print brokers, topics, partitions and leaders.
+    Metadata {
+        /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
+        #[arg(short = 'b', long = "brokers")]
+        brokers: String,
+        /// Only these topics (default: all).
+        #[arg(short = 't', long = "topic")]
+        topics: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(short = 'b', long = "brokers")]
+    brokers: String,
+    #[arg(short = 't', long = "topic")]
+    topic: String,
+    /// Split each line at the first DELIM into key and value.
+    #[arg(short = 'K', long = "key-delimiter")]
+    key_delimiter: Option<String>,
+    /// A header on every record, NAME=VALUE (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// Send every record to this partition.
+    #[arg(short = 'p', long = "partition")]
+    partition: Option<i32>,
+    /// Compression: none or lz4.
+    #[arg(short = 'z', long = "compression")]
+    compression: Option<String>,
+    #[arg(long = "acks")]
+    acks: Option<String>,
+    #[arg(long = "no-idempotence")]
+    no_idempotence: bool,
+    /// A producer property, property=value (repeatable).
+    #[arg(short = 'X')]
+    properties: Vec<String>,
+    /// A .properties file of producer properties.
+    #[arg(short = 'F')]
+    config_file: Option<String>,
+    /// Read lines from this file instead of standard input.
+    file: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Produce(args) => produce(args).await,
+        Command::Metadata { brokers, topics } => match metadata::print(&brokers, &topics).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("picokafka: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
+    let mut config = match &args.config_file {
+        Some(path) => ClientConfig::from_properties_file(path).map_err(|e| e.to_string())?,
+        None => ClientConfig::new(),
+    };
+    config.merge_env("PICOKAFKA_");
+    config.set("bootstrap.servers", &args.brokers);
+    if let Some(z) = &args.compression {
+        config.set("compression.type", z);
+    }
+    if let Some(acks) = &args.acks {
+        config.set("acks", acks);
+    }
+    if args.no_idempotence {
+        config.set("enable.idempotence", "false");
+    }
+    for p in &args.properties {
+        let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
+        config.set(k, v);
+    }
+    Ok(config)
+}
+
+#[derive(Default)]
+struct Tally {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+async fn produce(args: ProduceArgs) -> ExitCode {
+    let config = match build_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("picokafka: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let headers: Vec<(String, Option<Vec<u8>>)> = match args
+        .headers
+        .iter()
+        .map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec()))))
+        .collect::<Option<_>>()
+    {
+        Some(h) => h,
+        None => {
+            eprintln!("picokafka: -H expects NAME=VALUE");
+            return ExitCode::from(2);
+        }
+    };
+    let producer = match Producer::new(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("picokafka: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.file {
+        Some(path) => match tokio::fs::File::open(path).await {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("picokafka: cannot open {path}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Box::new(tokio::io::stdin()),
+    };
+    let mut lines = BufReader::with_capacity(1 << 16, input).lines();
+    let tally = Arc::new(Tally::default());
+    let topic: Arc<str> = args.topic.as_str().into();
+    let started = Instant::now();
+    let progress = std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+    let (mut sent, mut bytes, mut refused) = (0u64, 0u64, 0u64);
+    let mut interrupted = false;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            _ = tokio::signal::ctrl_c() => { interrupted = true; break }
+            _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                interrupted = true;
+                break;
+            }
+        };
+        let line = match line {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("picokafka: reading input: {e}");
+                break;
+            }
+        };
+        let (key, value) = match &args.key_delimiter {
+            Some(d) => match line.split_once(d.as_str()) {
+                Some((k, v)) => (Some(k.to_string()), v.to_string()),
+                None => (None, line),
+            },
+            None => (None, line),
+        };
+        bytes += (value.len() + key.as_ref().map_or(0, String::len)) as u64;
+        let mut record = OwnedRecord::new(topic.clone()).value(value);
+        record.key = key.map(String::into_bytes);
+        record.partition = args.partition;
+        record.headers = headers.clone();
+        let t = tally.clone();
+        let result = producer
+            .send_with_callback(record, move |r| match r {
+                Ok(_) => {
+                    t.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    t.failed.fetch_add(1, Ordering::Relaxed);
+                    let mut first = t.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            })
+            .await;
+        match result {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                refused += 1;
+                let mut first = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+        if progress && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let rate = sent as f64 / started.elapsed().as_secs_f64();
+            eprint!("\r{sent} sent, {} delivered, {rate:.0} records/s   ", tally.delivered.load(Ordering::Relaxed));
+        }
+    }
+    if interrupted {
+        eprintln!("\npicokafka: interrupted; flushing what was sent");
+    }
+    producer.close(Duration::from_secs(30)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = tally.delivered.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed) + refused;
+    if progress {
+        eprintln!();
+    }
+    println!(
+        "{sent} records sent, {delivered} delivered, {failed} failed, {bytes} bytes in {elapsed:.2} s ({:.0} records/s, {:.2} MB/s)",
+        delivered as f64 / elapsed.max(1e-9),
+        bytes as f64 / elapsed.max(1e-9) / 1e6
+    );
+    if let Some(e) = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+        eprintln!("picokafka: first error: {e}");
+    }
+    if failed > 0 || delivered != sent {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
