@@ -1,9 +1,492 @@
 //! `picokafka-embassy`: the microcontroller transport of picokafka.
 //!
-//! It will drive the `picokafka` core over embassy-net `TcpSocket`s, `no_std` and without a heap,
-//! shaped like embassy-net itself: resources in a `StaticCell`, a `Runner` whose `run()` never
-//! returns, and a cheap handle to send records. Today it only re-exports the core.
+//! Drives the `picokafka` core over embassy-net `TcpSocket`s, `no_std` and without a heap, shaped
+//! like embassy-net itself: caller-owned [`State`] and [`SocketBuffers`] (put them in a
+//! `StaticCell`), a [`Runner`] whose `run()` never returns, and a cheap [`Handle`] the
+//! application uses to `send(...).await` records and read delivery [`Report`]s.
+//!
+//! The runner only moves bytes, opens and closes sockets, resolves names and keeps the core's one
+//! timer. Every protocol decision is the core's.
+//!
+//! ```ignore
+//! static STATE: StaticCell<State<'static, NoopRawMutex, 16>> = StaticCell::new();
+//! static SOCKETS: StaticCell<SocketBuffers<1, 2048, 2048>> = StaticCell::new();
+//! let producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)?;
+//! let (handle, mut runner) = picokafka_embassy::new(
+//!     stack, producer, STATE.init(State::new()), SOCKETS.init(SocketBuffers::new()), Settings::default());
+//! spawner.spawn(kafka_task(runner));          // async fn kafka_task(mut r: Runner<..>) -> ! { r.run().await }
+//! handle.send(Record::new("telemetry").value(b"42")).await?;
+//! ```
 #![no_std]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+#![forbid(unsafe_code)]
 
-pub use picokafka as core;
+use core::cell::RefCell;
+
+use embassy_futures::select::{select, select3, select_array};
+use embassy_net::dns::DnsQueryType;
+use embassy_net::tcp::{State as TcpState, TcpSocket};
+use embassy_net::{IpEndpoint, Stack};
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::channel::Channel;
+use embassy_sync::signal::Signal;
+use embassy_time::{with_timeout, Duration, Instant, Timer};
+use heapless::String;
+pub use picokafka;
+use picokafka::storage::HOST_MAX;
+use picokafka::{Accepted, ConnId, DeliveryError, Event, Metrics, Producer, Record, RecordToken, SendError};
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Report {
+    pub token: RecordToken,
+    pub partition: i32,
+    pub outcome: Result<Delivered, DeliveryError>,
+}
+
+/// Where a delivered record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Delivered {
+    /// `-1` with acks=0.
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// Transport settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long `Handle::send` waits for room or metadata before giving the error back.
+    pub max_block: Duration,
+    /// Whether delivery reports are queued for [`Handle::next_report`]. Without it they are only
+    /// counted (in the core's metrics) and dropped.
+    pub reports: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { max_block: Duration::from_secs(60), reports: true }
+    }
+}
+
+/// State shared by the [`Handle`] and the [`Runner`]. `M` is the mutex kind: `NoopRawMutex`
+/// when both run on one executor, `CriticalSectionRawMutex` across executors or interrupts.
+pub struct State<'d, M: RawMutex, const REPORTS: usize> {
+    producer: Mutex<M, RefCell<Option<Producer<'d>>>>,
+    /// Wakes the runner: records were sent, or a flush or close was asked.
+    wake: Signal<M, ()>,
+    /// Wakes a sender waiting for room: the runner made progress.
+    progress: Signal<M, ()>,
+    reports: Channel<M, Report, REPORTS>,
+}
+
+impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
+    pub const fn new() -> Self {
+        Self {
+            producer: Mutex::new(RefCell::new(None)),
+            wake: Signal::new(),
+            progress: Signal::new(),
+            reports: Channel::new(),
+        }
+    }
+}
+
+impl<M: RawMutex, const REPORTS: usize> Default for State<'_, M, REPORTS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Socket memory: `N` connections with `RX`/`TX`-byte buffers. `N` must be at least the
+/// producer's connection slots.
+pub struct SocketBuffers<const N: usize, const RX: usize, const TX: usize> {
+    rx: [[u8; RX]; N],
+    tx: [[u8; TX]; N],
+}
+
+impl<const N: usize, const RX: usize, const TX: usize> SocketBuffers<N, RX, TX> {
+    pub const fn new() -> Self {
+        Self { rx: [[0; RX]; N], tx: [[0; TX]; N] }
+    }
+}
+
+impl<const N: usize, const RX: usize, const TX: usize> Default for SocketBuffers<N, RX, TX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now() -> picokafka::Instant {
+    picokafka::Instant::from_millis(Instant::now().as_millis())
+}
+
+/// Creates the handle and the runner. The producer's connection slots map one to one onto the
+/// sockets.
+pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, const REPORTS: usize>(
+    stack: Stack<'d>,
+    producer: Producer<'d>,
+    state: &'d State<'d, M, REPORTS>,
+    buffers: &'d mut SocketBuffers<N, RX, TX>,
+    settings: Settings,
+) -> (Handle<'d, M, REPORTS>, Runner<'d, M, N, REPORTS>) {
+    let setup = Duration::from_millis(u64::from(producer.config().socket_connection_setup_timeout_ms));
+    state.producer.lock(|p| *p.borrow_mut() = Some(producer));
+    let mut sockets = heapless::Vec::new();
+    for (rx, tx) in buffers.rx.iter_mut().zip(buffers.tx.iter_mut()) {
+        let mut socket = TcpSocket::new(stack, rx, tx);
+        socket.set_nagle_enabled(false);
+        // `N` sockets for `N` buffers: the vector's capacity is exactly that.
+        let _ = sockets.push(Slot { socket, conn: None, phase: Phase::Idle, blocked: false });
+    }
+    (Handle { state, settings }, Runner { stack, state, sockets, settings, setup, held: None })
+}
+
+/// The application's side.
+pub struct Handle<'d, M: RawMutex, const REPORTS: usize> {
+    state: &'d State<'d, M, REPORTS>,
+    settings: Settings,
+}
+
+impl<M: RawMutex, const REPORTS: usize> Clone for Handle<'_, M, REPORTS> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M: RawMutex, const REPORTS: usize> Copy for Handle<'_, M, REPORTS> {}
+
+impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
+    fn with<R>(&self, f: impl FnOnce(&mut Producer<'d>) -> R) -> Option<R> {
+        self.state.producer.lock(|p| p.borrow_mut().as_mut().map(f))
+    }
+
+    /// Copies a record into a batch buffer. While the buffers are full or the topic's metadata
+    /// is on its way, waits for the runner to make progress, up to `max_block`; then hands the
+    /// error back. One task at a time should wait here.
+    pub async fn send<'r>(&self, record: Record<'r>) -> Result<Accepted, SendError<'r>> {
+        let deadline = Instant::now() + self.settings.max_block;
+        loop {
+            let result = self.with(|p| p.send(now(), record)).unwrap_or(Err(SendError::Closed));
+            self.state.wake.signal(());
+            match result {
+                Err(e) if e.is_retriable() => {
+                    self.state.progress.reset();
+                    if with_timeout(
+                        deadline.saturating_duration_since(Instant::now()),
+                        self.state.progress.wait(),
+                    )
+                    .await
+                    .is_err()
+                    {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Copies a record into a batch buffer or fails at once (`QueueFull`, `MetadataPending`).
+    pub fn try_send<'r>(&self, record: Record<'r>) -> Result<Accepted, SendError<'r>> {
+        let result = self.with(|p| p.send(now(), record)).unwrap_or(Err(SendError::Closed));
+        self.state.wake.signal(());
+        result
+    }
+
+    /// The next delivery report, in send order within each partition.
+    pub async fn next_report(&self) -> Report {
+        self.state.reports.receive().await
+    }
+
+    pub fn try_report(&self) -> Option<Report> {
+        self.state.reports.try_receive().ok()
+    }
+
+    /// Sends every batch now, whatever `linger.ms` says.
+    pub fn flush(&self) {
+        self.with(|p| p.flush(now()));
+        self.state.wake.signal(());
+    }
+
+    /// Stops accepting records; what is queued is sent, or reported failed after `timeout`.
+    pub fn close(&self, timeout: Duration) {
+        self.with(|p| p.close(now(), picokafka::Duration::from_millis(timeout.as_millis())));
+        self.state.wake.signal(());
+    }
+
+    /// Records accepted and not yet reported.
+    pub fn pending_records(&self) -> u64 {
+        self.with(|p| p.pending_records()).unwrap_or(0)
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.with(|p| p.metrics()).unwrap_or_default()
+    }
+
+    /// Whether `close` has finished: every record reported, every connection closed.
+    pub fn is_closed(&self) -> bool {
+        self.with(|p| p.is_closed()).unwrap_or(true)
+    }
+}
+
+enum Phase {
+    Idle,
+    Connect { host: String<HOST_MAX>, port: u16 },
+    Connected,
+}
+
+struct Slot<'d> {
+    socket: TcpSocket<'d>,
+    conn: Option<ConnId>,
+    phase: Phase,
+    /// The send buffer filled up while the core still had bytes: wait for room.
+    blocked: bool,
+}
+
+/// Moves bytes between the producer and the sockets. Run it in its own task.
+pub struct Runner<'d, M: RawMutex, const N: usize, const REPORTS: usize> {
+    stack: Stack<'d>,
+    state: &'d State<'d, M, REPORTS>,
+    sockets: heapless::Vec<Slot<'d>, N>,
+    settings: Settings,
+    setup: Duration,
+    /// A report taken from the core while the report queue was full.
+    held: Option<Report>,
+}
+
+/// Bytes moved per socket read or write.
+const CHUNK: usize = 512;
+
+impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REPORTS> {
+    fn with<R>(&self, f: impl FnOnce(&mut Producer<'d>) -> R) -> Option<R> {
+        self.state.producer.lock(|p| p.borrow_mut().as_mut().map(f))
+    }
+
+    /// Runs the producer's I/O forever.
+    pub async fn run(&mut self) -> ! {
+        let mut buf = [0u8; CHUNK];
+        loop {
+            self.pump_events();
+            self.connect_pending().await;
+            self.read_all(&mut buf).await;
+            self.write_all(&mut buf).await;
+            self.pump_events();
+            self.state.progress.signal(());
+            self.wait().await;
+            self.with(|p| p.handle_timeout(now()));
+        }
+    }
+
+    /// Takes events from the core: socket requests, and reports while there is room for them.
+    fn pump_events(&mut self) {
+        loop {
+            if let Some(report) = self.held.take() {
+                if let Err(embassy_sync::channel::TrySendError::Full(r)) = self.state.reports.try_send(report)
+                {
+                    self.held = Some(r);
+                    return;
+                }
+            }
+            let sockets = &mut self.sockets;
+            let settings = self.settings;
+            let report = self.state.producer.lock(|p| {
+                let mut p = p.borrow_mut();
+                let p = p.as_mut()?;
+                loop {
+                    match p.poll_event()? {
+                        Event::Connect { conn, host, port } => {
+                            if let Some(slot) = sockets.get_mut(conn.index()) {
+                                slot.socket.abort();
+                                slot.conn = Some(conn);
+                                let mut h = String::new();
+                                // Host names longer than the core keeps cannot occur.
+                                let _ = h.push_str(host);
+                                slot.phase = Phase::Connect { host: h, port };
+                            }
+                        }
+                        Event::Close { conn } => {
+                            if let Some(slot) = sockets.get_mut(conn.index()) {
+                                if slot.conn == Some(conn) {
+                                    slot.socket.abort();
+                                    slot.conn = None;
+                                    slot.phase = Phase::Idle;
+                                }
+                            }
+                        }
+                        Event::Delivered { token, partition, offset, timestamp } if settings.reports => {
+                            return Some(Report {
+                                token,
+                                partition,
+                                outcome: Ok(Delivered { offset, timestamp }),
+                            });
+                        }
+                        Event::Failed { token, partition, error } if settings.reports => {
+                            return Some(Report { token, partition, outcome: Err(error) });
+                        }
+                        Event::Delivered { .. } | Event::Failed { .. } => {}
+                    }
+                }
+            });
+            match report {
+                Some(r) => self.held = Some(r),
+                None => return,
+            }
+        }
+    }
+
+    /// Resolves and connects the sockets the core asked for, one after another.
+    async fn connect_pending(&mut self) {
+        for i in 0..self.sockets.len() {
+            let Phase::Connect { host, port } = &self.sockets[i].phase else { continue };
+            let (host, port) = (host.clone(), *port);
+            let Some(conn) = self.sockets[i].conn else { continue };
+            let ok = match self.stack.dns_query(&host, DnsQueryType::A).await {
+                Ok(addrs) if !addrs.is_empty() => {
+                    let endpoint = IpEndpoint::new(addrs[0], port);
+                    let socket = &mut self.sockets[i].socket;
+                    matches!(with_timeout(self.setup, socket.connect(endpoint)).await, Ok(Ok(())))
+                }
+                _ => false,
+            };
+            let slot = &mut self.sockets[i];
+            if slot.conn != Some(conn) {
+                continue;
+            }
+            if ok {
+                slot.phase = Phase::Connected;
+                self.with(|p| p.handle_connected(now(), conn));
+            } else {
+                slot.socket.abort();
+                slot.phase = Phase::Idle;
+                slot.conn = None;
+                self.with(|p| p.handle_disconnected(now(), conn));
+            }
+        }
+    }
+
+    /// Hands received bytes to the core; reports sockets the peer closed.
+    async fn read_all(&mut self, buf: &mut [u8]) {
+        for i in 0..self.sockets.len() {
+            let slot = &mut self.sockets[i];
+            let (Phase::Connected, Some(conn)) = (&slot.phase, slot.conn) else { continue };
+            let mut lost = !matches!(slot.socket.state(), TcpState::Established) && !slot.socket.may_recv();
+            while !lost && slot.socket.can_recv() {
+                match slot.socket.read(buf).await {
+                    Ok(0) | Err(_) => lost = true,
+                    Ok(n) => {
+                        let mut at = 0;
+                        while at < n {
+                            let used = self.state.producer.lock(|p| {
+                                p.borrow_mut()
+                                    .as_mut()
+                                    .map_or(n, |p| p.handle_input(now(), conn, &buf[at..n]))
+                            });
+                            if used == 0 {
+                                break;
+                            }
+                            at += used;
+                        }
+                    }
+                }
+            }
+            if lost {
+                slot.socket.abort();
+                slot.phase = Phase::Idle;
+                slot.conn = None;
+                self.with(|p| p.handle_disconnected(now(), conn));
+            }
+        }
+    }
+
+    /// Writes what the core has for each socket, as far as its send buffer has room.
+    async fn write_all(&mut self, buf: &mut [u8]) {
+        for i in 0..self.sockets.len() {
+            let slot = &mut self.sockets[i];
+            let (Phase::Connected, Some(conn)) = (&slot.phase, slot.conn) else { continue };
+            slot.blocked = false;
+            loop {
+                let free = slot.socket.send_capacity() - slot.socket.send_queue();
+                if free == 0 {
+                    slot.blocked = true;
+                    break;
+                }
+                let room = free.min(buf.len());
+                let len = self.state.producer.lock(|p| {
+                    p.borrow_mut().as_mut().and_then(|p| p.poll_transmit_to(now(), conn, &mut buf[..room]))
+                });
+                let Some(len) = len else { break };
+                // `len <= free`, so the socket takes it all without waiting.
+                let mut at = 0;
+                while at < len {
+                    match slot.socket.write(&buf[at..len]).await {
+                        Ok(n) if n > 0 => at += n,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps until the core's timer, a socket event, or a wake from the handle.
+    async fn wait(&mut self) {
+        let deadline = self.with(|p| p.poll_timeout()).flatten();
+        let timer = match deadline {
+            Some(t) => Timer::at(Instant::from_millis(t.as_millis())),
+            None => Timer::after(Duration::from_secs(3600)),
+        };
+        let connecting = self.sockets.iter().any(|s| matches!(s.phase, Phase::Connect { .. }));
+        if connecting || self.held.is_some() && self.state.reports.free_capacity() > 0 {
+            return;
+        }
+        let sockets = &self.sockets;
+        // One future type for every socket: readable, or writable again if it was full; never,
+        // if it is not connected.
+        let ready: [_; N] = core::array::from_fn(|i| async move {
+            let Some(slot) = sockets.get(i) else { return core::future::pending::<()>().await };
+            match (&slot.phase, slot.blocked) {
+                (Phase::Connected, true) => {
+                    select(slot.socket.wait_read_ready(), slot.socket.wait_write_ready()).await;
+                }
+                (Phase::Connected, false) => slot.socket.wait_read_ready().await,
+                _ => core::future::pending::<()>().await,
+            }
+        });
+        let sockets = select_array(ready);
+        let reports = async {
+            if self.held.is_none() {
+                core::future::pending::<()>().await;
+            }
+            // Room in the report queue lets the runner hand out the report it holds.
+            while self.state.reports.free_capacity() == 0 {
+                Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        // Whichever comes first, the loop looks at everything again.
+        let _ = select3(self.state.wake.wait(), timer, select(sockets, reports)).await;
+    }
+}
+
+impl<M: RawMutex, const R: usize> core::fmt::Debug for State<'_, M, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("State").finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize, const RX: usize, const TX: usize> core::fmt::Debug for SocketBuffers<N, RX, TX> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SocketBuffers").field("sockets", &N).field("rx", &RX).field("tx", &TX).finish()
+    }
+}
+
+impl<M: RawMutex, const R: usize> core::fmt::Debug for Handle<'_, M, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl<M: RawMutex, const N: usize, const R: usize> core::fmt::Debug for Runner<'_, M, N, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Runner").field("sockets", &N).finish_non_exhaustive()
+    }
+}

@@ -373,6 +373,22 @@ impl Producer<'_> {
         None
     }
 
+    /// Like [`Producer::poll_transmit`], for one connection only: for transports whose sockets
+    /// each have their own send buffer (pass at most its free space as `buf`).
+    pub fn poll_transmit_to(&mut self, now: Instant, conn: ConnId, buf: &mut [u8]) -> Option<usize> {
+        let i = self.live(conn)?;
+        if buf.is_empty() {
+            return None;
+        }
+        self.schedule(now);
+        if self.conns[i].tx.is_none() {
+            let control = self.control_conn();
+            self.start_request(now, i, control == Some(i));
+        }
+        self.conns[i].tx?;
+        Some(self.write(i, buf).len)
+    }
+
     /// The ready connection with the fewest requests in flight: where Metadata and
     /// InitProducerId go.
     fn control_conn(&self) -> Option<usize> {

@@ -77,7 +77,9 @@ impl ConnId {
         // Connection tables hold at most 255 slots (checked in `Producer::new`).
         Self(((index as u16) << 8) | u16::from(generation))
     }
-    pub(crate) fn index(self) -> usize {
+    /// The connection's slot in the producer's table: stable for the life of the connection,
+    /// so a transport can keep one socket per slot.
+    pub fn index(self) -> usize {
         usize::from(self.0 >> 8)
     }
     pub(crate) fn generation(self) -> u8 {
