@@ -4,6 +4,8 @@
 //! machine: Tansu (a Kafka-compatible broker nobody here wrote) and independent consumers
 //! (confluent-kafka with CRC checks, kafka-python) reading back what we produced.
 
+pub mod sim;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -119,3 +121,6 @@ pub fn consume(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consum
         })
         .collect()
 }
+
+/// librdkafka's mock cluster as a child process (several brokers, fault injection).
+pub mod mock;

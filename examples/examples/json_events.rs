@@ -20,7 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pending = Vec::new();
     for i in 0..count {
         let device = format!("sensor-{}", i % 4);
-        let reading = serde_json::json!({ "device": device, "seq": i, "celsius": 20.0 + f64::from(i % 7) / 2.0 });
+        let reading =
+            serde_json::json!({ "device": device, "seq": i, "celsius": 20.0 + f64::from(i % 7) / 2.0 });
         let record = OwnedRecord::new(topic)
             .key(device.clone())
             .value(serde_json::to_vec(&reading)?)
@@ -30,7 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (device, delivery) in pending {
         match delivery.await {
-            Ok(d) => println!("{device}: {}[{}] offset {} at {}", d.topic, d.partition, d.offset, d.timestamp),
+            Ok(d) => {
+                println!("{device}: {}[{}] offset {} at {}", d.topic, d.partition, d.offset, d.timestamp)
+            }
             Err(e) => println!("{device}: failed: {e}"),
         }
     }

@@ -24,9 +24,8 @@
 use core::cell::RefCell;
 
 use embassy_futures::select::{select, select3, select_array};
-use embassy_net::dns::DnsQueryType;
 use embassy_net::tcp::{State as TcpState, TcpSocket};
-use embassy_net::{IpEndpoint, Stack};
+use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Stack};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::channel::Channel;
@@ -61,7 +60,9 @@ pub struct Settings {
     /// How long `Handle::send` waits for room or metadata before giving the error back.
     pub max_block: Duration,
     /// Whether delivery reports are queued for [`Handle::next_report`]. Without it they are only
-    /// counted (in the core's metrics) and dropped.
+    /// counted (in the core's metrics). With it, read them from a task of their own (or often
+    /// enough): a report that finds the queue full is dropped and counted in
+    /// [`Handle::reports_dropped`], so that an application busy sending never stalls the producer.
     pub reports: bool,
 }
 
@@ -80,6 +81,7 @@ pub struct State<'d, M: RawMutex, const REPORTS: usize> {
     /// Wakes a sender waiting for room: the runner made progress.
     progress: Signal<M, ()>,
     reports: Channel<M, Report, REPORTS>,
+    reports_dropped: Mutex<M, core::cell::Cell<u32>>,
 }
 
 impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
@@ -89,6 +91,7 @@ impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
             wake: Signal::new(),
             progress: Signal::new(),
             reports: Channel::new(),
+            reports_dropped: Mutex::new(core::cell::Cell::new(0)),
         }
     }
 }
@@ -140,7 +143,7 @@ pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, co
         // `N` sockets for `N` buffers: the vector's capacity is exactly that.
         let _ = sockets.push(Slot { socket, conn: None, phase: Phase::Idle, blocked: false });
     }
-    (Handle { state, settings }, Runner { stack, state, sockets, settings, setup, held: None })
+    (Handle { state, settings }, Runner { stack, state, sockets, settings, setup })
 }
 
 /// The application's side.
@@ -203,6 +206,11 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
         self.state.reports.try_receive().ok()
     }
 
+    /// Reports that found the report queue full (see [`Settings::reports`]).
+    pub fn reports_dropped(&self) -> u32 {
+        self.state.reports_dropped.lock(core::cell::Cell::get)
+    }
+
     /// Sends every batch now, whatever `linger.ms` says.
     pub fn flush(&self) {
         self.with(|p| p.flush(now()));
@@ -246,13 +254,12 @@ struct Slot<'d> {
 
 /// Moves bytes between the producer and the sockets. Run it in its own task.
 pub struct Runner<'d, M: RawMutex, const N: usize, const REPORTS: usize> {
+    #[cfg_attr(not(feature = "dns"), allow(dead_code))]
     stack: Stack<'d>,
     state: &'d State<'d, M, REPORTS>,
     sockets: heapless::Vec<Slot<'d>, N>,
     settings: Settings,
     setup: Duration,
-    /// A report taken from the core while the report queue was full.
-    held: Option<Report>,
 }
 
 /// Bytes moved per socket read or write.
@@ -278,61 +285,49 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
         }
     }
 
-    /// Takes events from the core: socket requests, and reports while there is room for them.
+    /// Takes events from the core: socket requests and delivery reports.
     fn pump_events(&mut self) {
-        loop {
-            if let Some(report) = self.held.take() {
-                if let Err(embassy_sync::channel::TrySendError::Full(r)) = self.state.reports.try_send(report)
-                {
-                    self.held = Some(r);
-                    return;
-                }
-            }
-            let sockets = &mut self.sockets;
-            let settings = self.settings;
-            let report = self.state.producer.lock(|p| {
-                let mut p = p.borrow_mut();
-                let p = p.as_mut()?;
-                loop {
-                    match p.poll_event()? {
-                        Event::Connect { conn, host, port } => {
-                            if let Some(slot) = sockets.get_mut(conn.index()) {
-                                slot.socket.abort();
-                                slot.conn = Some(conn);
-                                let mut h = String::new();
-                                // Host names longer than the core keeps cannot occur.
-                                let _ = h.push_str(host);
-                                slot.phase = Phase::Connect { host: h, port };
-                            }
+        let sockets = &mut self.sockets;
+        let state = self.state;
+        let reports = self.settings.reports;
+        state.producer.lock(|p| {
+            let mut p = p.borrow_mut();
+            let Some(p) = p.as_mut() else { return };
+            while let Some(event) = p.poll_event() {
+                let report = match event {
+                    Event::Connect { conn, host, port } => {
+                        if let Some(slot) = sockets.get_mut(conn.index()) {
+                            slot.socket.abort();
+                            slot.conn = Some(conn);
+                            let mut h = String::new();
+                            // Host names longer than the core keeps cannot occur.
+                            let _ = h.push_str(host);
+                            slot.phase = Phase::Connect { host: h, port };
                         }
-                        Event::Close { conn } => {
-                            if let Some(slot) = sockets.get_mut(conn.index()) {
-                                if slot.conn == Some(conn) {
-                                    slot.socket.abort();
-                                    slot.conn = None;
-                                    slot.phase = Phase::Idle;
-                                }
-                            }
-                        }
-                        Event::Delivered { token, partition, offset, timestamp } if settings.reports => {
-                            return Some(Report {
-                                token,
-                                partition,
-                                outcome: Ok(Delivered { offset, timestamp }),
-                            });
-                        }
-                        Event::Failed { token, partition, error } if settings.reports => {
-                            return Some(Report { token, partition, outcome: Err(error) });
-                        }
-                        Event::Delivered { .. } | Event::Failed { .. } => {}
+                        continue;
                     }
+                    Event::Close { conn } => {
+                        if let Some(slot) = sockets.get_mut(conn.index()) {
+                            if slot.conn == Some(conn) {
+                                slot.socket.abort();
+                                slot.conn = None;
+                                slot.phase = Phase::Idle;
+                            }
+                        }
+                        continue;
+                    }
+                    Event::Delivered { token, partition, offset, timestamp } => {
+                        Report { token, partition, outcome: Ok(Delivered { offset, timestamp }) }
+                    }
+                    Event::Failed { token, partition, error } => {
+                        Report { token, partition, outcome: Err(error) }
+                    }
+                };
+                if reports && state.reports.try_send(report).is_err() {
+                    state.reports_dropped.lock(|d| d.set(d.get().wrapping_add(1)));
                 }
-            });
-            match report {
-                Some(r) => self.held = Some(r),
-                None => return,
             }
-        }
+        });
     }
 
     /// Resolves and connects the sockets the core asked for, one after another.
@@ -341,13 +336,13 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
             let Phase::Connect { host, port } = &self.sockets[i].phase else { continue };
             let (host, port) = (host.clone(), *port);
             let Some(conn) = self.sockets[i].conn else { continue };
-            let ok = match self.stack.dns_query(&host, DnsQueryType::A).await {
-                Ok(addrs) if !addrs.is_empty() => {
-                    let endpoint = IpEndpoint::new(addrs[0], port);
+            let ok = match self.resolve(&host).await {
+                Some(addr) => {
                     let socket = &mut self.sockets[i].socket;
+                    let endpoint = IpEndpoint::new(addr, port);
                     matches!(with_timeout(self.setup, socket.connect(endpoint)).await, Ok(Ok(())))
                 }
-                _ => false,
+                None => false,
             };
             let slot = &mut self.sockets[i];
             if slot.conn != Some(conn) {
@@ -363,6 +358,18 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
                 self.with(|p| p.handle_disconnected(now(), conn));
             }
         }
+    }
+
+    /// The address of a broker: an IPv4 literal as is, a name through DNS (feature `dns`).
+    async fn resolve(&self, host: &str) -> Option<IpAddress> {
+        if let Ok(ip) = host.parse::<Ipv4Address>() {
+            return Some(IpAddress::Ipv4(ip));
+        }
+        #[cfg(feature = "dns")]
+        if let Ok(addrs) = self.stack.dns_query(host, embassy_net::dns::DnsQueryType::A).await {
+            return addrs.first().copied();
+        }
+        None
     }
 
     /// Hands received bytes to the core; reports sockets the peer closed.
@@ -435,8 +442,7 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
             Some(t) => Timer::at(Instant::from_millis(t.as_millis())),
             None => Timer::after(Duration::from_secs(3600)),
         };
-        let connecting = self.sockets.iter().any(|s| matches!(s.phase, Phase::Connect { .. }));
-        if connecting || self.held.is_some() && self.state.reports.free_capacity() > 0 {
+        if self.sockets.iter().any(|s| matches!(s.phase, Phase::Connect { .. })) {
             return;
         }
         let sockets = &self.sockets;
@@ -453,17 +459,8 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
             }
         });
         let sockets = select_array(ready);
-        let reports = async {
-            if self.held.is_none() {
-                core::future::pending::<()>().await;
-            }
-            // Room in the report queue lets the runner hand out the report it holds.
-            while self.state.reports.free_capacity() == 0 {
-                Timer::after(Duration::from_millis(5)).await;
-            }
-        };
         // Whichever comes first, the loop looks at everything again.
-        let _ = select3(self.state.wake.wait(), timer, select(sockets, reports)).await;
+        let _ = select3(self.state.wake.wait(), timer, sockets).await;
     }
 }
 

@@ -341,6 +341,7 @@ impl<'a> Producer<'a> {
             }
             _ => {
                 self.want_metadata();
+                self.schedule(now);
                 return Err(SendError::MetadataPending(record));
             }
         };
@@ -447,6 +448,8 @@ impl<'a> Producer<'a> {
         }
         p.tail = b as u16;
         self.metrics.batches_created += 1;
+        // A new batch may need its leader's connection opened.
+        self.schedule(now);
         match self.push(b, record, timestamp) {
             Ok(()) => Ok(self.issue_token(topic, slot, b as u16)),
             // `send` checked the record fits an empty batch; should that ever be wrong, the
@@ -660,6 +663,7 @@ impl<'a> Producer<'a> {
                 self.abandon_all(DeliveryError::Closed);
             }
         }
+        self.schedule(now);
     }
 
     /// Fails batches whose `delivery.timeout.ms` has passed and that are not in flight (an

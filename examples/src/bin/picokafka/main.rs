@@ -219,7 +219,10 @@ async fn produce(args: ProduceArgs) -> ExitCode {
         if progress && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
             let rate = sent as f64 / started.elapsed().as_secs_f64();
-            eprint!("\r{sent} sent, {} delivered, {rate:.0} records/s   ", tally.delivered.load(Ordering::Relaxed));
+            eprint!(
+                "\r{sent} sent, {} delivered, {rate:.0} records/s   ",
+                tally.delivered.load(Ordering::Relaxed)
+            );
         }
     }
     if interrupted {

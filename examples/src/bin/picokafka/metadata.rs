@@ -11,7 +11,12 @@ use tokio::net::TcpStream;
 /// Largest answer accepted: a cluster's whole metadata.
 const MAX_RESPONSE: usize = 64 << 20;
 
-async fn call<R: Request>(stream: &mut TcpStream, version: i16, id: i32, body: &R) -> Result<Vec<u8>, String> {
+async fn call<R: Request>(
+    stream: &mut TcpStream,
+    version: i16,
+    id: i32,
+    body: &R,
+) -> Result<Vec<u8>, String> {
     let mut w = Writer::counting();
     let len = encode_request(&mut w, version, id, Some("picokafka-cli"), body);
     let mut buf = vec![0u8; len];
@@ -70,7 +75,13 @@ async fn query(host: &str, port: u16, topics: &[String]) -> Result<(), String> {
     println!("cluster {} (controller {})", m.cluster_id.unwrap_or("-"), m.controller_id);
     println!("{} brokers:", m.brokers.len());
     for b in m.brokers.iter() {
-        println!("  broker {} at {}:{}{}", b.node_id, b.host, b.port, b.rack.map(|r| format!(" rack {r}")).unwrap_or_default());
+        println!(
+            "  broker {} at {}:{}{}",
+            b.node_id,
+            b.host,
+            b.port,
+            b.rack.map(|r| format!(" rack {r}")).unwrap_or_default()
+        );
     }
     println!("{} topics:", m.topics.len());
     for t in m.topics.iter() {

@@ -1,0 +1,9 @@
+//! Deterministic simulation pieces for state-machine tests.
+//!
+//! [`cluster`] is the broker side: a simulated Kafka cluster that speaks the wire protocol through
+//! the independent `kafka-protocol` crate (never picokafka's codec), so a bug in picokafka's codec
+//! cannot hide behind the same bug in the simulated broker.
+
+pub mod cluster;
+
+pub use cluster::{Quirks, Reply, RequestInfo, SimCluster, StoredBatch, StoredRecord};
