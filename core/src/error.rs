@@ -20,8 +20,9 @@ pub enum SendError<'r> {
     /// The topic has `count` partitions; `partition` is not one of them.
     PartitionOutOfRange { partition: i32, count: i32 },
     /// The broker reported an error for the topic that retrying will not fix
-    /// (`TOPIC_AUTHORIZATION_FAILED`, `INVALID_TOPIC_EXCEPTION`, ...), or the topic does not
-    /// exist and may not be created.
+    /// (`TOPIC_AUTHORIZATION_FAILED`, `INVALID_TOPIC_EXCEPTION`, ...). A topic that does not exist
+    /// (yet) stays [`SendError::MetadataPending`], as the Java client keeps waiting for it: the
+    /// transport bounds that wait (`max.block.ms`).
     Topic(ErrorCode),
     /// The producer's tables are full: `what` says which resource to enlarge.
     Capacity(&'static str),

@@ -2,8 +2,10 @@
 //!
 //! [`cluster`] is the broker side: a simulated Kafka cluster that speaks the wire protocol through
 //! the independent `kafka-protocol` crate (never picokafka's codec), so a bug in picokafka's codec
-//! cannot hide behind the same bug in the simulated broker.
+//! cannot hide behind the same bug in the simulated broker. [`net`] is the rest: virtual time, a
+//! seeded network with faults, and a harness driving a real `picokafka::Producer` against the cluster.
 
 pub mod cluster;
+pub mod net;
 
 pub use cluster::{Quirks, Reply, RequestInfo, SimCluster, StoredBatch, StoredRecord};

@@ -84,6 +84,8 @@ impl Producer<'_> {
         match code {
             // A duplicate is a batch the log already has (Tansu says so; Kafka answers success).
             ErrorCode::NoError | ErrorCode::DuplicateSequenceNumber => {
+                let slot = usize::from(self.batches[b].partition);
+                self.partitions[slot].confirmed = true;
                 self.finish_batch(b, Outcome::Delivered { base_offset, log_append_time });
             }
             ErrorCode::OutOfOrderSequenceNumber if idempotent => {
@@ -91,12 +93,12 @@ impl Producer<'_> {
                 // retry it after that one. If it is the first unresolved batch, the broker lost
                 // sequence state: start a new epoch.
                 if self.first_unresolved(b) {
-                    self.request_epoch_bump();
+                    self.request_epoch_bump(usize::from(self.batches[b].partition));
                 }
                 self.retry_batch(now, b, code);
             }
             ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch if idempotent => {
-                self.request_epoch_bump();
+                self.request_epoch_bump(usize::from(self.batches[b].partition));
                 self.retry_batch(now, b, code);
             }
             code if code.is_retriable() => {
@@ -105,7 +107,14 @@ impl Producer<'_> {
                 }
                 self.retry_batch(now, b, code);
             }
-            code => self.fail_batch(b, DeliveryError::Broker(code)),
+            code => {
+                // The broker refused the batch: its sequence numbers are not in the log, so the
+                // partition's later batches must be renumbered under a new producer id.
+                if idempotent && self.batches[b].base_sequence >= 0 {
+                    self.request_epoch_bump(usize::from(self.batches[b].partition));
+                }
+                self.fail_batch(b, DeliveryError::Broker(code));
+            }
         }
     }
 

@@ -391,19 +391,26 @@ impl Producer<'_> {
 
     /// The ready connection with the fewest requests in flight: where Metadata and
     /// InitProducerId go.
-    fn control_conn(&self) -> Option<usize> {
+    pub(crate) fn control_conn(&self) -> Option<usize> {
         (0..self.conns.len())
             .filter(|&i| self.conns[i].state == ConnState::Ready && self.conns[i].tx.is_none())
             .min_by_key(|&i| self.conns[i].in_flight.iter().filter(|f| !f.optional).count())
     }
 
+    /// Whether connection `i` may start another request (below `max.in.flight`).
+    pub(crate) fn can_start(&self, i: usize) -> bool {
+        let c = &self.conns[i];
+        c.tx.is_none()
+            && c.in_flight.iter().filter(|f| !f.optional).count()
+                < usize::from(self.config.max_in_flight_requests_per_connection)
+    }
+
     /// Starts the next request on connection `i`, if it has one to send.
     fn start_request(&mut self, now: Instant, i: usize, control: bool) {
-        let c = &self.conns[i];
-        let busy = c.in_flight.iter().filter(|f| !f.optional).count();
-        if busy >= usize::from(self.config.max_in_flight_requests_per_connection) {
+        if !self.can_start(i) {
             return;
         }
+        let c = &self.conns[i];
         let (kind, version) = match c.state {
             ConnState::Handshake if c.in_flight.is_empty() => {
                 (RequestKind::ApiVersions, c.api_versions_version)
@@ -415,10 +422,12 @@ impl Producer<'_> {
                     && !self.metadata.in_flight
                     && now >= self.metadata.not_before
                 {
+                    let topics = self.metadata_topics(now);
                     self.metadata.in_flight = true;
                     self.metadata.wanted = false;
+                    self.metadata.asked = topics;
                     self.metrics.metadata_requests += 1;
-                    (RequestKind::Metadata { topics: self.metadata_topics(now) }, c.versions.metadata)
+                    (RequestKind::Metadata { topics }, c.versions.metadata)
                 } else if control
                     && self.idempotence.state == PidState::Wanted
                     && now >= self.idempotence.next_attempt
@@ -457,7 +466,7 @@ impl Producer<'_> {
         self.conns[i].tx = Some(Outgoing { request, written: 0, total: counter.position() });
     }
 
-    fn any_produce_in_flight(&self) -> bool {
+    pub(crate) fn any_produce_in_flight(&self) -> bool {
         self.conns
             .iter()
             .any(|c| c.in_flight.iter().any(|f| matches!(f.kind, RequestKind::Produce { acks0: false, .. })))

@@ -36,13 +36,17 @@ impl Producer<'_> {
                 continue;
             }
             let Some(b) = self.sendable(now, pi, i, linger) else { continue };
-            if !self.seal(b) {
-                continue;
-            }
+            // Sealing never grows a batch (compression is kept only if it shrinks it), so the
+            // unsealed length bounds the sealed one: check the size before taking sequences.
+            let s = &self.batches[b];
+            let len = if s.status == BatchStatus::Sealed { s.len } else { s.builder.len };
             let topic = usize::from(self.partitions[pi].topic);
-            let extra = self.batches[b].len + PARTITION_OVERHEAD + self.topics[topic].name.len();
+            let extra = len + PARTITION_OVERHEAD + self.topics[topic].name.len();
             if head != NIL && size + extra > self.config.max_request_size {
                 break;
+            }
+            if !self.seal(b) {
+                continue;
             }
             size += extra;
             head = self.link_by_topic(head, b);
@@ -62,14 +66,24 @@ impl Producer<'_> {
         Some(RequestKind::Produce { head, acks0: !self.config.acks.expects_response() })
     }
 
-    /// The batch partition `pi` can send on connection `i` now, if any: the first in its queue
-    /// that is not done or in flight, provided it is ready (lingered, full, flushed, or due for
-    /// retry) and no earlier batch is in flight on another connection (order first).
+    /// The batch partition `pi` can send on connection `i` now, if any.
     fn sendable(&self, now: Instant, pi: usize, i: usize, linger: Duration) -> Option<usize> {
-        let mut b = self.partitions[pi].head;
+        self.candidate(pi, i, linger).filter(|&(_, at)| at <= now).map(|(b, _)| b)
+    }
+
+    /// The batch partition `pi` would send next on connection `i`, and from when: the first in
+    /// its queue that is neither done nor in flight, once lingered (or full, flushed, closing)
+    /// or due for retry. `None` while that batch must wait for an answer instead: an earlier
+    /// batch in flight on another connection (order first), an unconfirmed sequence, or older
+    /// batches to resolve before a move to a new producer id.
+    pub(crate) fn candidate(&self, pi: usize, i: usize, linger: Duration) -> Option<(usize, Instant)> {
+        let p = &self.partitions[pi];
+        let idempotent = self.idempotence.state != PidState::Off;
+        let mut b = p.head;
+        let mut unresolved = false;
         while b != NIL {
             let s = &self.batches[usize::from(b)];
-            let ready = match s.status {
+            let at = match s.status {
                 BatchStatus::Done => {
                     b = s.next_in_partition;
                     continue;
@@ -78,17 +92,43 @@ impl Producer<'_> {
                     if s.request.is_some_and(|r| usize::from(r.conn) != i) {
                         return None;
                     }
+                    // Until the broker confirms the partition's sequence, one batch at a time.
+                    if idempotent && !p.confirmed {
+                        return None;
+                    }
+                    unresolved = true;
                     b = s.next_in_partition;
                     continue;
                 }
-                BatchStatus::Open => now >= s.created + linger || self.closing.is_some(),
-                BatchStatus::Closed => true,
-                BatchStatus::Sealed => now >= s.retry_at,
-                BatchStatus::Free => false,
+                BatchStatus::Open | BatchStatus::Closed
+                    if self.idempotence.state == PidState::Ready
+                        && (p.producer_id, p.producer_epoch)
+                            != (self.idempotence.producer_id, self.idempotence.epoch)
+                        && (unresolved || self.has_unresolved(pi)) =>
+                {
+                    return None;
+                }
+                BatchStatus::Open if self.closing.is_none() => s.created + linger,
+                BatchStatus::Open | BatchStatus::Closed => Instant::ZERO,
+                BatchStatus::Sealed => s.retry_at,
+                BatchStatus::Free => return None,
             };
-            return ready.then_some(usize::from(b));
+            return Some((usize::from(b), at));
         }
         None
+    }
+
+    /// Whether partition `pi` has a batch sent and not yet acknowledged or failed.
+    fn has_unresolved(&self, pi: usize) -> bool {
+        let mut b = self.partitions[pi].head;
+        while b != NIL {
+            let s = &self.batches[usize::from(b)];
+            if s.sent && s.status != BatchStatus::Done {
+                return true;
+            }
+            b = s.next_in_partition;
+        }
+        false
     }
 
     /// Inserts batch `b` into the request list after the last batch of the same topic, so that
@@ -125,7 +165,15 @@ impl Producer<'_> {
         let slot = usize::from(s.partition);
         let count = s.builder.record_count;
         let producer = if self.idempotence.state == PidState::Ready {
+            let (id, epoch) = (self.idempotence.producer_id, self.idempotence.epoch);
             let p = &mut self.partitions[slot];
+            if (p.producer_id, p.producer_epoch) != (id, epoch) {
+                // `sendable` let this batch through only with nothing unresolved before it.
+                p.producer_id = id;
+                p.producer_epoch = epoch;
+                p.next_sequence = 0;
+                p.confirmed = false;
+            }
             let base_sequence = p.next_sequence;
             p.next_sequence = next_sequence(base_sequence, count);
             ProducerState {
@@ -165,13 +213,13 @@ impl Producer<'_> {
         }
     }
 
-    /// Gives sealed batches fresh sequence numbers under a new producer id or epoch, in queue
-    /// order per partition, starting from zero.
+    /// Under a new producer id: partitions whose sequence broke renumber their sealed batches
+    /// from zero, in queue order. The others keep theirs and move over lazily (see `sendable`).
     pub(crate) fn reset_sequences(&mut self) {
         let producer_id = self.idempotence.producer_id;
         let epoch = self.idempotence.epoch;
         for pi in 0..self.partitions.len() {
-            if self.partitions[pi].is_free() {
+            if self.partitions[pi].is_free() || !self.partitions[pi].rewrite {
                 continue;
             }
             let mut sequence = 0;
@@ -195,7 +243,12 @@ impl Producer<'_> {
                 }
                 b = s.next_in_partition;
             }
-            self.partitions[pi].next_sequence = sequence;
+            let p = &mut self.partitions[pi];
+            p.next_sequence = sequence;
+            p.producer_id = producer_id;
+            p.producer_epoch = epoch;
+            p.confirmed = false;
+            p.rewrite = false;
         }
     }
 

@@ -9,7 +9,8 @@
 //! 1. `poll_event()` until `None`: open (`Connect`) or close (`Close`) sockets, hand delivery
 //!    reports (`Delivered`, `Failed`) to the application;
 //! 2. `poll_transmit(now, buf)` until `None`: write `buf[..len]` to that connection's socket;
-//! 3. arm one timer at `poll_timeout()` and call `handle_timeout(now)` when it fires.
+//! 3. if step 2 wrote anything, back to 1 (with acks=0, records are delivered once written);
+//! 4. arm one timer at `poll_timeout()` and call `handle_timeout(now)` when it fires.
 //!
 //! Bytes read from a socket go to `handle_input`; a socket that opens or fails goes to
 //! `handle_connected` / `handle_disconnected`.
@@ -107,7 +108,8 @@ pub enum Event<'a> {
     Connect { conn: ConnId, host: &'a str, port: u16 },
     /// Close this connection; the producer has forgotten it.
     Close { conn: ConnId },
-    /// The record is in the log: at `offset` of `partition` (`-1` with acks=0), with `timestamp`
+    /// The record is in the log: at `offset` of `partition` (`-1` with acks=0, and when a broker
+    /// answers a resent batch with DUPLICATE_SEQUENCE_NUMBER without its offset), with `timestamp`
     /// (the broker's append time for LogAppendTime topics, else the record's CreateTime).
     Delivered { token: RecordToken, partition: i32, offset: i64, timestamp: i64 },
     /// The record will not be delivered.
@@ -143,6 +145,8 @@ struct MetadataState {
     last_refresh: Instant,
     /// Earliest time for the next request (backoff between refreshes).
     not_before: Instant,
+    /// Topics (a bit per slot) the request in flight asks about.
+    asked: u64,
 }
 
 /// Delivery reports of one batch being handed out record by record.
@@ -284,7 +288,13 @@ impl<'a> Producer<'a> {
             topics,
             partitions,
             partitioner: None,
-            metadata: MetadataState { wanted: true, in_flight: false, last_refresh: now, not_before: now },
+            metadata: MetadataState {
+                wanted: true,
+                in_flight: false,
+                last_refresh: now,
+                not_before: now,
+                asked: 0,
+            },
             idempotence,
             closing: None,
             fatal: None,
@@ -340,7 +350,10 @@ impl<'a> Producer<'a> {
                 return Err(SendError::Topic(code));
             }
             _ => {
-                self.want_metadata();
+                // Unless the request in flight already asks about this topic.
+                if !(self.metadata.in_flight && self.metadata.asked & (1 << topic) != 0) {
+                    self.want_metadata();
+                }
                 self.schedule(now);
                 return Err(SendError::MetadataPending(record));
             }
@@ -531,12 +544,13 @@ impl<'a> Producer<'a> {
     }
 
     /// Makes every batch sendable now, whatever `linger.ms` says.
-    pub fn flush(&mut self, _now: Instant) {
+    pub fn flush(&mut self, now: Instant) {
         for b in self.batches.iter_mut() {
             if b.status == BatchStatus::Open {
                 b.status = BatchStatus::Closed;
             }
         }
+        self.schedule(now);
     }
 
     /// Stops accepting records and sends what is queued. Records not delivered by
@@ -546,6 +560,7 @@ impl<'a> Producer<'a> {
         self.flush(now);
         let deadline = now + timeout;
         self.closing = Some(self.closing.map_or(deadline, |d| d.min(deadline)));
+        self.schedule(now);
     }
 
     /// Records accepted and not yet reported delivered or failed.
@@ -596,7 +611,9 @@ impl<'a> Producer<'a> {
         backoff(&mut self.rng, self.config.retry_backoff_ms, self.config.retry_backoff_max_ms, attempts)
     }
 
-    /// When the transport should call `handle_timeout` next.
+    /// When the transport should call `handle_timeout` next. Only deadlines the producer can
+    /// act on count: a batch done lingering whose leader is not connected waits for the
+    /// connection, not for a timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = Instant::NEVER;
         let linger = Duration::from_millis(u64::from(self.config.linger_ms));
@@ -604,13 +621,9 @@ impl<'a> Producer<'a> {
         let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
         let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
         for b in self.batches.iter() {
-            match b.status {
-                BatchStatus::Free | BatchStatus::Done => continue,
-                BatchStatus::Open => t = t.min(b.created + linger),
-                BatchStatus::Closed | BatchStatus::Sealed => t = t.min(b.retry_at),
-                BatchStatus::InFlight => {}
+            if matches!(b.status, BatchStatus::Open | BatchStatus::Closed | BatchStatus::Sealed) {
+                t = t.min(b.created + delivery);
             }
-            t = t.min(b.created + delivery);
         }
         for c in self.conns.iter() {
             match c.state {
@@ -622,13 +635,28 @@ impl<'a> Producer<'a> {
                 t = t.min(f.sent_at + request);
             }
         }
+        let control = self.control_conn().is_some_and(|i| self.can_start(i));
         let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
         t = t.min(self.metadata.last_refresh + max_age);
-        if self.metadata.wanted {
+        if self.metadata.wanted && !self.metadata.in_flight && control {
             t = t.min(self.metadata.not_before);
         }
-        if self.idempotence.state == PidState::Wanted {
+        if self.idempotence.state == PidState::Wanted && control && !self.any_produce_in_flight() {
             t = t.min(self.idempotence.next_attempt);
+        }
+        if matches!(self.idempotence.state, PidState::Off | PidState::Ready) {
+            for pi in 0..self.partitions.len() {
+                let p = &self.partitions[pi];
+                if p.is_free() || p.head == NIL || p.leader < 0 {
+                    continue;
+                }
+                let Some(i) = self.conns.iter().position(|c| c.node_id == p.leader) else { continue };
+                if self.conns[i].state == ConnState::Ready && self.can_start(i) {
+                    if let Some((_, at)) = self.candidate(pi, i, linger) {
+                        t = t.min(at);
+                    }
+                }
+            }
         }
         if let Some(d) = self.closing {
             t = t.min(d);
@@ -713,17 +741,18 @@ impl<'a> Producer<'a> {
         }
     }
 
+    /// Fails a batch. A failed batch that reached a broker may or may not be in the log (a
+    /// timeout after a lost answer); if it is not, the broker answers the partition's next batch
+    /// with OUT_OF_ORDER_SEQUENCE_NUMBER, and only then does the partition start over under a new
+    /// producer id. Guessing earlier could write a batch twice.
     fn fail_batch(&mut self, b: usize, error: DeliveryError) {
-        let s = &self.batches[b];
-        if self.idempotence.state != PidState::Off && s.sent && s.base_sequence >= 0 {
-            // Its sequence numbers may or may not be in the log: later batches would meet a gap.
-            // Start a new epoch, as the Java client does, so the sequence starts over.
-            self.request_epoch_bump();
-        }
         self.finish_batch(b, Outcome::Failed(error));
     }
 
-    fn request_epoch_bump(&mut self) {
+    /// Asks for a new producer id because partition `slot`'s sequence broke; its batches not yet
+    /// acknowledged are renumbered under the new id. Other partitions move over lazily.
+    fn request_epoch_bump(&mut self, slot: usize) {
+        self.partitions[slot].rewrite = true;
         if matches!(self.idempotence.state, PidState::Ready) {
             self.idempotence.state = PidState::Wanted;
         }
