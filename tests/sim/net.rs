@@ -186,6 +186,59 @@ pub enum Fault {
     },
     /// Every connection to the broker (or to any broker) is reset.
     ResetConnections(Option<i32>),
+    /// The next non-empty answer of `broker` (or any broker) is replaced by hostile bytes.
+    Hostile {
+        broker: Option<i32>,
+        kind: Hostile,
+    },
+}
+
+/// Bytes a broker should never send, as a hostile or broken one might.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// A frame whose length prefix claims 2 GiB.
+    HugeLength,
+    /// The first half of the answer, and then nothing more on that connection (the broker
+    /// stalls mid-frame).
+    Truncated,
+    /// The answer with a correlation id no request has.
+    WrongCorrelationId,
+    /// A well-formed frame whose body answers another API (an ApiVersions v0 body).
+    ForeignApi,
+    /// The answer followed by bytes that are not a frame.
+    GarbageAfter,
+}
+
+impl Hostile {
+    /// The hostile version of `reply` (one or more whole frames).
+    pub fn apply(self, reply: &[u8]) -> Vec<u8> {
+        match self {
+            Hostile::HugeLength => {
+                let mut b = vec![0x7f, 0xff, 0xff, 0xff];
+                b.extend_from_slice(&reply[4..reply.len().min(64)]);
+                b
+            }
+            Hostile::Truncated => reply[..reply.len() / 2].to_vec(),
+            Hostile::WrongCorrelationId => {
+                let mut b = reply.to_vec();
+                let id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]).wrapping_add(1000);
+                b[4..8].copy_from_slice(&id.to_be_bytes());
+                b
+            }
+            Hostile::ForeignApi => {
+                // Correlation id kept; body: error 0, no API keys, no throttle (ApiVersions v0).
+                let mut b = 12i32.to_be_bytes().to_vec();
+                b.extend_from_slice(&reply[4..8]);
+                b.extend_from_slice(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0]);
+                b
+            }
+            Hostile::GarbageAfter => {
+                let mut b = reply.to_vec();
+                b.extend_from_slice(b"\x00\x00\x00\x10not a kafka frame at all");
+                b
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,6 +481,8 @@ struct Link {
     broker_open: bool,
     /// Swallowed by a black hole.
     dead: bool,
+    /// The broker stopped answering on this connection (mid-frame).
+    stalled: bool,
     last_to_broker: Instant,
     last_to_client: Instant,
     /// Request bytes the broker received, reassembled for the transcript.
@@ -516,6 +571,8 @@ pub struct Sim<'m> {
     seq: u64,
     workload: VecDeque<Planned>,
     blackholed: BTreeSet<i32>,
+    /// Hostile answers waiting to replace a broker's next answer.
+    hostile: Vec<(Option<i32>, Hostile)>,
     transcript: Vec<(Instant, String)>,
     /// The past deadline the timer was last stuck at.
     stuck_deadline: Option<Instant>,
@@ -595,6 +652,7 @@ impl<'m> Sim<'m> {
             seq: 0,
             workload: VecDeque::new(),
             blackholed: BTreeSet::new(),
+            hostile: Vec::new(),
             transcript: Vec::new(),
             stuck_deadline: None,
             hash: FNV_OFFSET,
@@ -1062,6 +1120,7 @@ impl<'m> Sim<'m> {
                 client: ClientSide::Connecting,
                 broker_open: false,
                 dead: false,
+                stalled: false,
                 last_to_broker: self.now,
                 last_to_client: self.now,
                 rx: Vec::new(),
@@ -1232,6 +1291,9 @@ impl<'m> Sim<'m> {
             return;
         }
         let Some(broker) = l.broker else { return };
+        if l.stalled {
+            return;
+        }
         if self.blackholed.contains(&broker) {
             self.links.get_mut(&id).expect("linked").dead = true;
             return;
@@ -1252,7 +1314,25 @@ impl<'m> Sim<'m> {
             }
         }
         self.log_requests(id, broker, &data);
-        let reply = self.cluster.on_bytes_reply(id, broker, &data);
+        let mut reply = self.cluster.on_bytes_reply(id, broker, &data);
+        if !reply.bytes.is_empty() {
+            if let Some(i) = self.hostile.iter().position(|(b, _)| b.is_none_or(|b| b == broker)) {
+                let (_, kind) = self.hostile.remove(i);
+                self.note(format!("b{broker} answers c{id} with hostile bytes: {kind:?}"));
+                reply.bytes = kind.apply(&reply.bytes);
+                if kind == Hostile::Truncated {
+                    // What follows the cut never comes: queue the prefix, then go silent.
+                    let client_alive = self.links.get(&id).is_some_and(|l| l.client != ClientSide::Gone);
+                    if client_alive {
+                        self.queue_to_client(id, &reply.bytes);
+                    }
+                    if let Some(l) = self.links.get_mut(&id) {
+                        l.stalled = true;
+                    }
+                    return;
+                }
+            }
+        }
         if cut {
             self.reset(id, "frame cut");
             return;
@@ -1363,6 +1443,7 @@ impl<'m> Sim<'m> {
             Fault::InjectDisconnect { api_key, broker, count } => {
                 self.cluster.inject_disconnect(api_key, broker, count)
             }
+            Fault::Hostile { broker, kind } => self.hostile.push((broker, kind)),
             Fault::ResetConnections(broker) => {
                 let ids: Vec<u64> = self
                     .links
@@ -1429,6 +1510,10 @@ impl<'m> Sim<'m> {
         let mut lines = Vec::new();
         while data.len() >= 4 {
             let size = i32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+            if size < 4 || 4 + size > data.len() {
+                lines.push(format!("b{broker} -> c{id} {} bytes that are not whole frames", data.len()));
+                break;
+            }
             let frame = &data[4..4 + size];
             data = &data[4 + size..];
             let cid = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
