@@ -54,6 +54,20 @@ impl Tansu {
     }
 }
 
+impl Tansu {
+    /// Kills the broker at once (SIGKILL) and waits until its port refuses connections.
+    pub fn kill(self) {
+        let _ = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("broker {} still accepts connections", self.pid);
+    }
+}
+
 impl Drop for Tansu {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.pid.to_string()).status();

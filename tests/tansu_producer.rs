@@ -87,3 +87,45 @@ async fn unknown_topic_fails_after_max_block() {
     assert_eq!(err, Error::MetadataTimeout { topic: "nope".into() });
     assert!(started.elapsed() >= Duration::from_millis(1400));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_bootstrap_is_a_clear_error() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", format!("127.0.0.1:{port}")).set("max.block.ms", "1000");
+    let producer = Producer::new(&c).unwrap();
+    let err = producer.send(OwnedRecord::new("t").value("x")).await.unwrap_err();
+    assert_eq!(err, Error::MetadataTimeout { topic: "t".into() });
+    let health = producer.health().await;
+    assert!(!health.is_healthy());
+    assert_eq!(health.brokers_ready, 0);
+    assert!(health.last_error.is_some_and(|e| e.contains("disconnected")), "the connection failure is named");
+    producer.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_while_the_broker_is_down_reports_every_record() {
+    let broker = Tansu::start();
+    broker.create_topic("down", 1);
+    let producer = Producer::new(&config(&broker, &[("linger.ms", "0")])).unwrap();
+    for i in 0..100 {
+        producer.send(OwnedRecord::new("down").value(format!("before-{i}"))).await.unwrap();
+    }
+    broker.kill();
+    let mut pending = Vec::new();
+    for i in 0..50 {
+        pending.push(producer.enqueue(OwnedRecord::new("down").value(format!("after-{i}"))).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    producer.close(Duration::from_secs(2)).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "close keeps its deadline");
+    let mut failed = 0;
+    for f in pending {
+        match f.await {
+            Err(Error::Delivery(picokafka::DeliveryError::Closed)) => failed += 1,
+            other => panic!("expected a Closed report, got {other:?}"),
+        }
+    }
+    assert_eq!(failed, 50, "every record reported, none vanished");
+}
