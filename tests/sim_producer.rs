@@ -201,7 +201,7 @@ fn transcript_bootstrap_metadata_produce_deliver() {
         assert_eq!((rec.producer_id, rec.producer_epoch, rec.sequence), (1000, 0, 0));
         assert_eq!(
             outcome(&sim, id as u64),
-            Outcome::Delivered { partition: id as i32, offset: 0, timestamp: 1_700_000_000_000 }
+            Outcome::Delivered { partition: id as i32, offset: 0, log_append_time: None }
         );
         assert_eq!(e.accepted.unwrap().1.partition, id as i32);
     }

@@ -51,7 +51,9 @@ pub struct Report {
 pub struct Delivered {
     /// `-1` with acks=0.
     pub offset: i64,
-    pub timestamp: i64,
+    /// The broker's append time on LogAppendTime topics; otherwise the record keeps the
+    /// CreateTime `send` returned.
+    pub log_append_time: Option<i64>,
 }
 
 /// Transport settings.
@@ -309,15 +311,18 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
                     Event::Close { conn } => {
                         if let Some(slot) = sockets.get_mut(conn.index()) {
                             if slot.conn == Some(conn) {
-                                slot.socket.abort();
+                                // Gracefully: bytes already handed over (acks=0 records the
+                                // core reported delivered) still go out before the FIN. A later
+                                // `Connect` on this slot aborts whatever is left.
+                                slot.socket.close();
                                 slot.conn = None;
                                 slot.phase = Phase::Idle;
                             }
                         }
                         continue;
                     }
-                    Event::Delivered { token, partition, offset, timestamp } => {
-                        Report { token, partition, outcome: Ok(Delivered { offset, timestamp }) }
+                    Event::Delivered { token, partition, offset, log_append_time } => {
+                        Report { token, partition, outcome: Ok(Delivered { offset, log_append_time }) }
                     }
                     Event::Failed { token, partition, error } => {
                         Report { token, partition, outcome: Err(error) }

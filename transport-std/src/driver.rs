@@ -28,22 +28,61 @@ pub(crate) enum Cmd {
 
 /// What the socket tasks report.
 enum Io {
-    Connected { conn: ConnId, writer: mpsc::UnboundedSender<Vec<u8>>, tasks: [JoinHandle<()>; 2] },
-    Failed { conn: ConnId },
-    Input { conn: ConnId, data: Vec<u8> },
-    Disconnected { conn: ConnId },
+    Connected {
+        conn: ConnId,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+        read: JoinHandle<()>,
+        write: JoinHandle<()>,
+    },
+    Failed {
+        conn: ConnId,
+    },
+    Input {
+        conn: ConnId,
+        data: Vec<u8>,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
 }
 
 enum Socket {
     Connecting(JoinHandle<()>),
-    Open { writer: mpsc::UnboundedSender<Vec<u8>>, tasks: [JoinHandle<()>; 2] },
+    Open {
+        writer: Option<mpsc::UnboundedSender<Vec<u8>>>,
+        read: JoinHandle<()>,
+        write: Option<JoinHandle<()>>,
+    },
+}
+
+impl Socket {
+    /// Closes the socket the way the core asked: reading stops at once; the writer first writes
+    /// what it was given (with acks=0 those bytes are records already reported delivered), then
+    /// shuts the connection down. Returns the writer task to wait for.
+    fn close(mut self) -> Option<JoinHandle<()>> {
+        match &mut self {
+            Socket::Connecting(_) => None,
+            Socket::Open { writer, write, .. } => {
+                // Dropping the sender ends the writer's loop once the queue is written.
+                writer.take();
+                write.take()
+            }
+        }
+    }
 }
 
 impl Drop for Socket {
+    /// What is still owned is stopped: a failed connection's both directions, or the reader of
+    /// a closed one.
     fn drop(&mut self) {
         match self {
             Socket::Connecting(task) => task.abort(),
-            Socket::Open { tasks, .. } => tasks.iter().for_each(JoinHandle::abort),
+            Socket::Open { read, write, .. } => {
+                read.abort();
+                if let Some(w) = write {
+                    w.abort();
+                }
+            }
         }
     }
 }
@@ -53,12 +92,16 @@ struct Outstanding {
     reply: Reply,
     topic: Arc<str>,
     epoch: u64,
+    /// The record's CreateTime, reported unless the broker stamps its own append time.
+    timestamp: i64,
 }
 
 /// Bytes read per socket read.
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes `poll_transmit` may write per call.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Longest a socket write may take before the connection is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
 const FEED_PER_TURN: usize = 65_536;
 
@@ -83,6 +126,8 @@ struct Driver<'a> {
     max_block: Duration,
     tx_buf: Vec<u8>,
     out: HashMap<ConnId, Vec<u8>>,
+    /// Writers of closed sockets still writing what they were given.
+    closing_writers: Vec<JoinHandle<()>>,
 }
 
 pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
@@ -132,6 +177,7 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
         max_block: settings.max_block,
         tx_buf: vec![0u8; WRITE_CHUNK],
         out: HashMap::new(),
+        closing_writers: Vec::new(),
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     d.core.set_unix_time(Instant::from_millis(0), unix_ms);
@@ -170,6 +216,10 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
                 d.core.handle_timeout(now);
             }
         }
+    }
+    // Bytes handed to sockets reach the wire before `close` returns.
+    for w in d.closing_writers.drain(..) {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, w).await;
     }
     for w in d.close_waiters.drain(..) {
         let _ = w.send(());
@@ -260,8 +310,9 @@ impl Driver<'_> {
                     Ok(accepted) => {
                         let Some((s, epoch)) = self.pending.pop_front() else { break };
                         let topic = s.record.topic.clone();
-                        self.outstanding
-                            .insert(accepted.token.0, Outstanding { reply: s.reply, topic, epoch });
+                        let timestamp = accepted.timestamp;
+                        let o = Outstanding { reply: s.reply, topic, epoch, timestamp };
+                        self.outstanding.insert(accepted.token.0, o);
                         fed += 1;
                     }
                     Err((true, error)) => {
@@ -312,11 +363,15 @@ impl Driver<'_> {
                         self.connect(conn, host, port);
                     }
                     Event::Close { conn } => {
-                        self.sockets.remove(&conn);
+                        if let Some(write) = self.sockets.remove(&conn).and_then(Socket::close) {
+                            self.closing_writers.retain(|w| !w.is_finished());
+                            self.closing_writers.push(write);
+                        }
                         self.out.remove(&conn);
                     }
-                    Event::Delivered { token, partition, offset, timestamp } => {
+                    Event::Delivered { token, partition, offset, log_append_time } => {
                         if let Some(o) = self.outstanding.remove(&token.0) {
+                            let timestamp = log_append_time.unwrap_or(o.timestamp);
                             o.reply.resolve(Ok(Delivery { topic: o.topic, partition, offset, timestamp }));
                             self.done_in_epoch(o.epoch);
                         }
@@ -336,7 +391,7 @@ impl Driver<'_> {
             }
             for (conn, bytes) in self.out.drain() {
                 let sent = match self.sockets.get(&conn) {
-                    Some(Socket::Open { writer, .. }) => writer.send(bytes).is_ok(),
+                    Some(Socket::Open { writer: Some(writer), .. }) => writer.send(bytes).is_ok(),
                     _ => false,
                 };
                 if !sent {
@@ -371,12 +426,16 @@ impl Driver<'_> {
             let io_w = io.clone();
             let write_task = tokio::spawn(async move {
                 while let Some(chunk) = chunks.recv().await {
-                    if wr.write_all(&chunk).await.is_err() {
-                        let _ = io_w.send(Io::Disconnected { conn });
-                        return;
+                    // A peer that stops reading must not keep this task forever.
+                    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&chunk)).await {
+                        Ok(Ok(())) => {}
+                        _ => {
+                            let _ = io_w.send(Io::Disconnected { conn });
+                            return;
+                        }
                     }
                 }
-                let _ = wr.shutdown().await;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
             });
             // The reader starts after `Connected` is queued, so no input can overtake it.
             let (go, ready) = oneshot::channel::<()>();
@@ -401,7 +460,7 @@ impl Driver<'_> {
                     }
                 }
             });
-            let _ = io.send(Io::Connected { conn, writer, tasks: [write_task, read_task] });
+            let _ = io.send(Io::Connected { conn, writer, read: read_task, write: write_task });
             let _ = go.send(());
         });
         self.sockets.insert(conn, Socket::Connecting(task));
@@ -410,12 +469,11 @@ impl Driver<'_> {
     fn on_io(&mut self, io: Io) {
         let now = self.now();
         match io {
-            Io::Connected { conn, writer, tasks } => {
-                if let Some(socket) = self.sockets.get_mut(&conn) {
-                    *socket = Socket::Open { writer, tasks };
+            Io::Connected { conn, writer, read, write } => {
+                let socket = Socket::Open { writer: Some(writer), read, write: Some(write) };
+                if let Some(slot) = self.sockets.get_mut(&conn) {
+                    *slot = socket;
                     self.core.handle_connected(now, conn);
-                } else {
-                    tasks.iter().for_each(JoinHandle::abort);
                 }
             }
             Io::Failed { conn } | Io::Disconnected { conn } => {

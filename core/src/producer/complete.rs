@@ -4,8 +4,7 @@
 use super::{Event, PidState, Producer, ReportCursor};
 use crate::error::DeliveryError;
 use crate::protocol::produce::ProduceResponse;
-use crate::protocol::record_batch::HEADER_LEN;
-use crate::protocol::{lz4, varint, DecodeError, ErrorCode};
+use crate::protocol::{DecodeError, ErrorCode};
 use crate::record::RecordToken;
 use crate::storage::{BatchStatus, Outcome, RequestTag, NIL};
 use crate::time::{Duration, Instant};
@@ -183,7 +182,7 @@ impl Producer<'_> {
                     let p = self.partitions.iter().position(|p| {
                         p.head != NIL && self.batches[usize::from(p.head)].status == BatchStatus::Done
                     })?;
-                    ReportCursor { batch: self.partitions[p].head, next: 0, pos: 0 }
+                    ReportCursor { batch: self.partitions[p].head, next: 0 }
                 }
             };
             let b = usize::from(cursor.batch);
@@ -192,22 +191,15 @@ impl Producer<'_> {
                 let partition = self.partitions[usize::from(s.partition)].partition;
                 let counter = (s.first_token as u32).wrapping_add(cursor.next as u32);
                 let token = RecordToken((s.first_token & !0xffff_ffff) | u64::from(counter));
-                let mut next = ReportCursor { next: cursor.next + 1, ..cursor };
                 let event = match s.outcome {
                     Outcome::Delivered { base_offset, log_append_time } => {
                         let offset = if base_offset >= 0 { base_offset + i64::from(cursor.next) } else { -1 };
-                        let timestamp = if log_append_time >= 0 {
-                            log_append_time
-                        } else {
-                            let (ts, pos) = self.record_timestamp(b, cursor.pos);
-                            next.pos = pos;
-                            ts
-                        };
-                        Event::Delivered { token, partition, offset, timestamp }
+                        let log_append_time = (log_append_time >= 0).then_some(log_append_time);
+                        Event::Delivered { token, partition, offset, log_append_time }
                     }
                     Outcome::Failed(error) => Event::Failed { token, partition, error },
                 };
-                self.report = Some(next);
+                self.report = Some(ReportCursor { next: cursor.next + 1, ..cursor });
                 return Some(event);
             }
             // Every record reported: the buffer is free again.
@@ -220,46 +212,7 @@ impl Producer<'_> {
             if p.tail == cursor.batch {
                 p.tail = NIL;
             }
-            if self.scratch_holds == cursor.batch {
-                self.scratch_holds = NIL;
-            }
             self.batches[b] = crate::storage::BatchSlot::EMPTY;
         }
     }
-
-    /// CreateTime of the record at `pos` of batch `b`'s records, and the next record's position.
-    /// Compressed records are decompressed into the scratch buffer once per batch.
-    fn record_timestamp(&mut self, b: usize, pos: usize) -> (i64, usize) {
-        let s = &self.batches[b];
-        let base = s.builder.base_timestamp;
-        let start = b * self.buffer_size;
-        let batch = &self.batch_memory[start..start + s.len];
-        let records: &[u8] = if s.compressed {
-            if self.scratch_holds != b as u16 {
-                let Some(data) = batch.get(HEADER_LEN..) else { return (base, pos) };
-                if lz4::decompress(data, self.scratch).is_err() {
-                    return (base, pos);
-                }
-                self.scratch_holds = b as u16;
-            }
-            self.scratch
-        } else {
-            batch.get(HEADER_LEN..).unwrap_or(&[])
-        };
-        match read_timestamp_delta(records.get(pos..).unwrap_or(&[])) {
-            Ok((delta, len)) => (base.wrapping_add(delta), pos + len),
-            Err(_) => (base, pos),
-        }
-    }
-}
-
-/// A record's timestamp delta and its whole encoded length.
-fn read_timestamp_delta(record: &[u8]) -> Result<(i64, usize), DecodeError> {
-    let (len, n) = varint::decode_u32(record)?;
-    let body = record.get(n..).ok_or(DecodeError::Truncated)?;
-    // Skip the attributes byte.
-    let (delta, _) = varint::decode_u64(body.get(1..).ok_or(DecodeError::Truncated)?)?;
-    let len = varint::unzigzag32(len);
-    let total = usize::try_from(len).map_err(|_| DecodeError::InvalidLength)? + n;
-    Ok((varint::unzigzag64(delta), total))
 }

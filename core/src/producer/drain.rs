@@ -188,7 +188,6 @@ impl Producer<'_> {
         let start = b * self.buffer_size;
         let buf = &mut self.batch_memory[start..start + self.config.batch_size];
         let builder = BatchBuilder::resume(buf, s.builder);
-        self.scratch_holds = NIL;
         match builder.finish(self.config.compression, producer, self.scratch) {
             Ok(len) => {
                 let compressed = self.batch_memory[start + 22] & 0x07 != 0;
@@ -270,7 +269,9 @@ impl Producer<'_> {
 
 /// Kafka's sequence numbers wrap from `i32::MAX` to 0.
 fn next_sequence(base: i32, count: i32) -> i32 {
-    ((i64::from(base) + i64::from(count)) % (i64::from(i32::MAX) + 1)) as i32
+    // Both are non-negative, so the sum fits a u32 and wraps at most once.
+    let sum = base as u32 + count as u32;
+    (sum & i32::MAX as u32) as i32
 }
 
 /// A Produce request encoded straight from the batch list and buffers: no copy is assembled.

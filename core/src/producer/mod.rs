@@ -109,9 +109,10 @@ pub enum Event<'a> {
     /// Close this connection; the producer has forgotten it.
     Close { conn: ConnId },
     /// The record is in the log: at `offset` of `partition` (`-1` with acks=0, and when a broker
-    /// answers a resent batch with DUPLICATE_SEQUENCE_NUMBER without its offset), with `timestamp`
-    /// (the broker's append time for LogAppendTime topics, else the record's CreateTime).
-    Delivered { token: RecordToken, partition: i32, offset: i64, timestamp: i64 },
+    /// answers a resent batch with DUPLICATE_SEQUENCE_NUMBER without its offset). Its timestamp
+    /// is the broker's append time for LogAppendTime topics, else the record's own CreateTime,
+    /// which `send` returned in [`Accepted::timestamp`].
+    Delivered { token: RecordToken, partition: i32, offset: i64, log_append_time: Option<i64> },
     /// The record will not be delivered.
     Failed { token: RecordToken, partition: i32, error: DeliveryError },
 }
@@ -154,8 +155,6 @@ struct MetadataState {
 struct ReportCursor {
     batch: u16,
     next: i32,
-    /// Position of the next record in the batch's (decompressed) records.
-    pos: usize,
 }
 
 /// The producer. See the module docs for how to drive it.
@@ -166,8 +165,6 @@ pub struct Producer<'a> {
     buffer_size: usize,
     batches: &'a mut [BatchSlot],
     scratch: &'a mut [u8],
-    /// Batch whose decompressed records `scratch` holds, for delivery timestamps.
-    scratch_holds: u16,
     rx_memory: &'a mut [u8],
     rx_size: usize,
     conns: &'a mut [ConnSlot],
@@ -281,7 +278,6 @@ impl<'a> Producer<'a> {
             buffer_size,
             batches,
             scratch,
-            scratch_holds: NIL,
             rx_memory,
             rx_size,
             conns,
