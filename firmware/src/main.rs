@@ -121,15 +121,19 @@ fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 async fn produce(spawner: Spawner) -> Result<u32, u32> {
     static BUFS: ConstStaticCell<PacketBuffers> = ConstStaticCell::new(PacketBuffers::new());
     static NET: StaticCell<StackResources<3>> = StaticCell::new();
-    static BATCH_MEMORY: ConstStaticCell<[u8; BATCHES * BATCH_SIZE]> = ConstStaticCell::new([0; BATCHES * BATCH_SIZE]);
+    static BATCH_MEMORY: ConstStaticCell<[u8; BATCHES * BATCH_SIZE]> =
+        ConstStaticCell::new([0; BATCHES * BATCH_SIZE]);
     static SCRATCH_MEMORY: ConstStaticCell<[u8; SCRATCH]> = ConstStaticCell::new([0; SCRATCH]);
     static RX_MEMORY: ConstStaticCell<[u8; RX]> = ConstStaticCell::new([0; RX]);
-    static BATCH_SLOTS: ConstStaticCell<[BatchSlot; BATCHES]> = ConstStaticCell::new([BatchSlot::EMPTY; BATCHES]);
+    static BATCH_SLOTS: ConstStaticCell<[BatchSlot; BATCHES]> =
+        ConstStaticCell::new([BatchSlot::EMPTY; BATCHES]);
     static CONN_SLOTS: ConstStaticCell<[ConnSlot; 1]> = ConstStaticCell::new([ConnSlot::EMPTY; 1]);
     static TOPIC_SLOTS: ConstStaticCell<[TopicSlot; 1]> = ConstStaticCell::new([TopicSlot::EMPTY; 1]);
-    static PARTITION_SLOTS: ConstStaticCell<[PartitionSlot; 4]> = ConstStaticCell::new([PartitionSlot::EMPTY; 4]);
+    static PARTITION_SLOTS: ConstStaticCell<[PartitionSlot; 4]> =
+        ConstStaticCell::new([PartitionSlot::EMPTY; 4]);
     static STATE: StaticCell<State<'static, NoopRawMutex, 1>> = StaticCell::new();
-    static SOCKETS: ConstStaticCell<SocketBuffers<1, 1024, 2048>> = ConstStaticCell::new(SocketBuffers::new());
+    static SOCKETS: ConstStaticCell<SocketBuffers<1, 1024, 2048>> =
+        ConstStaticCell::new(SocketBuffers::new());
 
     let nic = Lan9118::new(MAC, BUFS.take()).map_err(|_| {
         print("lan9118 init failed\n");
@@ -160,6 +164,8 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
     config.acks = picokafka::Acks::All;
     config.enable_idempotence = true;
     config.linger_ms = 5;
+    // A lost link is noticed in seconds, not the default 30.
+    config.request_timeout_ms = 5_000;
     config.random_seed = 7;
     let now = picokafka::Instant::from_millis(Instant::now().as_millis());
     let storage = Storage {
@@ -202,12 +208,18 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
             v[n..n + part.len()].copy_from_slice(part);
             n += part.len();
         }
-        let headers = [Header { key: "seq", value: Some(seq) }, Header { key: "board", value: Some(b"mps2-an386") }];
+        let headers =
+            [Header { key: "seq", value: Some(seq) }, Header { key: "board", value: Some(b"mps2-an386") }];
         let record = Record::new(TOPIC).key(key).value(&v[..n]).headers(&headers);
         if kafka.send(record).await.is_err() {
             refused += 1;
         }
+        if (i + 1) % 10_000 == 0 {
+            print_kv("sent so far: ", i + 1);
+            print_kv("  at ms: ", started.elapsed().as_millis() as u32);
+        }
     }
+    print_kv("all sent at ms: ", started.elapsed().as_millis() as u32);
     kafka.close(Duration::from_secs(60));
     while !kafka.is_closed() {
         Timer::after(Duration::from_millis(20)).await;
@@ -218,6 +230,8 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
     print_kv("records failed: ", m.records_failed as u32 + refused);
     print_kv("batches: ", m.batches_created as u32);
     print_kv("retries: ", m.batches_retried as u32);
+    print_kv("connects: ", m.connects as u32);
+    print_kv("disconnects: ", m.disconnects as u32);
     print_kv("bytes written: ", m.bytes_written as u32);
     print_kv("elapsed ms: ", started.elapsed().as_millis() as u32);
     Ok(if m.records_delivered == u64::from(RECORDS) && refused == 0 { 0 } else { 1 })

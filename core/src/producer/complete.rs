@@ -166,7 +166,11 @@ impl Producer<'_> {
         if self.conns.iter().any(|c| c.close_pending.is_some() || c.connect_pending) {
             return self.poll_conn_event();
         }
-        self.next_report()
+        if let Some(report) = self.next_report() {
+            return Some(report);
+        }
+        // The last report of a closing producer lets its connections close.
+        self.poll_conn_event()
     }
 
     /// Hands out the next record's report. Batches report in their partition's queue order, so
@@ -213,6 +217,10 @@ impl Producer<'_> {
                 p.tail = NIL;
             }
             self.batches[b] = crate::storage::BatchSlot::EMPTY;
+            if self.closing.is_some() && self.done_batches == 0 {
+                // The last report of a closing producer: its connections can go now.
+                self.close_when_done();
+            }
         }
     }
 }

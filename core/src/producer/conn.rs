@@ -323,20 +323,27 @@ impl Producer<'_> {
                 }
             }
         }
-        if self.closing.is_some() && self.batches.iter().all(|b| b.status == BatchStatus::Free) {
-            for i in 0..self.conns.len() {
-                let c = &mut self.conns[i];
-                if matches!(c.state, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready) {
-                    c.close_pending = Some(ConnId::new(i, c.generation));
-                    c.generation = c.generation.wrapping_add(1);
-                    c.state = ConnState::Idle;
-                    c.in_flight.clear();
-                    c.tx = None;
-                    c.rx_len = 0;
-                    c.connect_pending = false;
-                }
+        self.close_when_done();
+    }
+
+    /// After `close`, once every record is reported, hands out `Close` for every connection.
+    pub(crate) fn close_when_done(&mut self) {
+        if self.closing.is_none() || self.batches.iter().any(|b| b.status != BatchStatus::Free) {
+            return;
+        }
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            if matches!(c.state, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready) {
+                c.close_pending = Some(ConnId::new(i, c.generation));
+                c.generation = c.generation.wrapping_add(1);
+                c.state = ConnState::Idle;
+                c.in_flight.clear();
+                c.tx = None;
+                c.rx_len = 0;
+                c.connect_pending = false;
             }
         }
+        self.metadata.in_flight = false;
     }
 
     /// Whether broker `node` leads a partition with batches waiting.
