@@ -35,7 +35,16 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Self {
-        let line = run(&mut Command::new(script("tansu-start")));
+        Self::start_advertising(None)
+    }
+
+    /// A broker that advertises `advertise` (host:port) as its address, e.g. a proxy's.
+    pub fn start_advertising(advertise: Option<&str>) -> Self {
+        let mut cmd = Command::new(script("tansu-start"));
+        if let Some(a) = advertise {
+            cmd.env("TANSU_ADVERTISE", a);
+        }
+        let line = run(&mut cmd);
         let mut it = line.split_whitespace();
         let port = it.next().and_then(|p| p.parse().ok()).expect("tansu-start prints PORT PID");
         let pid = it.next().and_then(|p| p.parse().ok()).expect("tansu-start prints PORT PID");
@@ -74,6 +83,11 @@ impl Drop for Tansu {
     }
 }
 
+/// Creates a topic on the Tansu broker listening on `port`.
+pub fn create_topic_at(port: u16, name: &str, partitions: u32) {
+    run(Command::new(script("tansu-topic")).arg(name).arg(partitions.to_string()).arg(port.to_string()));
+}
+
 /// The Python interpreter of the test venv (consumers installed), set up on first use.
 pub fn python() -> PathBuf {
     PathBuf::from(run(&mut Command::new(script("py-setup"))).trim())
@@ -107,14 +121,34 @@ fn b64(v: &serde_json::Value) -> Option<Vec<u8>> {
 /// panics if it reads fewer or more, or reports a corrupt batch. Sorted by topic, partition,
 /// offset.
 pub fn consume(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consumer) -> Vec<Consumed> {
+    let (ok, records) = read_back(bootstrap, topics, expect, consumer);
+    assert!(ok && records.len() == expect, "read {} records, expected {expect}", records.len());
+    records
+}
+
+/// Reads at least `min` records (duplicates allowed, as without idempotence) of `topics`.
+pub fn consume_at_least(bootstrap: &str, topics: &[&str], min: usize, consumer: Consumer) -> Vec<Consumed> {
+    let (_, records) = read_back(bootstrap, topics, min, consumer);
+    assert!(records.len() >= min, "read {} records, expected at least {min}", records.len());
+    records
+}
+
+/// Runs consume.py; whether it read exactly `expect`, and what it read.
+fn read_back(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consumer) -> (bool, Vec<Consumed>) {
     let mut cmd = Command::new(python());
     cmd.arg(root().join("tests/py/consume.py")).args(["--bootstrap", bootstrap]);
     for t in topics {
         cmd.args(["--topic", t]);
     }
-    cmd.args(["--expect", &expect.to_string(), "--timeout", "60"]);
+    cmd.args(["--expect", &expect.to_string(), "--timeout", "120"]);
     cmd.args(["--client", if consumer == Consumer::Confluent { "confluent" } else { "kafka-python" }]);
-    run(&mut cmd)
+    let out = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    // 0: exactly `expect`; 1: fewer or more (the records read are printed either way);
+    // anything else: the consumer failed (a corrupt batch, say).
+    let code = out.status.code();
+    assert!(matches!(code, Some(0 | 1)), "{cmd:?} failed: {}", out.status);
+    let records = String::from_utf8(out.stdout)
+        .expect("utf-8 output")
         .lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("consume.py prints JSON");
@@ -133,7 +167,8 @@ pub fn consume(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consum
                 timestamp: v["timestamp"].as_i64().expect("timestamp"),
             }
         })
-        .collect()
+        .collect();
+    (code == Some(0), records)
 }
 
 /// librdkafka's mock cluster as a child process (several brokers, fault injection).

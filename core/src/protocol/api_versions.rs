@@ -67,7 +67,17 @@ impl<'a> ApiVersionsResponse<'a> {
         }
         let unsupported = Reader::new(body).get_i16()? == i16::from(ErrorCode::UnsupportedVersion);
         if unsupported {
-            return Self::decode_at(body, 0).or_else(|_| Self::decode_at(body, version));
+            // Some brokers (librdkafka's mock) answer in a shape of their own; all a client needs
+            // from this answer is "ask again, lower": without a readable version list, v0.
+            return Self::decode_at(body, 0).or_else(|_| Self::decode_at(body, version)).or_else(|_| {
+                Ok(Self {
+                    parsed_version: 0,
+                    error_code: ErrorCode::UnsupportedVersion,
+                    api_keys: Array::decode_elements(&mut Reader::new(&[]), 0, 0, decode_range)?,
+                    throttle_time_ms: 0,
+                    tags: TaggedFields::default(),
+                })
+            });
         }
         Self::decode_at(body, version).or_else(|_| Self::decode_at(body, 0))
     }
@@ -109,6 +119,15 @@ mod tests {
         assert_eq!(resp.error_code, ErrorCode::UnsupportedVersion);
         assert_eq!(resp.negotiate(ApiKey::ApiVersions, 0, 4), Some(2));
         assert_eq!(resp.negotiate(ApiKey::Produce, 3, 11), None);
+    }
+
+    #[test]
+    fn unreadable_unsupported_version_answer_still_says_ask_lower() {
+        // librdkafka's mock cluster answering a v4 request: error 35, then a layout of its own.
+        let body = [0x00, 0x23, 0x01, 0x00, 0x12, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00];
+        let resp = ApiVersionsResponse::decode(&body, 4).unwrap();
+        assert_eq!(resp.error_code, ErrorCode::UnsupportedVersion);
+        assert_eq!(resp.range(ApiKey::ApiVersions), None);
     }
 
     #[test]

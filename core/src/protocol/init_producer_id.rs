@@ -42,6 +42,8 @@ pub struct InitProducerIdResponse<'a> {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub tags: TaggedFields<'a>,
+    /// Bytes after the last field, ignored as the Java client ignores them.
+    pub trailing_bytes: usize,
 }
 
 impl<'a> InitProducerIdResponse<'a> {
@@ -55,7 +57,13 @@ impl<'a> InitProducerIdResponse<'a> {
         let producer_id = r.get_i64()?;
         let producer_epoch = r.get_i16()?;
         let tags = if version >= 2 { r.get_tags()? } else { TaggedFields::default() };
-        r.expect_end()?;
-        Ok(Self { throttle_time_ms, error_code, producer_id, producer_epoch, tags })
+        Ok(Self {
+            throttle_time_ms,
+            error_code,
+            producer_id,
+            producer_epoch,
+            tags,
+            trailing_bytes: r.remaining(),
+        })
     }
 }

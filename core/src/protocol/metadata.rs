@@ -145,6 +145,9 @@ pub struct MetadataResponse<'a> {
     pub controller_id: i32,
     pub topics: Array<'a, TopicMetadata<'a>>,
     pub tags: TaggedFields<'a>,
+    /// Bytes after the last field, ignored as the Java client and librdkafka ignore them
+    /// (librdkafka's mock cluster sends a field v11+ dropped).
+    pub trailing_bytes: usize,
 }
 
 impl<'a> MetadataResponse<'a> {
@@ -163,8 +166,15 @@ impl<'a> MetadataResponse<'a> {
             r.get_i32()?; // cluster authorized operations
         }
         let tags = if flexible { r.get_tags()? } else { TaggedFields::default() };
-        r.expect_end()?;
-        Ok(Self { throttle_time_ms, brokers, cluster_id, controller_id, topics, tags })
+        Ok(Self {
+            throttle_time_ms,
+            brokers,
+            cluster_id,
+            controller_id,
+            topics,
+            tags,
+            trailing_bytes: r.remaining(),
+        })
     }
 
     /// The broker with id `node_id`.

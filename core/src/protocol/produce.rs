@@ -219,6 +219,8 @@ pub struct ProduceResponse<'a> {
     pub responses: Array<'a, TopicResponse<'a>>,
     pub throttle_time_ms: i32,
     pub node_endpoints: Array<'a, NodeEndpoint<'a>>,
+    /// Bytes after the last field, ignored as the Java client ignores them.
+    pub trailing_bytes: usize,
 }
 
 impl<'a> ProduceResponse<'a> {
@@ -238,7 +240,6 @@ impl<'a> ProduceResponse<'a> {
                 t.expect_end()?;
             }
         }
-        r.expect_end()?;
-        Ok(Self { responses, throttle_time_ms, node_endpoints })
+        Ok(Self { responses, throttle_time_ms, node_endpoints, trailing_bytes: r.remaining() })
     }
 }
