@@ -441,9 +441,13 @@ impl Producer<'_> {
                     && !produce_in_flight
                     && self.closing.is_none_or(|_| self.batches.iter().any(|b| b.status != BatchStatus::Free))
                 {
-                    // An epoch bump waits for every Produce in flight to come back.
+                    // An epoch bump waits for every Produce in flight to come back. Without a
+                    // transactional id, ask for a fresh producer id: Kafka hands one out anyway
+                    // (a bump of the current one is a transactional feature), and brokers such
+                    // as librdkafka's mock refuse the current id with INVALID_PRODUCER_ID_MAPPING.
                     self.idempotence.state = PidState::Requesting;
-                    let (producer_id, epoch) = if c.versions.init_producer_id >= 3 {
+                    let transactional = self.config.transactional_id.is_some();
+                    let (producer_id, epoch) = if transactional && c.versions.init_producer_id >= 3 {
                         (self.idempotence.producer_id, self.idempotence.epoch)
                     } else {
                         (-1, -1)
