@@ -54,10 +54,13 @@ fn wrong_correlation_id_closes_the_connection() {
 
 #[test]
 fn answer_for_another_api_is_malformed_or_retried() {
-    // An ApiVersions v0 body where a Produce or Metadata answer belongs: it does not decode as
-    // one (closed as malformed), and nothing is lost either way.
+    // An ApiVersions v0 body where a Produce answer belongs. Decoders ignore trailing bytes (as
+    // the Java client does), so it may read as a Produce answer naming no partition: then every
+    // batch of that request is sent again, as Kafka always answers every partition. Either way
+    // nothing is lost (`run` checks every record is delivered exactly once).
     let (error, t) = run(Hostile::ForeignApi);
-    assert!(matches!(error, Some(ConnError::Malformed(_))), "{error:?}\n{t}");
+    assert!(matches!(error, None | Some(ConnError::Malformed(_))), "{error:?}\n{t}");
+    assert!(t.contains("hostile bytes: ForeignApi"), "the fault happened\n{t}");
 }
 
 #[test]
