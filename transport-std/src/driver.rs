@@ -100,6 +100,32 @@ struct Outstanding {
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes `poll_transmit` may write per call.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Records handed to the core and not yet reported, per partition. A token is the partition's
+/// number (high half) and a counter (low half) issued in send order, and reports come back in
+/// that order within a partition: the next report is almost always the front of its queue, so no
+/// per-record hashing or tree is needed.
+#[derive(Default)]
+struct Outstandings {
+    by_partition: HashMap<u32, VecDeque<(u32, Outstanding)>>,
+}
+
+impl Outstandings {
+    fn push(&mut self, token: picokafka::RecordToken, o: Outstanding) {
+        let (partition, n) = ((token.0 >> 32) as u32, token.0 as u32);
+        self.by_partition.entry(partition).or_default().push_back((n, o));
+    }
+
+    fn take(&mut self, token: picokafka::RecordToken) -> Option<Outstanding> {
+        let (partition, n) = ((token.0 >> 32) as u32, token.0 as u32);
+        let queue = self.by_partition.get_mut(&partition)?;
+        if queue.front().is_some_and(|(f, _)| *f == n) {
+            return queue.pop_front().map(|(_, o)| o);
+        }
+        let at = queue.iter().position(|(f, _)| *f == n)?;
+        queue.remove(at).map(|(_, o)| o)
+    }
+}
+
 /// Longest a socket write may take before the connection is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
@@ -112,7 +138,9 @@ struct Driver<'a> {
     io_tx: mpsc::UnboundedSender<Io>,
     sockets: HashMap<ConnId, Socket>,
     pending: VecDeque<(Staged, u64)>,
-    outstanding: HashMap<u64, Outstanding>,
+    outstanding: Outstandings,
+    /// The staging area's previous vector, kept for its capacity.
+    spare: Vec<Staged>,
     /// Records not yet completed per flush epoch; flush waiters wait for the epochs before theirs.
     per_epoch: BTreeMap<u64, u64>,
     epoch: u64,
@@ -166,7 +194,8 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
         io_tx,
         sockets: HashMap::new(),
         pending: VecDeque::new(),
-        outstanding: HashMap::new(),
+        outstanding: Outstandings::default(),
+        spare: Vec::new(),
         per_epoch: BTreeMap::new(),
         epoch: 0,
         flush_waiters: Vec::new(),
@@ -280,13 +309,14 @@ impl Driver<'_> {
                 if staging.records.is_empty() {
                     break;
                 }
-                let taken = std::mem::take(&mut staging.records);
+                // Swap vectors rather than take one: both keep their capacity.
+                std::mem::swap(&mut staging.records, &mut self.spare);
                 staging.bytes = 0;
                 drop(staging);
                 self.shared.space.notify_waiters();
                 let epoch = self.epoch;
-                *self.per_epoch.entry(epoch).or_default() += taken.len() as u64;
-                self.pending.extend(taken.into_iter().map(|s| (s, epoch)));
+                *self.per_epoch.entry(epoch).or_default() += self.spare.len() as u64;
+                self.pending.extend(self.spare.drain(..).map(|s| (s, epoch)));
             }
             while let Some((s, _)) = self.pending.front() {
                 if fed >= FEED_PER_TURN {
@@ -312,7 +342,7 @@ impl Driver<'_> {
                         let topic = s.record.topic.clone();
                         let timestamp = accepted.timestamp;
                         let o = Outstanding { reply: s.reply, topic, epoch, timestamp };
-                        self.outstanding.insert(accepted.token.0, o);
+                        self.outstanding.push(accepted.token, o);
                         fed += 1;
                     }
                     Err((true, error)) => {
@@ -370,14 +400,14 @@ impl Driver<'_> {
                         self.out.remove(&conn);
                     }
                     Event::Delivered { token, partition, offset, log_append_time } => {
-                        if let Some(o) = self.outstanding.remove(&token.0) {
+                        if let Some(o) = self.outstanding.take(token) {
                             let timestamp = log_append_time.unwrap_or(o.timestamp);
                             o.reply.resolve(Ok(Delivery { topic: o.topic, partition, offset, timestamp }));
                             self.done_in_epoch(o.epoch);
                         }
                     }
                     Event::Failed { token, error, .. } => {
-                        if let Some(o) = self.outstanding.remove(&token.0) {
+                        if let Some(o) = self.outstanding.take(token) {
                             o.reply.resolve(Err(Error::Delivery(error)));
                             self.done_in_epoch(o.epoch);
                         }
@@ -444,16 +474,16 @@ impl Driver<'_> {
                 if ready.await.is_err() {
                     return;
                 }
+                let mut buf = vec![0u8; READ_CHUNK];
                 loop {
-                    let mut buf = vec![0u8; READ_CHUNK];
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => {
                             let _ = io_r.send(Io::Disconnected { conn });
                             return;
                         }
                         Ok(n) => {
-                            buf.truncate(n);
-                            if io_r.send(Io::Input { conn, data: buf }).is_err() {
+                            // Only what was read crosses over: responses are small.
+                            if io_r.send(Io::Input { conn, data: buf[..n].to_vec() }).is_err() {
                                 return;
                             }
                         }

@@ -135,16 +135,27 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    #[inline]
+    #[inline(always)]
     fn bytes(&mut self, b: &[u8]) {
         self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
         self.pos += b.len();
     }
-    #[inline]
+    /// A zigzag varint; lengths and deltas are mostly one or two bytes, written directly.
+    #[inline(always)]
     fn varint(&mut self, v: i64) {
-        self.pos += varint::encode_u64(varint::zigzag64(v), &mut self.buf[self.pos..]);
+        let z = varint::zigzag64(v);
+        if z < 0x80 {
+            self.buf[self.pos] = z as u8;
+            self.pos += 1;
+        } else if z < 0x4000 {
+            self.buf[self.pos] = z as u8 | 0x80;
+            self.buf[self.pos + 1] = (z >> 7) as u8;
+            self.pos += 2;
+        } else {
+            self.pos += varint::encode_u64(z, &mut self.buf[self.pos..]);
+        }
     }
-    #[inline]
+    #[inline(always)]
     fn opt(&mut self, b: Option<&[u8]>) {
         match b {
             Some(b) => {
@@ -153,6 +164,17 @@ impl Out<'_> {
             }
             None => self.varint(-1),
         }
+    }
+}
+
+/// Encoded size of an optional field with its varint length, or `None` if it is too long for
+/// Kafka (an `i32` length).
+#[inline]
+fn field_len(b: Option<&[u8]>) -> Option<usize> {
+    match b {
+        None => Some(1),
+        Some(b) if b.len() <= i32::MAX as usize => Some(varint::len_i32(b.len() as i32) + b.len()),
+        Some(_) => None,
     }
 }
 
@@ -274,28 +296,30 @@ impl<'a> BatchBuilder<'a> {
         value: Option<&[u8]>,
         headers: &[Header<'_>],
     ) -> Result<(), PushError> {
-        const MAX: usize = i32::MAX as usize;
-        let too_long = |b: Option<&[u8]>| b.is_some_and(|b| b.len() > MAX);
-        if too_long(key)
-            || too_long(value)
-            || headers.len() > MAX
-            || headers.iter().any(|h| h.key.len() > MAX || too_long(h.value))
-            || self.state.record_count == i32::MAX
-        {
+        let offset_delta = self.state.record_count;
+        if offset_delta == i32::MAX || headers.len() > i32::MAX as usize {
             return Err(PushError::TooLarge);
         }
-        let base = if self.is_empty() { timestamp } else { self.state.base_timestamp };
+        let base = if offset_delta == 0 { timestamp } else { self.state.base_timestamp };
         let ts_delta = timestamp.wrapping_sub(base);
-        let offset_delta = self.state.record_count;
-        let body = record_body_len(ts_delta, offset_delta, key, value, headers);
-        if body > MAX {
+        // One pass sizes the record and checks every length fits Kafka's `i32`.
+        let mut body = 1 + varint::len_i64(ts_delta) + varint::len_i32(offset_delta);
+        body += field_len(key).ok_or(PushError::TooLarge)?;
+        body += field_len(value).ok_or(PushError::TooLarge)?;
+        body += varint::len_i32(headers.len() as i32);
+        for h in headers {
+            body += field_len(Some(h.key.as_bytes())).ok_or(PushError::TooLarge)?;
+            body += field_len(h.value).ok_or(PushError::TooLarge)?;
+        }
+        if body > i32::MAX as usize {
             return Err(PushError::TooLarge);
         }
         let size = varint::len_i32(body as i32) + body;
         if size > self.buf.len() - self.state.len {
             return Err(PushError::Full { required: size });
         }
-        let mut out = Out { buf: &mut self.buf[..], pos: self.state.len };
+        let start = self.state.len;
+        let mut out = Out { buf: &mut self.buf[start..start + size], pos: 0 };
         out.varint(body as i64);
         out.bytes(&[0]); // record attributes: unused
         out.varint(ts_delta);
@@ -307,14 +331,15 @@ impl<'a> BatchBuilder<'a> {
             out.opt(Some(h.key.as_bytes()));
             out.opt(h.value);
         }
-        debug_assert_eq!(out.pos, self.state.len + size);
-        self.state.len = out.pos;
-        if self.state.record_count == 0 {
+        debug_assert_eq!(out.pos, size);
+        self.state.len = start + size;
+        if offset_delta == 0 {
             self.state.base_timestamp = timestamp;
             self.state.max_timestamp = timestamp;
+        } else if timestamp > self.state.max_timestamp {
+            self.state.max_timestamp = timestamp;
         }
-        self.state.max_timestamp = self.state.max_timestamp.max(timestamp);
-        self.state.record_count += 1;
+        self.state.record_count = offset_delta + 1;
         Ok(())
     }
 

@@ -19,19 +19,30 @@ pub const fn unzigzag64(v: u64) -> i64 {
 }
 
 /// Encoded length of an unsigned varint.
+#[inline(always)]
 pub const fn len_u64(v: u64) -> usize {
-    // Seven payload bits per byte; `| 1` makes zero take one byte.
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // Lengths, deltas and counts are nearly always one or two bytes: compare first.
+    if v < 1 << 7 {
+        1
+    } else if v < 1 << 14 {
+        2
+    } else {
+        // Seven payload bits per byte.
+        let bits = 64 - v.leading_zeros() as usize;
+        bits.div_ceil(7)
+    }
 }
+#[inline(always)]
 pub const fn len_u32(v: u32) -> usize {
     len_u64(v as u64)
 }
 /// Encoded length of a zigzag varint.
+#[inline(always)]
 pub const fn len_i32(v: i32) -> usize {
     len_u32(zigzag32(v))
 }
 /// Encoded length of a zigzag varlong.
+#[inline(always)]
 pub const fn len_i64(v: i64) -> usize {
     len_u64(zigzag64(v))
 }
