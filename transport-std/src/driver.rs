@@ -214,9 +214,16 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
     let sleep = tokio::time::sleep_until(start);
     tokio::pin!(sleep);
     loop {
-        d.feed();
-        d.progress_close();
-        d.drain();
+        // Reports free batch buffers, which lets records waiting for room in: go round until
+        // neither side moves, or a record waiting for room would wait for an unrelated wake-up.
+        loop {
+            d.feed();
+            d.progress_close();
+            let reported = d.drain();
+            if !reported || d.pending.is_empty() {
+                break;
+            }
+        }
         d.answer_flushes();
         if d.core_closed && d.pending.is_empty() && d.core.is_closed() {
             break;
@@ -381,8 +388,10 @@ impl Driver<'_> {
         }
     }
 
-    /// Hands events and bytes between the core and the sockets until neither has more.
-    fn drain(&mut self) {
+    /// Hands events and bytes between the core and the sockets until neither has more. Whether
+    /// any delivery report was handed out (which frees batch buffers).
+    fn drain(&mut self) -> bool {
+        let mut reported = false;
         loop {
             let mut progressed = false;
             while let Some(event) = self.core.poll_event() {
@@ -400,6 +409,7 @@ impl Driver<'_> {
                         self.out.remove(&conn);
                     }
                     Event::Delivered { token, partition, offset, log_append_time } => {
+                        reported = true;
                         if let Some(o) = self.outstanding.take(token) {
                             let timestamp = log_append_time.unwrap_or(o.timestamp);
                             o.reply.resolve(Ok(Delivery { topic: o.topic, partition, offset, timestamp }));
@@ -407,6 +417,7 @@ impl Driver<'_> {
                         }
                     }
                     Event::Failed { token, error, .. } => {
+                        reported = true;
                         if let Some(o) = self.outstanding.take(token) {
                             o.reply.resolve(Err(Error::Delivery(error)));
                             self.done_in_epoch(o.epoch);
@@ -429,7 +440,7 @@ impl Driver<'_> {
                 }
             }
             if !progressed {
-                return;
+                return reported;
             }
         }
     }

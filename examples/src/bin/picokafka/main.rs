@@ -164,12 +164,18 @@ async fn produce(args: ProduceArgs) -> ExitCode {
     let mut last_progress = Instant::now();
     let (mut sent, mut bytes, mut refused) = (0u64, 0u64, 0u64);
     let mut interrupted = false;
+    // Both listeners exist for the whole run: a signal that arrives while no listener exists is
+    // dropped by tokio.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
 
     loop {
         let line = tokio::select! {
             line = lines.next_line() => line,
-            _ = tokio::signal::ctrl_c() => { interrupted = true; break }
+            _ = async { match sigint.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                interrupted = true;
+                break;
+            }
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
                 interrupted = true;
                 break;
@@ -243,9 +249,10 @@ async fn produce(args: ProduceArgs) -> ExitCode {
     if let Some(e) = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
         eprintln!("picokafka: first error: {e}");
     }
-    if failed > 0 || delivered != sent {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    let code = if failed > 0 || delivered != sent { 1 } else { 0 };
+    // Exit now: a read of stdin may still be blocked on a runtime thread (an interrupted run with
+    // the pipe still open), and the runtime would wait for it at shutdown.
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
 }
