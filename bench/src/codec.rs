@@ -130,17 +130,16 @@ pub fn x86(codec_bench: &Path, n: u32) -> Result<Vec<Row>, String> {
 }
 
 /// Cortex-M4 (Thumb-2) instructions per record; batches of 16 KiB and of the firmware's 2 KiB;
-/// with `crc_elf` (bench/mcu built with `--features crc-experiments`), the CRC alternatives.
-pub fn mcu(elf: &Path, crc_elf: Option<&Path>, plugin: &Path, n: u32) -> Result<Vec<Row>, String> {
+/// with `slice4_elf` (bench/mcu built with `--features crc-slice4`), the same with core's
+/// slice-by-4 CRC-32C.
+pub fn mcu(elf: &Path, slice4_elf: Option<&Path>, plugin: &Path, n: u32) -> Result<Vec<Row>, String> {
     let mut rows = measure(n, MODES, &[16 << 10, 2 << 10], |r, m, b| qemu_count(elf, plugin, r, m, b))?;
-    if let Some(crc_elf) = crc_elf {
-        let mut extra = measure(n, &["push", "crc1", "crc4w", "crc8w", "crc16"], &[16 << 10], |r, m, b| {
-            qemu_count(crc_elf, plugin, r, m, b)
+    if let Some(slice4_elf) = slice4_elf {
+        let mut extra = measure(n, &["none", "lz4"], &[16 << 10, 2 << 10], |r, m, b| {
+            qemu_count(slice4_elf, plugin, r, m, b)
         })?;
         for row in &mut extra {
-            if row.mode == "push" {
-                row.mode = "push (crc build)";
-            }
+            row.mode = if row.mode == "none" { "none (slice4)" } else { "lz4 (slice4)" };
         }
         rows.extend(extra);
     }
@@ -150,13 +149,10 @@ pub fn mcu(elf: &Path, crc_elf: Option<&Path>, plugin: &Path, n: u32) -> Result<
 fn describe(mode: &str) -> &'static str {
     match mode {
         "push" => "encode only (`BatchBuilder::push`, no header, no CRC)",
-        "push (crc build)" => "encode only, in the CRC-experiments build",
         "none" => "encode + header + CRC-32C (`push` + `finish`)",
         "lz4" => "encode + LZ4 + header + CRC-32C",
-        "crc1" => "encode + CRC-32C, `crc` crate 1 KiB table (what core uses)",
-        "crc4w" => "encode + CRC-32C, word-wise slice-by-4 (4 KiB table)",
-        "crc8w" => "encode + CRC-32C, word-wise slice-by-8 (8 KiB table)",
-        "crc16" => "encode + CRC-32C, `crc` crate slice-by-16 (16 KiB table)",
+        "none (slice4)" => "encode + header + CRC-32C, core feature `crc-slice4` (4 KiB table)",
+        "lz4 (slice4)" => "encode + LZ4 + header + CRC-32C, core feature `crc-slice4`",
         _ => "?",
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! On hosts (`std` feature) the `crc32c` crate uses the CPU's CRC instructions. It needs `std`,
 //! so `no_std` builds use the `crc` crate's byte-wise table (1 KiB of flash), which a
-//! microcontroller can afford. Both are tested against the same vectors.
+//! microcontroller can afford; or, with the `crc-slice4` feature, a word-wise slice-by-4 table
+//! (4 KiB of flash) that costs about a third fewer instructions per byte on a Cortex-M4. All are
+//! tested against the same vectors.
 
 /// Portable CRC-32C, available in every build.
 pub const PORTABLE: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -14,9 +16,72 @@ pub fn crc32c(data: &[u8]) -> u32 {
     {
         ::crc32c::crc32c(data)
     }
-    #[cfg(not(feature = "std"))]
+    #[cfg(all(not(feature = "std"), feature = "crc-slice4"))]
+    {
+        slice4::checksum(data)
+    }
+    #[cfg(all(not(feature = "std"), not(feature = "crc-slice4")))]
     {
         PORTABLE.checksum(data)
+    }
+}
+
+/// Slice-by-4 CRC-32C: four table lookups per 32-bit word instead of one per byte.
+///
+/// Hand-written because no `no_std` crate offers it: `crc` has only the byte-wise table and a
+/// slice-by-16 one (16 KiB of flash, and measured no faster than this on a Cortex-M4 at
+/// opt-level `s`), and `crc32c` needs `std`. The tables are built at compile time from the
+/// polynomial, so there is no table to get wrong by hand.
+#[cfg(any(test, feature = "crc-slice4"))]
+mod slice4 {
+    /// The reflected CRC-32C polynomial.
+    const POLY: u32 = 0x82F6_3B78;
+
+    /// `TABLES[0]` is the byte-wise table; `TABLES[k][b]` is the CRC of byte `b` followed by
+    /// `k` zero bytes.
+    static TABLES: [[u32; 256]; 4] = tables();
+
+    const fn tables() -> [[u32; 256]; 4] {
+        let mut t = [[0u32; 256]; 4];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+                k += 1;
+            }
+            t[0][i] = c;
+            i += 1;
+        }
+        let mut s = 1;
+        while s < 4 {
+            let mut i = 0;
+            while i < 256 {
+                let prev = t[s - 1][i];
+                t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+                i += 1;
+            }
+            s += 1;
+        }
+        t
+    }
+
+    pub fn checksum(data: &[u8]) -> u32 {
+        let t = &TABLES;
+        let mut crc = !0u32;
+        let mut words = data.chunks_exact(4);
+        for w in &mut words {
+            let a = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ crc;
+            crc = t[3][(a & 0xff) as usize]
+                ^ t[2][((a >> 8) & 0xff) as usize]
+                ^ t[1][((a >> 16) & 0xff) as usize]
+                ^ t[0][(a >> 24) as usize];
+        }
+        for &b in words.remainder() {
+            crc = t[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        }
+        !crc
     }
 }
 
@@ -27,6 +92,7 @@ mod tests {
     fn both(data: &[u8]) -> u32 {
         let portable = PORTABLE.checksum(data);
         assert_eq!(crc32c(data), portable);
+        assert_eq!(slice4::checksum(data), portable);
         portable
     }
 
@@ -43,8 +109,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn hardware_equals_portable(data: std::vec::Vec<u8>) {
-            both(&data);
+        fn every_implementation_agrees(data: std::vec::Vec<u8>, skip in 0usize..4) {
+            // Unaligned starts too: the slice-by-4 loop reads words at any offset.
+            both(data.get(skip..).unwrap_or(&[]));
         }
     }
 }
