@@ -62,6 +62,48 @@ async fn idempotent_lz4_acks_all() {
     produce_and_verify(&broker, "idem", 3, 5000, &[("compression.type", "lz4")]).await;
 }
 
+/// The producer-wide delivery handler (librdkafka's `dr_msg_cb`): every record sent with an
+/// opaque value is reported exactly once, with the offset a foreign consumer then reads it at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_handler_reports_every_opaque_once() {
+    use std::sync::{Arc, Mutex};
+    let broker = Tansu::start();
+    broker.create_topic("handler", 3);
+    let n = 3000usize;
+    type Report = (u64, Result<(i32, i64), String>);
+    let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
+    let sink = reports.clone();
+    let handler = move |opaque: u64, r: Result<picokafka_tokio::Delivery, Error>| {
+        sink.lock().unwrap().push((opaque, r.map(|d| (d.partition, d.offset)).map_err(|e| e.to_string())));
+    };
+    let producer = Producer::with_delivery_handler(&config(&broker, &[("linger.ms", "2")]), handler).unwrap();
+    for i in 0..n {
+        let record = OwnedRecord::new("handler").key(format!("k{}", i % 11)).value(format!("v{i}"));
+        producer.send_with_opaque(record, 1_000_000 + i as u64).await.unwrap();
+    }
+    producer.flush().await;
+    let mut got = std::mem::take(&mut *reports.lock().unwrap());
+    got.sort_by_key(|(o, _)| *o);
+    assert_eq!(got.len(), n, "one report per record");
+    for (i, (opaque, r)) in got.iter().enumerate() {
+        assert_eq!(*opaque, 1_000_000 + i as u64, "each opaque exactly once");
+        assert!(r.is_ok(), "record {i}: {r:?}");
+    }
+    producer.close(Duration::from_secs(10)).await;
+
+    let read = consume(&broker.bootstrap(), &["handler"], n, Consumer::Confluent);
+    for rec in &read {
+        let i: usize = std::str::from_utf8(&rec.value.clone().unwrap()[1..]).unwrap().parse().unwrap();
+        assert_eq!(got[i].1, Ok((rec.partition, rec.offset)), "reported where it was read");
+    }
+
+    // Without a handler, an opaque send is refused, not silently unreported.
+    let plain = Producer::new(&config(&broker, &[])).unwrap();
+    let err = plain.send_with_opaque(OwnedRecord::new("handler").value("x"), 1).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    plain.close(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_one_uncompressed_no_idempotence() {
     let broker = Tansu::start();

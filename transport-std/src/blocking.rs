@@ -14,6 +14,22 @@ pub struct BlockingProducer {
 
 impl BlockingProducer {
     pub fn new(config: &ClientConfig) -> Result<Self, Error> {
+        Self::start(config, None)
+    }
+
+    /// Like [`Producer::with_delivery_handler`]: the handler runs on the producer's thread.
+    pub fn with_delivery_handler(
+        config: &ClientConfig,
+        handler: impl Fn(u64, Result<Delivery, Error>) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::start(config, Some(Box::new(handler)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn start(
+        config: &ClientConfig,
+        handler: Option<Box<dyn Fn(u64, Result<Delivery, Error>) + Send + Sync>>,
+    ) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("picokafka")
@@ -22,7 +38,10 @@ impl BlockingProducer {
             .map_err(|e| Error::Config(format!("cannot start the producer's runtime: {e}")))?;
         let producer = {
             let _guard = runtime.enter();
-            Producer::new(config)?
+            match handler {
+                Some(handler) => Producer::with_delivery_handler(config, handler)?,
+                None => Producer::new(config)?,
+            }
         };
         Ok(Self { runtime, producer })
     }
@@ -44,6 +63,11 @@ impl BlockingProducer {
         callback: impl FnOnce(Result<Delivery, Error>) + Send + 'static,
     ) -> Result<(), Error> {
         self.runtime.block_on(self.producer.send_with_callback(record, callback))
+    }
+
+    /// Queues a record whose outcome goes to the delivery handler with `opaque`.
+    pub fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Error> {
+        self.runtime.block_on(self.producer.send_with_opaque(record, opaque))
     }
 
     pub fn wait(&self, delivery: DeliveryFuture) -> Result<Delivery, Error> {

@@ -126,6 +126,35 @@ impl Outstandings {
     }
 }
 
+/// Byte buffers that cross between the driver and the socket tasks, kept for reuse: without it
+/// every request written and every response read is a fresh allocation, and growing a
+/// request's buffer by `extend_from_slice` reallocates and copies it several times (together
+/// ~10 % of the producer's CPU at 16 KiB batches).
+#[derive(Default)]
+struct BufPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufPool {
+    /// At most this many idle buffers are kept...
+    const MAX_IDLE: usize = 32;
+    /// ...and none larger than this, so a burst cannot pin memory.
+    const MAX_CAPACITY: usize = 4 << 20;
+
+    fn take(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop().unwrap_or_default()
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > Self::MAX_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let mut idle = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < Self::MAX_IDLE {
+            idle.push(buf);
+        }
+    }
+}
+
 /// Longest a socket write may take before the connection is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
@@ -154,6 +183,7 @@ struct Driver<'a> {
     max_block: Duration,
     tx_buf: Vec<u8>,
     out: HashMap<ConnId, Vec<u8>>,
+    bufs: Arc<BufPool>,
     /// Writers of closed sockets still writing what they were given.
     closing_writers: Vec<JoinHandle<()>>,
 }
@@ -206,6 +236,7 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
         max_block: settings.max_block,
         tx_buf: vec![0u8; WRITE_CHUNK],
         out: HashMap::new(),
+        bufs: Arc::default(),
         closing_writers: Vec::new(),
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -270,7 +301,7 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
     loop {
         let staged = std::mem::take(&mut shared.lock().records);
         for s in staged {
-            s.reply.resolve(Err(error.clone()));
+            s.reply.resolve(Err(error.clone()), shared.handler.as_ref());
         }
         shared.space.notify_waiters();
         tokio::select! {
@@ -374,7 +405,7 @@ impl Driver<'_> {
     /// Fails the first pending record.
     fn complete_pending(&mut self, error: Error) {
         if let Some((s, epoch)) = self.pending.pop_front() {
-            s.reply.resolve(Err(error));
+            s.reply.resolve(Err(error), self.shared.handler.as_ref());
             self.done_in_epoch(epoch);
         }
     }
@@ -412,14 +443,17 @@ impl Driver<'_> {
                         reported = true;
                         if let Some(o) = self.outstanding.take(token) {
                             let timestamp = log_append_time.unwrap_or(o.timestamp);
-                            o.reply.resolve(Ok(Delivery { topic: o.topic, partition, offset, timestamp }));
+                            o.reply.resolve(
+                                Ok(Delivery { topic: o.topic, partition, offset, timestamp }),
+                                self.shared.handler.as_ref(),
+                            );
                             self.done_in_epoch(o.epoch);
                         }
                     }
                     Event::Failed { token, error, .. } => {
                         reported = true;
                         if let Some(o) = self.outstanding.take(token) {
-                            o.reply.resolve(Err(Error::Delivery(error)));
+                            o.reply.resolve(Err(Error::Delivery(error)), self.shared.handler.as_ref());
                             self.done_in_epoch(o.epoch);
                         }
                     }
@@ -428,7 +462,11 @@ impl Driver<'_> {
             let now = self.now();
             while let Some(t) = self.core.poll_transmit(now, &mut self.tx_buf) {
                 progressed = true;
-                self.out.entry(t.conn).or_default().extend_from_slice(&self.tx_buf[..t.len]);
+                let bufs = &self.bufs;
+                self.out
+                    .entry(t.conn)
+                    .or_insert_with(|| bufs.take())
+                    .extend_from_slice(&self.tx_buf[..t.len]);
             }
             for (conn, bytes) in self.out.drain() {
                 let sent = match self.sockets.get(&conn) {
@@ -448,6 +486,7 @@ impl Driver<'_> {
     fn connect(&mut self, conn: ConnId, host: String, port: u16) {
         let io = self.io_tx.clone();
         let setup = self.setup_timeout;
+        let bufs = self.bufs.clone();
         let task = tokio::spawn(async move {
             let stream = match tokio::time::timeout(setup, TcpStream::connect((host.as_str(), port))).await {
                 Ok(Ok(stream)) => stream,
@@ -465,11 +504,12 @@ impl Driver<'_> {
             let (mut rd, mut wr) = stream.into_split();
             let (writer, mut chunks) = mpsc::unbounded_channel::<Vec<u8>>();
             let io_w = io.clone();
+            let bufs_w = bufs.clone();
             let write_task = tokio::spawn(async move {
                 while let Some(chunk) = chunks.recv().await {
                     // A peer that stops reading must not keep this task forever.
                     match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&chunk)).await {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => bufs_w.give(chunk),
                         _ => {
                             let _ = io_w.send(Io::Disconnected { conn });
                             return;
@@ -493,8 +533,10 @@ impl Driver<'_> {
                             return;
                         }
                         Ok(n) => {
-                            // Only what was read crosses over: responses are small.
-                            if io_r.send(Io::Input { conn, data: buf[..n].to_vec() }).is_err() {
+                            // Only what was read crosses over, in a reused buffer.
+                            let mut data = bufs.take();
+                            data.extend_from_slice(&buf[..n]);
+                            if io_r.send(Io::Input { conn, data }).is_err() {
                                 return;
                             }
                         }
@@ -531,6 +573,7 @@ impl Driver<'_> {
                     }
                     at += n;
                 }
+                self.bufs.give(data);
             }
         }
     }

@@ -29,7 +29,7 @@ pub use blocking::BlockingProducer;
 pub use config::ClientConfig;
 pub use picokafka;
 pub use picokafka::{DeliveryError, Metrics};
-pub use producer::{DeliveryFuture, Health, OwnedRecord, Producer};
+pub use producer::{DeliveryFuture, DeliveryHandler, Health, OwnedRecord, Producer};
 
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]

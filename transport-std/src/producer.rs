@@ -65,21 +65,33 @@ impl OwnedRecord {
     }
 }
 
+/// The producer-wide delivery report handler, librdkafka's `dr_msg_cb`: called on the
+/// producer's task with the opaque value given to [`Producer::send_with_opaque`] and the
+/// record's outcome. It must not block.
+pub type DeliveryHandler = Arc<dyn Fn(u64, Result<Delivery, Error>) + Send + Sync>;
+
 /// Where a record's outcome goes.
 pub(crate) enum Reply {
     None,
     Future(oneshot::Sender<Result<Delivery, Error>>),
     Callback(Box<dyn FnOnce(Result<Delivery, Error>) + Send>),
+    /// To the producer's [`DeliveryHandler`]: no allocation per record.
+    Opaque(u64),
 }
 
 impl Reply {
-    pub(crate) fn resolve(self, result: Result<Delivery, Error>) {
+    pub(crate) fn resolve(self, result: Result<Delivery, Error>, handler: Option<&DeliveryHandler>) {
         match self {
             Self::None => {}
             Self::Future(tx) => {
                 let _ = tx.send(result);
             }
             Self::Callback(f) => f(result),
+            Self::Opaque(opaque) => {
+                if let Some(handler) = handler {
+                    handler(opaque, result);
+                }
+            }
         }
     }
 }
@@ -115,6 +127,7 @@ pub(crate) struct Shared {
     pub space: Notify,
     pub cap_bytes: usize,
     pub max_block: Duration,
+    pub handler: Option<DeliveryHandler>,
 }
 
 impl Shared {
@@ -172,6 +185,20 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// Starts a producer on the current tokio runtime.
     pub fn new(config: &ClientConfig) -> Result<Self, Error> {
+        Self::start(config, None)
+    }
+
+    /// Starts a producer whose records sent with [`send_with_opaque`](Self::send_with_opaque)
+    /// report to `handler`, like librdkafka's delivery report callback: the cheapest way to
+    /// stream records, with no per-record future or boxed closure.
+    pub fn with_delivery_handler(
+        config: &ClientConfig,
+        handler: impl Fn(u64, Result<Delivery, Error>) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::start(config, Some(Arc::new(handler)))
+    }
+
+    fn start(config: &ClientConfig, handler: Option<DeliveryHandler>) -> Result<Self, Error> {
         let settings = config.settings()?;
         let brokers = picokafka::producer::bootstrap::parse(&settings.core.bootstrap_servers).count();
         if brokers > settings.max_brokers {
@@ -187,6 +214,7 @@ impl Producer {
             // Room for a few batches' worth of records waiting to enter the core.
             cap_bytes: (settings.core.batch_size * 4).max(1 << 20),
             max_block: settings.max_block,
+            handler,
         });
         let (cmd, cmds) = mpsc::unbounded_channel();
         tokio::spawn(driver::run(settings, shared.clone(), cmds));
@@ -226,6 +254,17 @@ impl Producer {
         self.stage(record, Reply::Callback(Box::new(callback)), true).await
     }
 
+    /// Queues a record whose outcome goes to the producer's delivery handler with `opaque`
+    /// (see [`with_delivery_handler`](Self::with_delivery_handler)); without one, an error.
+    pub async fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Error> {
+        if self.shared.handler.is_none() {
+            return Err(Error::Config(
+                "send_with_opaque needs a producer made with Producer::with_delivery_handler".into(),
+            ));
+        }
+        self.stage(record, Reply::Opaque(opaque), true).await
+    }
+
     /// Queues a record and forgets it: no report (pair it with `acks=0` for fire-and-forget).
     pub async fn send_and_forget(&self, record: OwnedRecord) -> Result<(), Error> {
         self.stage(record, Reply::None, true).await
@@ -236,7 +275,8 @@ impl Producer {
             return Err(Error::InvalidTopic { topic: record.topic.to_string() });
         }
         let weight = record.weight();
-        let deadline = tokio::time::Instant::now() + self.shared.max_block;
+        // Read the clock only when the queue is full: most records never wait.
+        let mut deadline = None;
         let (mut record, mut reply) = (record, reply);
         loop {
             let notified = self.shared.space.notified();
@@ -248,6 +288,8 @@ impl Producer {
                 Stage::Full(..) => return Err(Error::QueueFull),
                 Stage::Closed => return Err(Error::Closed),
             }
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.shared.max_block);
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(Error::QueueFull);
             }

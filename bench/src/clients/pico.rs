@@ -1,6 +1,7 @@
-//! picokafka through its tokio transport: `Producer::send_with_callback` for the streaming
-//! scenarios (the callback is its delivery report, like librdkafka's `dr_msg_cb`), `send(..).await`
-//! for one record at a time.
+//! picokafka through its tokio transport: `Producer::send_with_opaque` for the streaming
+//! scenarios (reports go to the producer's delivery handler, like librdkafka's `dr_msg_cb`;
+//! the opaque value is the record's enqueue time for the latency runs), `send(..).await` for one
+//! record at a time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,16 @@ pub fn run(job: &Job) -> ChildReport {
 }
 
 async fn run_async(job: &Job) -> ChildReport {
-    let producer = match Producer::new(&config(job)) {
+    let reports = Arc::new(Reports::default());
+    let sink = reports.clone();
+    let origin = Instant::now();
+    let latency = job.scenario == Scenario::Latency;
+    // Opaque: microseconds from `origin` to the record's enqueue (latency runs), else unused.
+    let handler = move |opaque: u64, res: Result<Delivery, Error>| {
+        let enqueued = latency.then(|| origin + Duration::from_micros(opaque));
+        sink.record(&res, enqueued);
+    };
+    let producer = match Producer::with_delivery_handler(&config(job), handler) {
         Ok(p) => p,
         Err(e) => return ChildReport { error: Some(e.to_string()), ..ChildReport::default() },
     };
@@ -82,15 +92,12 @@ async fn run_async(job: &Job) -> ChildReport {
         tally.ok();
     }
     let warm = tally.acked;
-    let reports = Arc::new(Reports::default());
     let cpu0 = workload::self_cpu_s();
     let start = Instant::now();
     match job.scenario {
         Scenario::Throughput => {
             for i in 0..job.records {
-                let r = reports.clone();
-                let rec = record(&topic, i);
-                if let Err(e) = producer.send_with_callback(rec, move |res| r.record(&res, None)).await {
+                if let Err(e) = producer.send_with_opaque(record(&topic, i), i).await {
                     reports.record(&Err(e), None);
                 }
             }
@@ -102,11 +109,9 @@ async fn run_async(job: &Job) -> ChildReport {
             while i < job.records {
                 let due = schedule.due_by(Instant::now()).min(job.records);
                 while i < due {
-                    let r = reports.clone();
                     let rec = record(&topic, i);
-                    let t = Instant::now();
-                    if let Err(e) = producer.send_with_callback(rec, move |res| r.record(&res, Some(t))).await
-                    {
+                    let t = origin.elapsed().as_micros() as u64;
+                    if let Err(e) = producer.send_with_opaque(rec, t).await {
                         reports.record(&Err(e), None);
                     }
                     i += 1;
