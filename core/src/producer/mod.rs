@@ -616,9 +616,19 @@ impl<'a> Producer<'a> {
         let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
         let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
         let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
-        for b in self.batches.iter() {
-            if matches!(b.status, BatchStatus::Open | BatchStatus::Closed | BatchStatus::Sealed) {
-                t = t.min(b.created + delivery);
+        // The oldest batch not in flight, per partition: a partition's batches are chained in
+        // creation order, so it is the first such one in its chain (past the few in flight or
+        // awaiting reports). Walking chains instead of every batch slot matters: this runs on
+        // every turn of a transport's loop, and a host producer has thousands of slots.
+        for p in self.partitions.iter() {
+            let mut b = p.head;
+            while b != NIL {
+                let s = &self.batches[usize::from(b)];
+                if matches!(s.status, BatchStatus::Open | BatchStatus::Closed | BatchStatus::Sealed) {
+                    t = t.min(s.created + delivery);
+                    break;
+                }
+                b = s.next_in_partition;
             }
         }
         for c in self.conns.iter() {
