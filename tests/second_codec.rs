@@ -364,10 +364,12 @@ fn our_batches_read_by_kafka_protocol() {
         assert_eq!(check_batch_with_kp(&plain, &records, producer), KpCompression::None);
         assert_eq!(check_batch_with_ours(&plain, &records, producer), Compression::None);
 
-        let lz4 = build_batch(&records, Compression::Lz4, producer);
-        assert!(lz4.len() < plain.len(), "these records compress");
-        assert_eq!(check_batch_with_kp(&lz4, &records, producer), KpCompression::Lz4);
-        assert_eq!(check_batch_with_ours(&lz4, &records, producer), Compression::Lz4);
+        for codec in [Compression::Lz4, Compression::Gzip, Compression::Snappy, Compression::Zstd] {
+            let packed = build_batch(&records, codec, producer);
+            assert!(packed.len() < plain.len(), "{codec:?}: these records compress");
+            assert_eq!(check_batch_with_kp(&packed, &records, producer), kp_compression(codec));
+            assert_eq!(check_batch_with_ours(&packed, &records, producer), codec);
+        }
     }
     // A large batch spans several 64 KiB LZ4 blocks.
     let big: Vec<Rec> = (0..40)
@@ -381,6 +383,10 @@ fn our_batches_read_by_kafka_protocol() {
     let lz4 = build_batch(&big, Compression::Lz4, IDEMPOTENT);
     assert_eq!(check_batch_with_kp(&lz4, &big, IDEMPOTENT), KpCompression::Lz4);
     assert_eq!(check_batch_with_ours(&lz4, &big, IDEMPOTENT), Compression::Lz4);
+    for codec in [Compression::Gzip, Compression::Snappy, Compression::Zstd] {
+        let packed = build_batch(&big, codec, IDEMPOTENT);
+        assert_eq!(check_batch_with_kp(&packed, &big, IDEMPOTENT), kp_compression(codec));
+    }
 }
 
 #[test]

@@ -18,8 +18,15 @@ fn config(broker: &Tansu, extra: &[(&str, &str)]) -> ClientConfig {
 
 /// Sends `n` keyed records with headers to `topic`, awaits every delivery, and checks what an
 /// independent consumer reads back: same keys, values, headers, timestamps; keyed records on
-/// the partition the Java client would choose; per-partition order equal to send order.
-async fn produce_and_verify(broker: &Tansu, topic: &str, partitions: i32, n: usize, extra: &[(&str, &str)]) {
+/// the partition the Java client would choose; per-partition order equal to send order. Returns
+/// the producer's metrics.
+async fn produce_and_verify(
+    broker: &Tansu,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    extra: &[(&str, &str)],
+) -> picokafka_tokio::Metrics {
     let producer = Producer::new(&config(broker, extra)).unwrap();
     let mut futures = Vec::new();
     for i in 0..n {
@@ -35,6 +42,7 @@ async fn produce_and_verify(broker: &Tansu, topic: &str, partitions: i32, n: usi
         let d = f.await.unwrap();
         offsets.push((d.partition, d.offset));
     }
+    let metrics = producer.metrics().await;
     producer.close(Duration::from_secs(10)).await;
     let acks0 = extra.contains(&("acks", "0"));
 
@@ -53,6 +61,7 @@ async fn produce_and_verify(broker: &Tansu, topic: &str, partitions: i32, n: usi
         assert!(seq as i64 > last_seq[rec.partition as usize], "send order kept within a partition");
         last_seq[rec.partition as usize] = seq as i64;
     }
+    metrics
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,6 +118,28 @@ async fn acks_one_uncompressed_no_idempotence() {
     let broker = Tansu::start();
     broker.create_topic("plain", 4);
     produce_and_verify(&broker, "plain", 4, 2000, &[("acks", "1"), ("enable.idempotence", "false")]).await;
+}
+
+/// gzip, snappy and zstd batches: the foreign consumer (librdkafka, CRC checks on) decompresses
+/// and reads back every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_codecs_gzip_snappy_zstd() {
+    let broker = Tansu::start();
+    broker.create_topic("plain-for-size", 2);
+    let plain = produce_and_verify(&broker, "plain-for-size", 2, 1500, &[("linger.ms", "5")]).await;
+    for codec in ["gzip", "snappy", "zstd"] {
+        broker.create_topic(codec, 2);
+        let m =
+            produce_and_verify(&broker, codec, 2, 1500, &[("compression.type", codec), ("linger.ms", "5")])
+                .await;
+        // The batches really went compressed: far fewer bytes on the wire than uncompressed.
+        assert!(
+            m.bytes_written * 4 < plain.bytes_written * 3,
+            "{codec}: {} bytes written, {} uncompressed",
+            m.bytes_written,
+            plain.bytes_written
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,8 @@
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![forbid(unsafe_code)]
 
-#[cfg(test)]
+// Tests, and the host-only codecs (features gzip, snappy, zstd imply `std`).
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 #[macro_use]

@@ -58,7 +58,7 @@ pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use crate::config::{Acks, Config, ConfigError};
 use crate::error::{DeliveryError, SendError};
 use crate::partitioner::{self, Partitioner};
-use crate::protocol::record_batch::{self, BatchBuilder, BatchState, Compression, PushError};
+use crate::protocol::record_batch::{self, BatchBuilder, BatchState, PushError};
 use crate::protocol::ErrorCode;
 use crate::rand::Rng;
 use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
@@ -212,11 +212,12 @@ impl<'a> Producer<'a> {
         if config.batch_size > config.max_request_size {
             return Err(ConfigError::Conflict("batch.size exceeds max.request.size"));
         }
-        let scratch_needed = match config.compression {
-            Compression::None => 0,
-            Compression::Lz4 => config.compression.scratch_len(config.batch_size),
-            _ => return Err(ConfigError::Conflict("this build compresses with lz4 only")),
-        };
+        if !config.compression.is_available() {
+            return Err(ConfigError::Conflict(
+                "compression.type: this build has none and lz4 (gzip, snappy, zstd: picokafka features)",
+            ));
+        }
+        let scratch_needed = config.compression.scratch_len(config.batch_size);
         if scratch.len() < scratch_needed {
             return Err(ConfigError::Capacity(
                 "compression scratch smaller than Compression::scratch_len(batch.size)",

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod crc;
 pub mod error_code;
 pub mod header;
+pub mod host_codecs;
 pub mod init_producer_id;
 pub mod lz4;
 pub mod metadata;

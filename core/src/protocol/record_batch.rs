@@ -18,8 +18,8 @@ use core::fmt;
 
 use super::codec::{Array, DecodeError, Reader};
 use super::crc::crc32c;
-use super::lz4;
 use super::varint;
+use super::{host_codecs, lz4};
 
 /// Bytes before the first record.
 pub const HEADER_LEN: usize = 61;
@@ -88,8 +88,13 @@ impl Compression {
     pub const fn scratch_len(self, records_len: usize) -> usize {
         match self {
             Self::Lz4 => lz4::max_compressed_len(records_len),
-            _ => 0,
+            _ => host_codecs::scratch_len(self, records_len),
         }
+    }
+
+    /// Whether this build has the codec: LZ4 always, gzip, snappy and zstd with their features.
+    pub const fn is_available(self) -> bool {
+        host_codecs::available(self)
     }
 }
 
@@ -393,6 +398,17 @@ impl<'a> BatchBuilder<'a> {
                     codec = Compression::Lz4;
                 }
             }
+            other if other.is_available() => {
+                let records = &buf[HEADER_LEN..len];
+                // No room in `scratch` (sized to the records) means it would not shrink them.
+                if let Some(n) = host_codecs::compress(other, records, scratch) {
+                    if n < records.len() {
+                        buf[HEADER_LEN..HEADER_LEN + n].copy_from_slice(&scratch[..n]);
+                        len = HEADER_LEN + n;
+                        codec = other;
+                    }
+                }
+            }
             other => return Err(FinishError::UnsupportedCompression(other)),
         }
         let last_offset_delta = state.record_count - 1;
@@ -535,7 +551,8 @@ impl<'a> RecordBatch<'a> {
         decode_records(self.records_data, self.record_count)
     }
 
-    /// The records, decompressed into `out` if needed (LZ4 is the codec available everywhere).
+    /// The records, decompressed into `out` if needed (LZ4 everywhere; gzip, snappy and zstd
+    /// with their features).
     pub fn decompress_records<'o>(&self, out: &'o mut [u8]) -> Result<Array<'o, Record<'o>>, DecodeError> {
         let n = match self.compression() {
             Some(Compression::None) => {
@@ -546,7 +563,8 @@ impl<'a> RecordBatch<'a> {
                 self.records_data.len()
             }
             Some(Compression::Lz4) => lz4::decompress(self.records_data, out)?,
-            _ => return Err(DecodeError::Compression),
+            Some(codec) => host_codecs::decompress(codec, self.records_data, out)?,
+            None => return Err(DecodeError::Compression),
         };
         decode_records(&out[..n], self.record_count)
     }
@@ -709,6 +727,39 @@ mod tests {
         let (batch, _) = RecordBatch::decode(&lz4).unwrap();
         assert_eq!(batch.compression(), Some(Compression::Lz4));
         check(&lz4, &records, ProducerState::NONE);
+    }
+
+    #[cfg(all(feature = "gzip", feature = "snappy", feature = "zstd"))]
+    #[test]
+    fn host_codec_batches_are_smaller_marked_and_read_back() {
+        let value = [b'y'; 100];
+        let records: Vec<OwnedRecord> = (0..50)
+            .map(|i| (1000 + i, Some(std::format!("k{i}").into_bytes()), Some(value.to_vec()), vec![]))
+            .collect();
+        let plain = build(&records, Compression::None, ProducerState::NONE);
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Zstd] {
+            let bytes = build(&records, codec, ProducerState::NONE);
+            assert!(bytes.len() < plain.len() / 4, "{codec:?}: {} vs {}", bytes.len(), plain.len());
+            let (batch, _) = RecordBatch::decode(&bytes).unwrap();
+            assert_eq!(batch.compression(), Some(codec));
+            check(&bytes, &records, ProducerState::NONE);
+        }
+    }
+
+    #[test]
+    fn a_codec_missing_from_the_build_is_refused() {
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Zstd] {
+            if codec.is_available() {
+                continue;
+            }
+            let mut buf = [0u8; 256];
+            let mut b = BatchBuilder::new(&mut buf).unwrap();
+            b.push(1, None, Some(b"v"), &[]).unwrap();
+            assert_eq!(
+                b.finish(codec, ProducerState::NONE, &mut []),
+                Err(FinishError::UnsupportedCompression(codec))
+            );
+        }
     }
 
     #[test]

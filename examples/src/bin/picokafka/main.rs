@@ -58,7 +58,7 @@ struct ProduceArgs {
     /// Send every record to this partition.
     #[arg(short = 'p', long = "partition")]
     partition: Option<i32>,
-    /// Compression: none or lz4.
+    /// Compression: none, lz4, gzip, snappy or zstd.
     #[arg(short = 'z', long = "compression")]
     compression: Option<String>,
     #[arg(long = "acks")]
