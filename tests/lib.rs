@@ -121,20 +121,37 @@ fn b64(v: &serde_json::Value) -> Option<Vec<u8>> {
 /// panics if it reads fewer or more, or reports a corrupt batch. Sorted by topic, partition,
 /// offset.
 pub fn consume(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consumer) -> Vec<Consumed> {
-    let (ok, records) = read_back(bootstrap, topics, expect, consumer);
+    consume_with(bootstrap, topics, expect, consumer, &[])
+}
+
+/// [`consume`] with extra confluent-kafka settings (`security.protocol=SSL`, ...).
+pub fn consume_with(
+    bootstrap: &str,
+    topics: &[&str],
+    expect: usize,
+    consumer: Consumer,
+    properties: &[(&str, &str)],
+) -> Vec<Consumed> {
+    let (ok, records) = read_back(bootstrap, topics, expect, consumer, properties);
     assert!(ok && records.len() == expect, "read {} records, expected {expect}", records.len());
     records
 }
 
 /// Reads at least `min` records (duplicates allowed, as without idempotence) of `topics`.
 pub fn consume_at_least(bootstrap: &str, topics: &[&str], min: usize, consumer: Consumer) -> Vec<Consumed> {
-    let (_, records) = read_back(bootstrap, topics, min, consumer);
+    let (_, records) = read_back(bootstrap, topics, min, consumer, &[]);
     assert!(records.len() >= min, "read {} records, expected at least {min}", records.len());
     records
 }
 
 /// Runs consume.py; whether it read exactly `expect`, and what it read.
-fn read_back(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consumer) -> (bool, Vec<Consumed>) {
+fn read_back(
+    bootstrap: &str,
+    topics: &[&str],
+    expect: usize,
+    consumer: Consumer,
+    properties: &[(&str, &str)],
+) -> (bool, Vec<Consumed>) {
     let mut cmd = Command::new(python());
     cmd.arg(root().join("tests/py/consume.py")).args(["--bootstrap", bootstrap]);
     for t in topics {
@@ -142,6 +159,9 @@ fn read_back(bootstrap: &str, topics: &[&str], expect: usize, consumer: Consumer
     }
     cmd.args(["--expect", &expect.to_string(), "--timeout", "120"]);
     cmd.args(["--client", if consumer == Consumer::Confluent { "confluent" } else { "kafka-python" }]);
+    for (k, v) in properties {
+        cmd.args(["--property", &format!("{k}={v}")]);
+    }
     let out = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     // 0: exactly `expect`; 1: fewer or more (the records read are printed either way);
     // anything else: the consumer failed (a corrupt batch, say).

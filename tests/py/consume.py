@@ -3,6 +3,7 @@
 
     consume.py --bootstrap 127.0.0.1:PORT --topic T [--topic T2 ...] --expect N
                [--timeout S] [--grace S] [--client confluent|kafka-python]
+               [--property KEY=VALUE ...]   (extra confluent-kafka settings, e.g. TLS)
 
 Run it with the venv from scripts/py-setup. Every partition of every topic is
 assigned directly (no consumer group, so no rebalance delay) and read from the
@@ -65,6 +66,7 @@ def consume_confluent(args, expect, deadline, grace):
         "check.crcs": True,
         "enable.partition.eof": False,
         "allow.auto.create.topics": False,
+        **dict(p.split("=", 1) for p in args.property),
     })
     try:
         parts = []
@@ -150,6 +152,8 @@ def main():
     ap.add_argument("--grace", type=float, default=1.0,
                     help="seconds to keep polling after N, to catch extras (default 1)")
     ap.add_argument("--client", choices=["confluent", "kafka-python"], default="confluent")
+    ap.add_argument("--property", action="append", default=[],
+                    help="KEY=VALUE for the confluent-kafka consumer (repeatable)")
     args = ap.parse_args()
 
     deadline = time.monotonic() + args.timeout

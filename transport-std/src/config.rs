@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     pub max_topics: usize,
     pub max_brokers: usize,
     pub response_max_bytes: usize,
+    /// `security.protocol=SSL`: how to wrap each broker socket.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl ClientConfig {
@@ -104,7 +106,7 @@ impl ClientConfig {
     pub(crate) fn settings(&self) -> Result<Settings, Error> {
         let mut core = Config::default();
         for (key, value) in &self.props {
-            if HOST_PROPERTIES.contains(&key.as_str()) {
+            if HOST_PROPERTIES.contains(&key.as_str()) || crate::tls::PROPERTIES.contains(&key.as_str()) {
                 continue;
             }
             core.set(key, value).map_err(|e| match e {
@@ -130,6 +132,7 @@ impl ClientConfig {
             max_topics: number("picokafka.max.topics", 64)?.clamp(1, 64),
             max_brokers: number("picokafka.max.brokers", 32)?.clamp(1, 255),
             response_max_bytes: number("picokafka.response.max.bytes", 1024 * 1024)?.max(4096),
+            tls: crate::tls::Tls::from_properties(|k| self.get(k))?,
             core,
         };
         Ok(settings)

@@ -167,6 +167,69 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
 const FEED_PER_TURN: usize = 65_536;
 
+/// A socket ready to carry Kafka frames.
+enum Opened {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Starts a connection's writer and reader tasks. The reader waits for the returned sender, so
+/// that no input can overtake the `Connected` report.
+fn spawn_socket_tasks<R, W>(
+    conn: ConnId,
+    mut rd: R,
+    mut wr: W,
+    io: &mpsc::UnboundedSender<Io>,
+    bufs: &Arc<BufPool>,
+) -> (JoinHandle<()>, JoinHandle<()>, mpsc::UnboundedSender<Vec<u8>>, oneshot::Sender<()>)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (writer, mut chunks) = mpsc::unbounded_channel::<Vec<u8>>();
+    let io_w = io.clone();
+    let bufs_w = bufs.clone();
+    let write_task = tokio::spawn(async move {
+        while let Some(chunk) = chunks.recv().await {
+            // A peer that stops reading must not keep this task forever.
+            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&chunk)).await {
+                Ok(Ok(())) => bufs_w.give(chunk),
+                _ => {
+                    let _ = io_w.send(Io::Disconnected { conn });
+                    return;
+                }
+            }
+        }
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
+    });
+    let (go, ready) = oneshot::channel::<()>();
+    let io_r = io.clone();
+    let bufs_r = bufs.clone();
+    let read_task = tokio::spawn(async move {
+        if ready.await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = io_r.send(Io::Disconnected { conn });
+                    return;
+                }
+                Ok(n) => {
+                    // Only what was read crosses over, in a reused buffer.
+                    let mut data = bufs_r.take();
+                    data.extend_from_slice(&buf[..n]);
+                    if io_r.send(Io::Input { conn, data }).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (read_task, write_task, writer, go)
+}
+
 struct Driver<'a> {
     core: Core<'a>,
     shared: Arc<Shared>,
@@ -191,6 +254,7 @@ struct Driver<'a> {
     tx_buf: Vec<u8>,
     out: HashMap<ConnId, Vec<u8>>,
     bufs: Arc<BufPool>,
+    tls: Option<crate::tls::Tls>,
     /// Writers of closed sockets still writing what they were given.
     closing_writers: Vec<JoinHandle<()>>,
 }
@@ -244,6 +308,7 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
         tx_buf: vec![0u8; WRITE_CHUNK],
         out: HashMap::new(),
         bufs: Arc::default(),
+        tls: settings.tls.clone(),
         closing_writers: Vec::new(),
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -493,11 +558,28 @@ impl Driver<'_> {
         let io = self.io_tx.clone();
         let setup = self.setup_timeout;
         let bufs = self.bufs.clone();
+        let tls = self.tls.clone();
         let task = tokio::spawn(async move {
-            let stream = match tokio::time::timeout(setup, TcpStream::connect((host.as_str(), port))).await {
-                Ok(Ok(stream)) => stream,
+            // TCP connect and, with TLS, the handshake: both within the setup timeout.
+            let opened = tokio::time::timeout(setup, async {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                let _ = tcp.set_nodelay(true);
+                match &tls {
+                    None => Ok::<_, std::io::Error>(Opened::Plain(tcp)),
+                    Some(tls) => Ok(Opened::Tls(Box::new(tls.connect(&host, tcp).await?))),
+                }
+            })
+            .await;
+            let opened = match opened {
+                Ok(Ok(opened)) => opened,
                 Ok(Err(e)) => {
-                    log::debug!("connect to {host}:{port} failed: {e}");
+                    // A refused or failed TLS handshake (untrusted certificate, wrong name) is
+                    // logged at warn: unlike a refused TCP connection it will not heal by itself.
+                    if tls.is_some() && e.kind() != std::io::ErrorKind::ConnectionRefused {
+                        log::warn!("connection to {host}:{port} failed: {e}");
+                    } else {
+                        log::debug!("connect to {host}:{port} failed: {e}");
+                    }
                     let _ = io.send(Io::Failed { conn });
                     return;
                 }
@@ -506,50 +588,17 @@ impl Driver<'_> {
                     return;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let (mut rd, mut wr) = stream.into_split();
-            let (writer, mut chunks) = mpsc::unbounded_channel::<Vec<u8>>();
-            let io_w = io.clone();
-            let bufs_w = bufs.clone();
-            let write_task = tokio::spawn(async move {
-                while let Some(chunk) = chunks.recv().await {
-                    // A peer that stops reading must not keep this task forever.
-                    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&chunk)).await {
-                        Ok(Ok(())) => bufs_w.give(chunk),
-                        _ => {
-                            let _ = io_w.send(Io::Disconnected { conn });
-                            return;
-                        }
-                    }
+            let (read, write, writer, go) = match opened {
+                Opened::Plain(tcp) => {
+                    let (rd, wr) = tcp.into_split();
+                    spawn_socket_tasks(conn, rd, wr, &io, &bufs)
                 }
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
-            });
-            // The reader starts after `Connected` is queued, so no input can overtake it.
-            let (go, ready) = oneshot::channel::<()>();
-            let io_r = io.clone();
-            let read_task = tokio::spawn(async move {
-                if ready.await.is_err() {
-                    return;
+                Opened::Tls(stream) => {
+                    let (rd, wr) = tokio::io::split(*stream);
+                    spawn_socket_tasks(conn, rd, wr, &io, &bufs)
                 }
-                let mut buf = vec![0u8; READ_CHUNK];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            let _ = io_r.send(Io::Disconnected { conn });
-                            return;
-                        }
-                        Ok(n) => {
-                            // Only what was read crosses over, in a reused buffer.
-                            let mut data = bufs.take();
-                            data.extend_from_slice(&buf[..n]);
-                            if io_r.send(Io::Input { conn, data }).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-            let _ = io.send(Io::Connected { conn, writer, read: read_task, write: write_task });
+            };
+            let _ = io.send(Io::Connected { conn, writer, read, write });
             let _ = go.send(());
         });
         self.sockets.insert(conn, Socket::Connecting(task));

@@ -21,6 +21,7 @@ mod blocking;
 mod config;
 mod driver;
 mod producer;
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;

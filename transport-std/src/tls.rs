@@ -1,0 +1,206 @@
+//! TLS to the brokers (`security.protocol=SSL`), with rustls. The core never sees it: it only
+//! moves plaintext Kafka frames; this wraps each broker socket.
+//!
+//! Properties, as librdkafka names them:
+//! - `ssl.ca.location`: PEM file of the CAs to trust (default: the system's trust store);
+//! - `ssl.ca.pem`: the same, inline;
+//! - `ssl.certificate.location` + `ssl.key.location`: PEM client certificate chain and key, for
+//!   brokers that require client authentication (mutual TLS);
+//! - `ssl.endpoint.identification.algorithm`: `https` (default, as in Kafka 2.0+) checks that
+//!   the certificate names the broker's host; `none` checks the chain only.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::Error;
+
+/// The properties this module reads (the host transport's, not the core's).
+pub(crate) const PROPERTIES: &[&str] = &[
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.ca.pem",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.endpoint.identification.algorithm",
+];
+
+/// A connector for every broker connection of one producer.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    connector: TlsConnector,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Builds the TLS settings from the properties, or `None` for plaintext. Every problem is an
+    /// error that names its property.
+    pub(crate) fn from_properties<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Option<Self>, Error> {
+        let protocol = get("security.protocol").unwrap_or("plaintext").trim().to_ascii_lowercase();
+        match protocol.as_str() {
+            "plaintext" => return Ok(None),
+            "ssl" => {}
+            "sasl_plaintext" | "sasl_ssl" => {
+                return Err(Error::Config(format!(
+                    "security.protocol={protocol}: SASL is not supported yet (PLAINTEXT or SSL)"
+                )))
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "invalid value for security.protocol: {protocol} (expected PLAINTEXT or SSL)"
+                )))
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        let custom_ca = get("ssl.ca.location").is_some() || get("ssl.ca.pem").is_some();
+        if let Some(path) = get("ssl.ca.location") {
+            add_certs(&mut roots, CertificateDer::pem_file_iter(path.trim()), "ssl.ca.location")?;
+        }
+        if let Some(pem) = get("ssl.ca.pem") {
+            add_certs(&mut roots, Ok(CertificateDer::pem_slice_iter(pem.as_bytes())), "ssl.ca.pem")?;
+        }
+        if !custom_ca {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                // The system store holds certificates rustls cannot use; skip those, as
+                // librdkafka does.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(
+                    "security.protocol=SSL: no CA certificates in the system trust store; set ssl.ca.location"
+                        .into(),
+                ));
+            }
+        }
+        let check_name =
+            match get("ssl.endpoint.identification.algorithm").map(|v| v.trim().to_ascii_lowercase()) {
+                None => true,
+                Some(v) if v == "https" => true,
+                Some(v) if v == "none" || v.is_empty() => false,
+                Some(v) => {
+                    return Err(Error::Config(format!(
+                    "invalid value for ssl.endpoint.identification.algorithm: {v} (expected https or none)"
+                )))
+                }
+            };
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| Error::Config(format!("TLS trust anchors: {e}")))?;
+        let verifier: Arc<dyn ServerCertVerifier> =
+            if check_name { webpki } else { Arc::new(ChainOnly(webpki)) };
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let config = match (get("ssl.certificate.location"), get("ssl.key.location")) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert.trim())
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| Error::Config(format!("ssl.certificate.location: {e}")))?;
+                if chain.is_empty() {
+                    return Err(Error::Config("ssl.certificate.location: no certificate in the file".into()));
+                }
+                let key = PrivateKeyDer::from_pem_file(key.trim())
+                    .map_err(|e| Error::Config(format!("ssl.key.location: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| Error::Config(format!("ssl.certificate.location / ssl.key.location: {e}")))?
+            }
+            (Some(_), None) => {
+                return Err(Error::Config("ssl.certificate.location needs ssl.key.location".into()))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config("ssl.key.location needs ssl.certificate.location".into()))
+            }
+        };
+        Ok(Some(Self { connector: TlsConnector::from(Arc::new(config)) }))
+    }
+
+    /// The TLS handshake over a connected socket to `host`.
+    pub(crate) async fn connect(&self, host: &str, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        self.connector.connect(name, tcp).await
+    }
+}
+
+fn add_certs<I>(
+    roots: &mut RootCertStore,
+    certs: Result<I, rustls::pki_types::pem::Error>,
+    property: &str,
+) -> Result<(), Error>
+where
+    I: Iterator<Item = Result<CertificateDer<'static>, rustls::pki_types::pem::Error>>,
+{
+    let mut added = 0;
+    for cert in certs.map_err(|e| Error::Config(format!("{property}: {e}")))? {
+        let cert = cert.map_err(|e| Error::Config(format!("{property}: {e}")))?;
+        roots.add(cert).map_err(|e| Error::Config(format!("{property}: {e}")))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(Error::Config(format!("{property}: no certificate found")));
+    }
+    Ok(())
+}
+
+/// `ssl.endpoint.identification.algorithm=none`: the chain must still lead to a trusted CA and
+/// be valid now; only the name check is skipped.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
