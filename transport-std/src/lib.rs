@@ -21,6 +21,7 @@ mod blocking;
 mod config;
 mod driver;
 mod producer;
+pub mod serialize;
 mod tls;
 
 use std::fmt;
