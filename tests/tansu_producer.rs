@@ -113,6 +113,56 @@ async fn delivery_handler_reports_every_opaque_once() {
     plain.close(Duration::from_secs(5)).await;
 }
 
+/// A custom partitioner: it routes records by the number in their value, defers to the default
+/// rules where it answers `None`, and an out-of-range answer fails only that record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_partitioner_places_records() {
+    struct ByValue;
+    impl picokafka_tokio::Partitioner for ByValue {
+        fn partition(
+            &mut self,
+            topic: &str,
+            key: Option<&[u8]>,
+            value: Option<&[u8]>,
+            count: i32,
+        ) -> Option<i32> {
+            assert_eq!(topic, "routed");
+            let n: i32 = std::str::from_utf8(value?).ok()?.parse().ok()?;
+            // Keyed records with n >= 1000 go to the default (murmur2) placement.
+            if key.is_some() && n >= 1000 {
+                return None;
+            }
+            Some(if n == -1 { count } else { n % count })
+        }
+    }
+    let broker = Tansu::start();
+    broker.create_topic("routed", 4);
+    let producer = Producer::builder(&config(&broker, &[])).partitioner(ByValue).build().unwrap();
+    let mut expected = Vec::new();
+    for n in 0..200 {
+        let d = producer.send(OwnedRecord::new("routed").value(n.to_string())).await.unwrap();
+        assert_eq!(d.partition, n % 4);
+        expected.push((n.to_string(), n % 4));
+    }
+    for n in 1000..1050 {
+        let key = format!("key-{n}");
+        let d =
+            producer.send(OwnedRecord::new("routed").key(key.clone()).value(n.to_string())).await.unwrap();
+        assert_eq!(d.partition, partition_for_key(key.as_bytes(), 4), "None falls back to murmur2");
+        expected.push((n.to_string(), d.partition));
+    }
+    let err = producer.send(OwnedRecord::new("routed").value("-1")).await.unwrap_err();
+    assert_eq!(err, Error::PartitionOutOfRange { partition: 4, count: 4 });
+    producer.close(Duration::from_secs(10)).await;
+
+    let read = consume(&broker.bootstrap(), &["routed"], expected.len(), Consumer::Confluent);
+    let mut got: Vec<(String, i32)> =
+        read.iter().map(|r| (String::from_utf8(r.value.clone().unwrap()).unwrap(), r.partition)).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_one_uncompressed_no_idempotence() {
     let broker = Tansu::start();

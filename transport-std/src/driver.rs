@@ -259,7 +259,12 @@ struct Driver<'a> {
     closing_writers: Vec<JoinHandle<()>>,
 }
 
-pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+pub(crate) async fn run(
+    settings: Settings,
+    shared: Arc<Shared>,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    mut partitioner: Option<Box<dyn picokafka::Partitioner + Send>>,
+) {
     let batch_size = settings.core.batch_size;
     let mut batch_memory = vec![0u8; settings.batch_buffers * batch_size];
     let mut batches = vec![BatchSlot::EMPTY; settings.batch_buffers];
@@ -279,7 +284,7 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
         partitions: &mut partitions,
     };
     let start = tokio::time::Instant::now();
-    let core = match Core::new(settings.core.clone(), storage, Instant::from_millis(0)) {
+    let mut core = match Core::new(settings.core.clone(), storage, Instant::from_millis(0)) {
         Ok(core) => core,
         Err(e) => {
             log::error!("cannot start producer: {e}");
@@ -287,6 +292,9 @@ pub(crate) async fn run(settings: Settings, shared: Arc<Shared>, mut cmds: mpsc:
             return;
         }
     };
+    if let Some(p) = partitioner.as_mut() {
+        core.set_partitioner(p.as_mut());
+    }
     let (io_tx, mut io_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
         core,

@@ -30,8 +30,9 @@ use std::sync::Arc;
 pub use blocking::BlockingProducer;
 pub use config::ClientConfig;
 pub use picokafka;
+pub use picokafka::Partitioner;
 pub use picokafka::{DeliveryError, Metrics};
-pub use producer::{DeliveryFuture, DeliveryHandler, Health, OwnedRecord, Producer};
+pub use producer::{DeliveryFuture, DeliveryHandler, Health, OwnedRecord, Producer, ProducerBuilder};
 
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]

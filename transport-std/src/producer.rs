@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use picokafka::Metrics;
+use picokafka::{Metrics, Partitioner};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::ClientConfig;
@@ -169,6 +169,44 @@ impl Health {
     }
 }
 
+/// Builds a [`Producer`]; see [`Producer::builder`].
+pub struct ProducerBuilder<'c> {
+    config: &'c ClientConfig,
+    handler: Option<DeliveryHandler>,
+    partitioner: Option<Box<dyn Partitioner + Send>>,
+}
+
+impl std::fmt::Debug for ProducerBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerBuilder").finish_non_exhaustive()
+    }
+}
+
+impl ProducerBuilder<'_> {
+    /// Reports of records sent with [`Producer::send_with_opaque`] go to `handler`.
+    pub fn delivery_handler(
+        mut self,
+        handler: impl Fn(u64, Result<Delivery, Error>) + Send + Sync + 'static,
+    ) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Records without an explicit partition go where `partitioner` says (it runs on the
+    /// producer's task, once per record); where it answers `None`, the default rules apply:
+    /// murmur2 of the key as the Java client, sticky for records without a key. A partition
+    /// out of range fails that record with [`Error::PartitionOutOfRange`].
+    pub fn partitioner(mut self, partitioner: impl Partitioner + Send + 'static) -> Self {
+        self.partitioner = Some(Box::new(partitioner));
+        self
+    }
+
+    /// Starts the producer on the current tokio runtime.
+    pub fn build(self) -> Result<Producer, Error> {
+        Producer::start(self.config, self.handler, self.partitioner)
+    }
+}
+
 /// An asynchronous Kafka producer. Cheap to clone; all clones feed one background task.
 #[derive(Clone)]
 pub struct Producer {
@@ -185,7 +223,7 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// Starts a producer on the current tokio runtime.
     pub fn new(config: &ClientConfig) -> Result<Self, Error> {
-        Self::start(config, None)
+        Self::start(config, None, None)
     }
 
     /// Starts a producer whose records sent with [`send_with_opaque`](Self::send_with_opaque)
@@ -195,10 +233,19 @@ impl Producer {
         config: &ClientConfig,
         handler: impl Fn(u64, Result<Delivery, Error>) + Send + Sync + 'static,
     ) -> Result<Self, Error> {
-        Self::start(config, Some(Arc::new(handler)))
+        Self::builder(config).delivery_handler(handler).build()
     }
 
-    fn start(config: &ClientConfig, handler: Option<DeliveryHandler>) -> Result<Self, Error> {
+    /// A producer with more than a configuration: a delivery handler, a custom partitioner.
+    pub fn builder(config: &ClientConfig) -> ProducerBuilder<'_> {
+        ProducerBuilder { config, handler: None, partitioner: None }
+    }
+
+    fn start(
+        config: &ClientConfig,
+        handler: Option<DeliveryHandler>,
+        partitioner: Option<Box<dyn Partitioner + Send>>,
+    ) -> Result<Self, Error> {
         let settings = config.settings()?;
         let brokers = picokafka::producer::bootstrap::parse(&settings.core.bootstrap_servers).count();
         if brokers > settings.max_brokers {
@@ -217,7 +264,7 @@ impl Producer {
             handler,
         });
         let (cmd, cmds) = mpsc::unbounded_channel();
-        tokio::spawn(driver::run(settings, shared.clone(), cmds));
+        tokio::spawn(driver::run(settings, shared.clone(), cmds, partitioner));
         Ok(Self { shared, cmd })
     }
 
