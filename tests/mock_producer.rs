@@ -424,6 +424,38 @@ async fn records_waiting_for_batch_buffers_keep_flowing() {
     }
 }
 
+/// `flush` waits for every record queued before it, also those still staged behind records
+/// that wait for metadata (a slow cluster: 300 ms per request, so the whole stream is queued
+/// before the topic is known). It returned early once: those were left out of its epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_waits_for_records_queued_while_metadata_is_pending() {
+    use std::sync::{Arc, Mutex};
+    const TOPIC: &str = "slow-metadata";
+    const N: u64 = 3000;
+    let mut mock = cluster(&[(TOPIC, 3)]);
+    mock.rtt(-1, 300);
+    let reports: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let sink = reports.clone();
+    let producer = Producer::with_delivery_handler(&config(&mock.bootstrap, &[]), move |opaque, result| {
+        assert!(result.is_ok(), "record {opaque}: {result:?}");
+        sink.lock().unwrap().push(opaque);
+    })
+    .expect("producer");
+    for i in 0..N {
+        producer.send_with_opaque(OwnedRecord::new(TOPIC).value(format!("v{i}")), i).await.expect("queued");
+    }
+    producer.flush().await;
+    let mut got = std::mem::take(&mut *reports.lock().unwrap());
+    got.sort_unstable();
+    let missing = (0..N).filter(|i| got.binary_search(i).is_err()).count();
+    assert!(
+        got.len() as u64 == N && missing == 0,
+        "flush returned with {} reports of {N} ({missing} records unreported)",
+        got.len()
+    );
+    producer.close(Duration::from_secs(10)).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3 + 4: the CLI
 // ---------------------------------------------------------------------------------------------

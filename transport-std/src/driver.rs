@@ -422,19 +422,10 @@ impl Driver<'_> {
         let now = self.now();
         let mut fed = 0;
         loop {
-            if self.pending.is_empty() {
-                let mut staging = self.shared.lock();
-                if staging.records.is_empty() {
-                    break;
-                }
-                // Swap vectors rather than take one: both keep their capacity.
-                std::mem::swap(&mut staging.records, &mut self.spare);
-                staging.bytes = 0;
-                drop(staging);
-                self.shared.space.notify_waiters();
-                let epoch = self.epoch;
-                *self.per_epoch.entry(epoch).or_default() += self.spare.len() as u64;
-                self.pending.extend(self.spare.drain(..).map(|s| (s, epoch)));
+            // Staged records come over only once the previous ones are all in the core, so
+            // memory stays bounded by the staging cap while the core is full.
+            if self.pending.is_empty() && !self.take_staged() {
+                break;
             }
             while let Some((s, _)) = self.pending.front() {
                 if fed >= FEED_PER_TURN {
@@ -479,6 +470,24 @@ impl Driver<'_> {
                 }
             }
         }
+    }
+
+    /// Moves every staged record to the pending queue, in the current flush epoch. Whether there
+    /// were any.
+    fn take_staged(&mut self) -> bool {
+        let mut staging = self.shared.lock();
+        if staging.records.is_empty() {
+            return false;
+        }
+        // Swap vectors rather than take one: both keep their capacity.
+        std::mem::swap(&mut staging.records, &mut self.spare);
+        staging.bytes = 0;
+        drop(staging);
+        self.shared.space.notify_waiters();
+        let epoch = self.epoch;
+        *self.per_epoch.entry(epoch).or_default() += self.spare.len() as u64;
+        self.pending.extend(self.spare.drain(..).map(|s| (s, epoch)));
+        true
     }
 
     /// Fails the first pending record.
@@ -644,7 +653,11 @@ impl Driver<'_> {
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Flush(tx) => {
-                // Records staged before the flush join the current epoch; later ones the next.
+                // Every record staged before the flush joins the current epoch, even while the
+                // core is full and earlier records still wait (then `feed` would leave them
+                // staged, and the flush would not wait for them); later ones join the next.
+                // This can hold one staging area's worth more per concurrent flush.
+                self.take_staged();
                 self.feed();
                 let epoch = self.epoch;
                 self.epoch += 1;
