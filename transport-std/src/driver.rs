@@ -22,8 +22,8 @@ use crate::{Delivery, Error};
 pub(crate) enum Cmd {
     Flush(oneshot::Sender<()>),
     Close(Duration, oneshot::Sender<()>),
-    /// Metrics, with (ready, known) connection counts.
-    Metrics(oneshot::Sender<(Metrics, (usize, usize))>),
+    /// Metrics, with (ready, known) connection counts and the last TLS handshake failure.
+    Metrics(oneshot::Sender<(Metrics, (usize, usize), Option<String>)>),
 }
 
 /// What the socket tasks report.
@@ -36,6 +36,9 @@ enum Io {
     },
     Failed {
         conn: ConnId,
+        /// A TLS handshake that failed (untrusted certificate, wrong name, ...): it will not
+        /// heal by retrying, so records waiting for that broker fail with it.
+        tls_error: Option<String>,
     },
     Input {
         conn: ConnId,
@@ -255,6 +258,8 @@ struct Driver<'a> {
     out: HashMap<ConnId, Vec<u8>>,
     bufs: Arc<BufPool>,
     tls: Option<crate::tls::Tls>,
+    /// The last connection's TLS handshake failure, until a connection succeeds.
+    tls_error: Option<String>,
     /// Writers of closed sockets still writing what they were given.
     closing_writers: Vec<JoinHandle<()>>,
 }
@@ -317,6 +322,7 @@ pub(crate) async fn run(
         out: HashMap::new(),
         bufs: Arc::default(),
         tls: settings.tls.clone(),
+        tls_error: None,
         closing_writers: Vec::new(),
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -387,7 +393,7 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
-                Some(Cmd::Metrics(tx)) => { let _ = tx.send((Metrics::default(), (0, 0))); }
+                Some(Cmd::Metrics(tx)) => { let _ = tx.send((Metrics::default(), (0, 0), None)); }
                 None => return,
             },
             _ = shared.wake.notified() => {}
@@ -443,8 +449,14 @@ impl Driver<'_> {
                     headers: &headers,
                     timestamp: r.timestamp,
                 };
-                let result =
-                    self.core.send(now, record).map_err(|e| (e.is_retriable(), map_send_error(&e, &r.topic)));
+                let result = self.core.send(now, record).map_err(|e| {
+                    let error = match (&e, &self.tls_error) {
+                        // Waiting for metadata no broker will send: say why.
+                        (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
+                        _ => map_send_error(&e, &r.topic),
+                    };
+                    (e.is_retriable(), error)
+                });
                 match result {
                     Ok(accepted) => {
                         let Some((s, epoch)) = self.pending.pop_front() else { break };
@@ -578,30 +590,33 @@ impl Driver<'_> {
         let tls = self.tls.clone();
         let task = tokio::spawn(async move {
             // TCP connect and, with TLS, the handshake: both within the setup timeout.
+            // Err((whether the TLS handshake failed, the error)).
             let opened = tokio::time::timeout(setup, async {
-                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| (false, e))?;
                 let _ = tcp.set_nodelay(true);
                 match &tls {
-                    None => Ok::<_, std::io::Error>(Opened::Plain(tcp)),
-                    Some(tls) => Ok(Opened::Tls(Box::new(tls.connect(&host, tcp).await?))),
+                    None => Ok(Opened::Plain(tcp)),
+                    Some(tls) => {
+                        Ok(Opened::Tls(Box::new(tls.connect(&host, tcp).await.map_err(|e| (true, e))?)))
+                    }
                 }
             })
             .await;
             let opened = match opened {
                 Ok(Ok(opened)) => opened,
-                Ok(Err(e)) => {
-                    // A refused or failed TLS handshake (untrusted certificate, wrong name) is
-                    // logged at warn: unlike a refused TCP connection it will not heal by itself.
-                    if tls.is_some() && e.kind() != std::io::ErrorKind::ConnectionRefused {
-                        log::warn!("connection to {host}:{port} failed: {e}");
-                    } else {
-                        log::debug!("connect to {host}:{port} failed: {e}");
+                Ok(Err((handshake, e))) => {
+                    let tls_error =
+                        handshake.then(|| format!("TLS handshake with {host}:{port} failed: {e}"));
+                    match &tls_error {
+                        // Unlike a refused TCP connection, this will not heal by itself.
+                        Some(message) => log::warn!("{message}"),
+                        None => log::debug!("connect to {host}:{port} failed: {e}"),
                     }
-                    let _ = io.send(Io::Failed { conn });
+                    let _ = io.send(Io::Failed { conn, tls_error });
                     return;
                 }
                 Err(_) => {
-                    let _ = io.send(Io::Failed { conn });
+                    let _ = io.send(Io::Failed { conn, tls_error: None });
                     return;
                 }
             };
@@ -625,13 +640,20 @@ impl Driver<'_> {
         let now = self.now();
         match io {
             Io::Connected { conn, writer, read, write } => {
+                self.tls_error = None;
                 let socket = Socket::Open { writer: Some(writer), read, write: Some(write) };
                 if let Some(slot) = self.sockets.get_mut(&conn) {
                     *slot = socket;
                     self.core.handle_connected(now, conn);
                 }
             }
-            Io::Failed { conn } | Io::Disconnected { conn } => {
+            Io::Failed { conn, tls_error } => {
+                self.tls_error = tls_error;
+                if self.sockets.remove(&conn).is_some() {
+                    self.core.handle_disconnected(now, conn);
+                }
+            }
+            Io::Disconnected { conn } => {
                 if self.sockets.remove(&conn).is_some() {
                     self.core.handle_disconnected(now, conn);
                 }
@@ -680,7 +702,7 @@ impl Driver<'_> {
                     known += usize::from(c.state != picokafka::producer::ConnPhase::Unused);
                     ready += usize::from(c.state == picokafka::producer::ConnPhase::Ready);
                 }
-                let _ = tx.send((m, (ready, known)));
+                let _ = tx.send((m, (ready, known), self.tls_error.clone()));
             }
         }
     }

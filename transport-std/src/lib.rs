@@ -76,6 +76,9 @@ pub enum Error {
     Closed,
     /// The producer failed for good.
     Fatal(picokafka::protocol::ErrorCode),
+    /// No broker could be reached over TLS: the handshake failed (untrusted certificate, wrong
+    /// name, ...). The message says which broker and why.
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -98,6 +101,7 @@ impl fmt::Display for Error {
             Self::Delivery(e) => write!(f, "delivery failed: {e}"),
             Self::Closed => f.write_str("producer closed"),
             Self::Fatal(code) => write!(f, "producer failed: {code}"),
+            Self::Tls(m) => f.write_str(m),
         }
     }
 }

@@ -381,14 +381,14 @@ impl Producer {
     pub async fn metrics(&self) -> Metrics {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        rx.await.map(|(m, _)| m).unwrap_or_default()
+        rx.await.map(|(m, _, _)| m).unwrap_or_default()
     }
 
     /// Connection and error state, for health checks.
     pub async fn health(&self) -> Health {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        let Ok((m, (ready, known))) = rx.await else {
+        let Ok((m, (ready, known), tls_error)) = rx.await else {
             return Health {
                 brokers_ready: 0,
                 brokers_known: 0,
@@ -397,9 +397,8 @@ impl Producer {
                 fatal: Some("producer task stopped".into()),
             };
         };
-        let last_error = m
-            .last_delivery_error
-            .map(|e| e.to_string())
+        let last_error = tls_error
+            .or(m.last_delivery_error.map(|e| e.to_string()))
             .or(m.last_broker_error.map(|e| e.to_string()))
             .or(m.last_connection_error.map(|e| e.to_string()));
         Health {
