@@ -163,6 +163,59 @@ async fn custom_partitioner_places_records() {
     assert_eq!(got, expected);
 }
 
+/// The blocking facade, from plain synchronous code: send (sync), enqueue + wait (async), opaque
+/// sends to a delivery handler, a custom partitioner; every record read back where reported.
+#[test]
+fn blocking_producer_from_synchronous_code() {
+    use picokafka_tokio::BlockingProducer;
+    use std::sync::{Arc, Mutex};
+    struct LastByte;
+    impl picokafka_tokio::Partitioner for LastByte {
+        fn partition(&mut self, _: &str, _: Option<&[u8]>, value: Option<&[u8]>, count: i32) -> Option<i32> {
+            value?.last().map(|b| i32::from(*b) % count)
+        }
+    }
+    let broker = Tansu::start();
+    broker.create_topic("blocking", 3);
+    let reports: Arc<Mutex<Vec<(u64, i32, i64)>>> = Arc::default();
+    let sink = reports.clone();
+    let producer = BlockingProducer::build_with(&config(&broker, &[]), |b| {
+        b.partitioner(LastByte).delivery_handler(move |opaque, r| {
+            let d = r.expect("delivered");
+            sink.lock().unwrap().push((opaque, d.partition, d.offset));
+        })
+    })
+    .unwrap();
+    let mut placed = Vec::new();
+    for i in 0..30u8 {
+        let value = vec![b'v', i];
+        let d = producer.send(OwnedRecord::new("blocking").value(value.clone())).unwrap();
+        assert_eq!(d.partition, i32::from(i) % 3, "the partitioner chose");
+        placed.push((value, d.partition, d.offset));
+    }
+    let pending = producer.enqueue(OwnedRecord::new("blocking").value(vec![b'w', 1])).unwrap();
+    let d = producer.wait(pending).unwrap();
+    placed.push((vec![b'w', 1], d.partition, d.offset));
+    for i in 0..20u8 {
+        producer.send_with_opaque(OwnedRecord::new("blocking").value(vec![b'o', i]), u64::from(i)).unwrap();
+    }
+    producer.flush();
+    let mut got = std::mem::take(&mut *reports.lock().unwrap());
+    got.sort_unstable();
+    assert_eq!(got.len(), 20, "every opaque send reported by flush's return");
+    for (i, p, o) in got {
+        placed.push((vec![b'o', i as u8], p, o));
+    }
+    producer.close(Duration::from_secs(10));
+
+    let read = consume(&broker.bootstrap(), &["blocking"], placed.len(), Consumer::KafkaPython);
+    let mut read: Vec<(Vec<u8>, i32, i64)> =
+        read.into_iter().map(|r| (r.value.unwrap(), r.partition, r.offset)).collect();
+    read.sort();
+    placed.sort();
+    assert_eq!(read, placed);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_one_uncompressed_no_idempotence() {
     let broker = Tansu::start();

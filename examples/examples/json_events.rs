@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use picokafka_tokio::serialize::{Json, Serializer, Str};
 use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
 
 #[tokio::main]
@@ -23,8 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let reading =
             serde_json::json!({ "device": device, "seq": i, "celsius": 20.0 + f64::from(i % 7) / 2.0 });
         let record = OwnedRecord::new(topic)
-            .key(device.clone())
-            .value(serde_json::to_vec(&reading)?)
+            .key(Str.serialize(&device)?)
+            .value(Json.serialize(&reading)?)
             .header("content-type", Some("application/json"))
             .header("source", Some("json_events"));
         pending.push((device, producer.enqueue(record).await?));

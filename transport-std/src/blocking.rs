@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{ClientConfig, Delivery, DeliveryFuture, Error, Metrics, OwnedRecord, Producer};
+use crate::{ClientConfig, Delivery, DeliveryFuture, Error, Metrics, OwnedRecord, Producer, ProducerBuilder};
 
 /// A producer for synchronous code.
 #[derive(Debug)]
@@ -14,7 +14,7 @@ pub struct BlockingProducer {
 
 impl BlockingProducer {
     pub fn new(config: &ClientConfig) -> Result<Self, Error> {
-        Self::start(config, None)
+        Self::build_with(config, |b| b)
     }
 
     /// Like [`Producer::with_delivery_handler`]: the handler runs on the producer's thread.
@@ -22,13 +22,13 @@ impl BlockingProducer {
         config: &ClientConfig,
         handler: impl Fn(u64, Result<Delivery, Error>) + Send + Sync + 'static,
     ) -> Result<Self, Error> {
-        Self::start(config, Some(Box::new(handler)))
+        Self::build_with(config, |b| b.delivery_handler(handler))
     }
 
-    #[allow(clippy::type_complexity)]
-    fn start(
+    /// Like [`Producer::builder`]: `customize` adds a delivery handler, a partitioner, ...
+    pub fn build_with(
         config: &ClientConfig,
-        handler: Option<Box<dyn Fn(u64, Result<Delivery, Error>) + Send + Sync>>,
+        customize: impl FnOnce(ProducerBuilder<'_>) -> ProducerBuilder<'_>,
     ) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -38,10 +38,7 @@ impl BlockingProducer {
             .map_err(|e| Error::Config(format!("cannot start the producer's runtime: {e}")))?;
         let producer = {
             let _guard = runtime.enter();
-            match handler {
-                Some(handler) => Producer::with_delivery_handler(config, handler)?,
-                None => Producer::new(config)?,
-            }
+            customize(Producer::builder(config)).build()?
         };
         Ok(Self { runtime, producer })
     }
