@@ -56,7 +56,7 @@ pub enum DecodeError {
     /// A string is not UTF-8.
     InvalidUtf8,
     /// A record batch's CRC-32C does not match its contents.
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch { stored: u32 },
     /// A record batch has a magic byte other than 2.
     UnsupportedMagic(i8),
     /// The version is outside what this decoder knows.
@@ -67,8 +67,6 @@ pub enum DecodeError {
     BufferTooSmall { required: usize },
     /// Bytes remain after a message that should have ended.
     TrailingBytes,
-    /// A field holds a value the protocol does not allow.
-    InvalidValue(&'static str),
 }
 
 impl fmt::Display for DecodeError {
@@ -78,8 +76,8 @@ impl fmt::Display for DecodeError {
             Self::InvalidLength => f.write_str("invalid length"),
             Self::InvalidVarint => f.write_str("invalid varint"),
             Self::InvalidUtf8 => f.write_str("string is not UTF-8"),
-            Self::CrcMismatch { stored, computed } => {
-                write!(f, "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")
+            Self::CrcMismatch { stored } => {
+                write!(f, "CRC mismatch: stored {stored:#010x}")
             }
             Self::UnsupportedMagic(m) => write!(f, "unsupported record batch magic {m}"),
             Self::UnsupportedVersion { api_key, version } => {
@@ -90,7 +88,6 @@ impl fmt::Display for DecodeError {
                 write!(f, "buffer too small: {required} bytes required")
             }
             Self::TrailingBytes => f.write_str("trailing bytes after message"),
-            Self::InvalidValue(what) => write!(f, "invalid value: {what}"),
         }
     }
 }

@@ -508,7 +508,7 @@ impl<'a> RecordBatch<'a> {
         let crc = r.get_u32()?;
         let computed = crc32c(r.rest());
         if computed != crc {
-            return Err(DecodeError::CrcMismatch { stored: crc, computed });
+            return Err(DecodeError::CrcMismatch { stored: crc });
         }
         let batch = Self {
             base_offset,
