@@ -146,7 +146,10 @@ impl Out<'_> {
         self.pos += b.len();
     }
     /// A zigzag varint; lengths and deltas are mostly one or two bytes, written directly.
-    #[inline(always)]
+    /// Inlined into each of `push`'s ~14 call sites (x86: 67 instructions per record less than
+    /// a call), except with `compact-code`, where that is 0.7 KiB of flash.
+    #[cfg_attr(not(feature = "compact-code"), inline(always))]
+    #[cfg_attr(feature = "compact-code", inline(never))]
     fn varint(&mut self, v: i64) {
         let z = varint::zigzag64(v);
         if z < 0x80 {

@@ -19,7 +19,8 @@ pub const fn unzigzag64(v: u64) -> i64 {
 }
 
 /// Encoded length of an unsigned varint.
-#[inline(always)]
+#[cfg_attr(not(feature = "compact-code"), inline(always))]
+#[cfg_attr(feature = "compact-code", inline(never))]
 pub const fn len_u64(v: u64) -> usize {
     // Lengths, deltas and counts are nearly always one or two bytes: compare first.
     if v < 1 << 7 {
