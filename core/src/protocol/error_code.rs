@@ -6,11 +6,14 @@ macro_rules! error_codes {
     ($($name:ident = $code:literal, $kind:ident, $text:literal;)*) => {
         /// A Kafka protocol error code. Codes this crate does not know round-trip through
         /// `Unknown`, which is treated as fatal.
+        // Each variant's discriminant is its code, so the conversions below compile to a range
+        // check instead of a table or a jump per code (flash, on a microcontroller).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[repr(i16)]
         pub enum ErrorCode {
-            $($name,)*
-            Unknown(i16),
+            $($name = $code,)*
+            Unknown(i16) = i16::MIN,
         }
 
         impl From<i16> for ErrorCode {
@@ -31,6 +34,9 @@ macro_rules! error_codes {
             }
         }
 
+        /// Bit `c` is set when code `c` (0..=127) is retriable; no code outside is.
+        const RETRIABLE: u128 = 0 $(| error_codes!(@bit $kind $code))*;
+
         impl ErrorCode {
             /// The name Kafka gives this code (`NOT_LEADER_OR_FOLLOWER`, ...).
             pub const fn name(self) -> &'static str {
@@ -42,16 +48,14 @@ macro_rules! error_codes {
 
             /// Whether the Java client treats this error as transient (its exception extends
             /// `RetriableException`): the same request may succeed later.
-            pub const fn is_retriable(self) -> bool {
-                match self {
-                    $(Self::$name => error_codes!(@retriable $kind),)*
-                    Self::Unknown(_) => false,
-                }
+            pub fn is_retriable(self) -> bool {
+                let code = i16::from(self);
+                (0..128).contains(&code) && RETRIABLE >> code & 1 != 0
             }
         }
     };
-    (@retriable retriable) => { true };
-    (@retriable fatal) => { false };
+    (@bit retriable $code:literal) => { 1u128 << $code };
+    (@bit fatal $code:literal) => { 0 };
 }
 
 error_codes! {
