@@ -15,7 +15,12 @@ const MAGIC: u32 = 0x184D_2204;
 const FLG: u8 = 0b0110_0000;
 /// Maximum block size code 4: 64 KiB.
 const BD: u8 = 4 << 4;
+/// The frame's maximum block size (what `BD` declares).
 pub const BLOCK_SIZE: usize = 64 * 1024;
+/// Input per block: one byte short of what `lz4_flex` compresses with 16-bit table entries
+/// (`len < u16::MAX`), so that only that variant of its compressor is linked. Blocks smaller
+/// than the frame's maximum are valid LZ4 (and only a batch over 64 KiB has more than one).
+const CHUNK: usize = u16::MAX as usize - 1;
 const STORED: u32 = 0x8000_0000;
 const HEADER_LEN: usize = 7;
 
@@ -25,9 +30,9 @@ const HEADER_LEN: usize = 7;
 /// that does not shrink is stored raw. But `lz4_flex` only compresses into a slot of its own
 /// worst-case size, so the largest block needs that much extra room while it is tried.
 pub const fn max_compressed_len(input_len: usize) -> usize {
-    let largest_block = if input_len < BLOCK_SIZE { input_len } else { BLOCK_SIZE };
+    let largest_block = if input_len < CHUNK { input_len } else { CHUNK };
     let slack = lz4_flex::block::get_maximum_output_size(largest_block) - largest_block;
-    HEADER_LEN + input_len + 4 * input_len.div_ceil(BLOCK_SIZE) + 4 + slack
+    HEADER_LEN + input_len + 4 * input_len.div_ceil(CHUNK) + 4 + slack
 }
 
 /// The frame header checksum: the second byte of xxh32 over the frame descriptor.
@@ -48,7 +53,7 @@ pub fn compress(input: &[u8], out: &mut [u8]) -> Result<usize, usize> {
     };
     put(out, &MAGIC.to_le_bytes(), &mut pos)?;
     put(out, &[FLG, BD, header_checksum(&[FLG, BD])], &mut pos)?;
-    for block in input.chunks(BLOCK_SIZE) {
+    for block in input.chunks(CHUNK) {
         let data_start = pos + 4;
         let slot = lz4_flex::block::get_maximum_output_size(block.len());
         let compressed = match out.get_mut(data_start..data_start + slot) {
@@ -57,7 +62,7 @@ pub fn compress(input: &[u8], out: &mut [u8]) -> Result<usize, usize> {
         };
         match compressed {
             Some(n) if n < block.len() => {
-                // `n < BLOCK_SIZE`, so it fits the 31 bits of a block size.
+                // `n < CHUNK`, so it fits the 31 bits of a block size.
                 put(out, &(n as u32).to_le_bytes(), &mut pos)?;
                 pos += n;
             }
