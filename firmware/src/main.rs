@@ -125,12 +125,12 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
         ConstStaticCell::new([0; BATCHES * BATCH_SIZE]);
     static SCRATCH_MEMORY: ConstStaticCell<[u8; SCRATCH]> = ConstStaticCell::new([0; SCRATCH]);
     static RX_MEMORY: ConstStaticCell<[u8; RX]> = ConstStaticCell::new([0; RX]);
-    static BATCH_SLOTS: ConstStaticCell<[BatchSlot; BATCHES]> =
-        ConstStaticCell::new([BatchSlot::EMPTY; BATCHES]);
-    static CONN_SLOTS: ConstStaticCell<[ConnSlot; 1]> = ConstStaticCell::new([ConnSlot::EMPTY; 1]);
-    static TOPIC_SLOTS: ConstStaticCell<[TopicSlot; 1]> = ConstStaticCell::new([TopicSlot::EMPTY; 1]);
-    static PARTITION_SLOTS: ConstStaticCell<[PartitionSlot; 4]> =
-        ConstStaticCell::new([PartitionSlot::EMPTY; 4]);
+    // The slot tables are filled at run time: a const initialiser would put them in `.data`,
+    // whose load image costs their size (1.4 KiB) in flash.
+    static BATCH_SLOTS: StaticCell<[BatchSlot; BATCHES]> = StaticCell::new();
+    static CONN_SLOTS: StaticCell<[ConnSlot; 1]> = StaticCell::new();
+    static TOPIC_SLOTS: StaticCell<[TopicSlot; 1]> = StaticCell::new();
+    static PARTITION_SLOTS: StaticCell<[PartitionSlot; 4]> = StaticCell::new();
     static STATE: StaticCell<State<'static, NoopRawMutex, 1>> = StaticCell::new();
     static SOCKETS: ConstStaticCell<SocketBuffers<1, 1024, 2048>> =
         ConstStaticCell::new(SocketBuffers::new());
@@ -170,12 +170,12 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
     let now = picokafka::Instant::from_millis(Instant::now().as_millis());
     let storage = Storage {
         batch_memory: BATCH_MEMORY.take(),
-        batches: BATCH_SLOTS.take(),
+        batches: BATCH_SLOTS.init([BatchSlot::EMPTY; BATCHES]),
         scratch: SCRATCH_MEMORY.take(),
         rx_memory: RX_MEMORY.take(),
-        conns: CONN_SLOTS.take(),
-        topics: TOPIC_SLOTS.take(),
-        partitions: PARTITION_SLOTS.take(),
+        conns: CONN_SLOTS.init([ConnSlot::EMPTY; 1]),
+        topics: TOPIC_SLOTS.init([TopicSlot::EMPTY; 1]),
+        partitions: PARTITION_SLOTS.init([PartitionSlot::EMPTY; 4]),
     };
     let producer = picokafka::Producer::new(config, storage, now).map_err(|_| {
         print("producer does not fit its resources\n");
