@@ -131,15 +131,25 @@ pub fn x86(codec_bench: &Path, n: u32) -> Result<Vec<Row>, String> {
 
 /// Cortex-M4 (Thumb-2) instructions per record; batches of 16 KiB and of the firmware's 2 KiB;
 /// with `slice4_elf` (bench/mcu built with `--features crc-slice4`), the same with core's
-/// slice-by-4 CRC-32C.
-pub fn mcu(elf: &Path, slice4_elf: Option<&Path>, plugin: &Path, n: u32) -> Result<Vec<Row>, String> {
+/// slice-by-4 CRC-32C; with `compact_elf` (`--features compact-code`, as firmware/ builds it),
+/// the same with the encoder's helpers out of line.
+pub fn mcu(
+    elf: &Path,
+    slice4_elf: Option<&Path>,
+    compact_elf: Option<&Path>,
+    plugin: &Path,
+    n: u32,
+) -> Result<Vec<Row>, String> {
     let mut rows = measure(n, MODES, &[16 << 10, 2 << 10], |r, m, b| qemu_count(elf, plugin, r, m, b))?;
-    if let Some(slice4_elf) = slice4_elf {
+    let variants: [(Option<&Path>, [&'static str; 2]); 2] =
+        [(slice4_elf, ["none (slice4)", "lz4 (slice4)"]), (compact_elf, ["none (compact)", "lz4 (compact)"])];
+    for (variant_elf, [none, lz4]) in variants {
+        let Some(variant_elf) = variant_elf else { continue };
         let mut extra = measure(n, &["none", "lz4"], &[16 << 10, 2 << 10], |r, m, b| {
-            qemu_count(slice4_elf, plugin, r, m, b)
+            qemu_count(variant_elf, plugin, r, m, b)
         })?;
         for row in &mut extra {
-            row.mode = if row.mode == "none" { "none (slice4)" } else { "lz4 (slice4)" };
+            row.mode = if row.mode == "none" { none } else { lz4 };
         }
         rows.extend(extra);
     }
@@ -153,6 +163,8 @@ fn describe(mode: &str) -> &'static str {
         "lz4" => "encode + LZ4 + header + CRC-32C",
         "none (slice4)" => "encode + header + CRC-32C, core feature `crc-slice4` (4 KiB table)",
         "lz4 (slice4)" => "encode + LZ4 + header + CRC-32C, core feature `crc-slice4`",
+        "none (compact)" => "encode + header + CRC-32C, core feature `compact-code` (the firmware's)",
+        "lz4 (compact)" => "encode + LZ4 + header + CRC-32C, core feature `compact-code`",
         _ => "?",
     }
 }

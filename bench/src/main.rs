@@ -84,6 +84,9 @@ struct Args {
     /// `bench/mcu` built with `--features crc-slice4`: adds rows with core's slice-by-4 CRC.
     #[arg(long)]
     mcu_slice4_elf: Option<PathBuf>,
+    /// `bench/mcu` built with `--features compact-code`: adds rows with the firmware's encoder.
+    #[arg(long)]
+    mcu_compact_elf: Option<PathBuf>,
     /// The instruction-counting QEMU plugin (built from bench/mcu/plugin/insn.c).
     #[arg(long)]
     qemu_plugin: Option<PathBuf>,
@@ -186,7 +189,8 @@ fn codec_mode(args: &Args) -> ExitCode {
             eprintln!("pkbench --mcu-elf needs --qemu-plugin");
             return ExitCode::FAILURE;
         };
-        match codec::mcu(elf, args.mcu_slice4_elf.as_deref(), plugin, args.codec_records.min(10_000)) {
+        let n = args.codec_records.min(10_000);
+        match codec::mcu(elf, args.mcu_slice4_elf.as_deref(), args.mcu_compact_elf.as_deref(), plugin, n) {
             Ok(rows) => {
                 println!("{}", codec::table("Cortex-M4 / Thumb-2 (QEMU mps2-an386, TCG plugin)", &rows))
             }
