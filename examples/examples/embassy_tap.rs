@@ -2,8 +2,9 @@
 //! broker on the other side of the TAP. The same code path as the firmware, minus the hardware:
 //! fast to iterate on, and run by the tests inside a network namespace (`scripts/embassy-tap`).
 //!
-//! `embassy_tap TAP BROKER_IP:PORT TOPIC COUNT` — the stack takes 192.168.69.2/24; the TAP's
-//! host side is expected at 192.168.69.1.
+//! `embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER]` — the stack takes 192.168.69.2/24; the
+//! TAP's host side is expected at 192.168.69.1. `BROKER` is an IPv4 address, or a name resolved
+//! through embassy-net's DNS client at `DNS_SERVER` (as are the names the broker advertises).
 
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
@@ -34,9 +35,13 @@ static SOCKETS: StaticCell<SocketBuffers<2, 4096, 4096>> = StaticCell::new();
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let args: Vec<String> = std::env::args().collect();
-    let [_, tap, broker, topic, count] = &args[..] else {
-        eprintln!("usage: embassy_tap TAP BROKER_IP:PORT TOPIC COUNT");
-        std::process::exit(2);
+    let (tap, broker, topic, count, dns) = match &args[..] {
+        [_, tap, broker, topic, count] => (tap, broker, topic, count, None),
+        [_, tap, broker, topic, count, dns] => (tap, broker, topic, count, Some(dns)),
+        _ => {
+            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER]");
+            std::process::exit(2);
+        }
     };
     let count: u32 = count.parse().expect("COUNT is a number");
     let topic: &'static str = Box::leak(topic.clone().into_boxed_str());
@@ -45,7 +50,10 @@ async fn main(spawner: Spawner) {
     let net = embassy_net::Config::ipv4_static(StaticConfigV4 {
         address: Ipv4Cidr::new(Ipv4Address::new(192, 168, 69, 2), 24),
         gateway: Some(Ipv4Address::new(192, 168, 69, 1)),
-        dns_servers: Default::default(),
+        dns_servers: dns
+            .map(|d| d.parse::<Ipv4Address>().expect("DNS_SERVER is an IPv4 address"))
+            .into_iter()
+            .collect(),
     });
     let (stack, net_runner) = embassy_net::new(device, net, NET.init(StackResources::new()), 0x5eed);
     spawner.spawn(net_task(net_runner).expect("net task"));
