@@ -3,7 +3,9 @@
 //! Drives the `picokafka` core over embassy-net `TcpSocket`s, `no_std` and without a heap, shaped
 //! like embassy-net itself: caller-owned [`State`] and [`SocketBuffers`] (put them in a
 //! `StaticCell`), a [`Runner`] whose `run()` never returns, and a cheap [`Handle`] the
-//! application uses to `send(...).await` records and read delivery [`Report`]s.
+//! application uses to send records — `send(..).await` (queued, waiting for room up to
+//! `max_block`), `try_send` (queued or refused at once: fire and forget) or
+//! `send_and_wait(..).await` (until its delivery report) — and to read delivery [`Report`]s.
 //!
 //! The runner only moves bytes, opens and closes sockets, resolves names and keeps the core's one
 //! timer. Every protocol decision is the core's.
@@ -62,7 +64,8 @@ pub struct Settings {
     /// How long `Handle::send` waits for room or metadata before giving the error back.
     pub max_block: Duration,
     /// Whether delivery reports are queued for [`Handle::next_report`]. Without it they are only
-    /// counted (in the core's metrics). With it, read them from a task of their own (or often
+    /// counted (in the core's metrics). The report of a [`Handle::send_and_wait`] goes to its
+    /// caller either way, not to the queue. With it, read them from a task of their own (or often
     /// enough): a report that finds the queue full is dropped and counted in
     /// [`Handle::reports_dropped`], so that an application busy sending never stalls the producer.
     pub reports: bool,
@@ -84,6 +87,12 @@ pub struct State<'d, M: RawMutex, const REPORTS: usize> {
     progress: Signal<M, ()>,
     reports: Channel<M, Report, REPORTS>,
     reports_dropped: Mutex<M, core::cell::Cell<u32>>,
+    /// `send_and_wait`: one caller at a time, the record it waits for, its report, and the
+    /// signal that the report is in.
+    waiter: embassy_sync::mutex::Mutex<M, ()>,
+    awaited: Mutex<M, core::cell::Cell<Option<RecordToken>>>,
+    awaited_report: Mutex<M, core::cell::Cell<Option<Report>>>,
+    awaited_done: Signal<M, ()>,
 }
 
 impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
@@ -94,6 +103,10 @@ impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
             progress: Signal::new(),
             reports: Channel::new(),
             reports_dropped: Mutex::new(core::cell::Cell::new(0)),
+            waiter: embassy_sync::mutex::Mutex::new(()),
+            awaited: Mutex::new(core::cell::Cell::new(None)),
+            awaited_report: Mutex::new(core::cell::Cell::new(None)),
+            awaited_done: Signal::new(),
         }
     }
 }
@@ -170,9 +183,43 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
     /// is on its way, waits for the runner to make progress, up to `max_block`; then hands the
     /// error back. One task at a time should wait here.
     pub async fn send<'r>(&self, record: Record<'r>) -> Result<Accepted, SendError<'r>> {
+        self.send_then(record, |_| ()).await
+    }
+
+    /// Sends a record and waits for its delivery report: where it landed, or why it failed
+    /// (the synchronous send). Refusals are `send`'s. Callers take turns: while one waits, the
+    /// next one waits for it.
+    pub async fn send_and_wait<'r>(&self, record: Record<'r>) -> Result<Report, SendError<'r>> {
+        let _turn = self.state.waiter.lock().await;
+        self.state.awaited_done.reset();
+        // The token is marked inside the producer's lock, before the runner can see its report.
+        let awaited = &self.state.awaited;
+        self.send_then(record, |token| awaited.lock(|a| a.set(Some(token)))).await?;
+        loop {
+            self.state.awaited_done.wait().await;
+            if let Some(report) = self.state.awaited_report.lock(core::cell::Cell::take) {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// `send`, calling `accepted` with the record's token under the producer's lock.
+    async fn send_then<'r>(
+        &self,
+        record: Record<'r>,
+        accepted: impl Fn(RecordToken),
+    ) -> Result<Accepted, SendError<'r>> {
         let deadline = Instant::now() + self.settings.max_block;
         loop {
-            let result = self.with(|p| p.send(now(), record)).unwrap_or(Err(SendError::Closed));
+            let result = self
+                .with(|p| {
+                    let result = p.send(now(), record);
+                    if let Ok(a) = &result {
+                        accepted(a.token);
+                    }
+                    result
+                })
+                .unwrap_or(Err(SendError::Closed));
             self.state.wake.signal(());
             match result {
                 Err(e) if e.is_retriable() => {
@@ -328,7 +375,11 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
                         Report { token, partition, outcome: Err(error) }
                     }
                 };
-                if reports && state.reports.try_send(report).is_err() {
+                if state.awaited.lock(|a| a.get() == Some(report.token)) {
+                    state.awaited.lock(|a| a.set(None));
+                    state.awaited_report.lock(|r| r.set(Some(report)));
+                    state.awaited_done.signal(());
+                } else if reports && state.reports.try_send(report).is_err() {
                     state.reports_dropped.lock(|d| d.set(d.get().wrapping_add(1)));
                 }
             }
