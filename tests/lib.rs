@@ -1,10 +1,13 @@
 //! Helpers shared by the cross-crate tests: the real peers they run against.
 //!
 //! Every peer is installed and started by the scripts in `scripts/`, so a test works on a fresh
-//! machine: Tansu (a Kafka-compatible broker nobody here wrote) and independent consumers
-//! (confluent-kafka with CRC checks, kafka-python) reading back what we produced.
+//! machine: Apache Kafka (the reference broker), Tansu (a second, non-JVM broker) and independent
+//! consumers (confluent-kafka with CRC checks, kafka-python) reading back what we produced.
 
+pub mod kafka;
 pub mod sim;
+
+pub use kafka::Kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,6 +21,16 @@ pub fn root() -> PathBuf {
 
 fn script(name: &str) -> PathBuf {
     root().join("scripts").join(name)
+}
+
+/// A real broker a test produces to: Apache Kafka or Tansu.
+pub trait Broker {
+    /// `host:port` of its plaintext listener.
+    fn bootstrap(&self) -> String;
+    /// Creates `name` with `partitions` partitions (brokers here never create topics on use).
+    fn create_topic(&self, name: &str, partitions: u32);
+    /// "Apache Kafka" or "Tansu", for messages.
+    fn name(&self) -> &'static str;
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -60,6 +73,20 @@ impl Tansu {
             .arg(name)
             .arg(partitions.to_string())
             .arg(self.port.to_string()));
+    }
+}
+
+impl Broker for Tansu {
+    fn bootstrap(&self) -> String {
+        Tansu::bootstrap(self)
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) {
+        Tansu::create_topic(self, name, partitions)
+    }
+
+    fn name(&self) -> &'static str {
+        "Tansu"
     }
 }
 
