@@ -11,6 +11,7 @@ pub use kafka::Kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 
@@ -216,6 +217,30 @@ fn read_back(
         })
         .collect();
     (code == Some(0), records)
+}
+
+/// The `picokafka` binary (debug profile), built once per test process.
+pub fn cli() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = root();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "picokafka-examples", "--bin", "picokafka"])
+            .current_dir(&root)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run cargo build -p picokafka-examples");
+        assert!(status.success(), "cargo build --bin picokafka failed: {status}");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_relative() { root.join(t) } else { t })
+            .unwrap_or_else(|| root.join("target"));
+        let bin = target.join("debug").join(format!("picokafka{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "{} missing after cargo build", bin.display());
+        bin
+    })
+    .clone()
 }
 
 /// librdkafka's mock cluster as a child process (several brokers, fault injection).

@@ -20,15 +20,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use picokafka::partitioner::partition_for_key;
 use picokafka_tests::mock::MockCluster;
-use picokafka_tests::{consume, python, root, Consumed, Consumer};
+use picokafka_tests::{cli, consume, python, root, Consumed, Consumer};
 use picokafka_tokio::{ClientConfig, Delivery, OwnedRecord, Producer};
 
 const BROKERS: u32 = 3;
@@ -459,30 +457,6 @@ async fn flush_waits_for_records_queued_while_metadata_is_pending() {
 // ---------------------------------------------------------------------------------------------
 // 3 + 4: the CLI
 // ---------------------------------------------------------------------------------------------
-
-/// The `picokafka` binary (debug profile), built once per test process.
-fn cli() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = root();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "picokafka-examples", "--bin", "picokafka"])
-            .current_dir(&root)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run cargo build -p picokafka-examples");
-        assert!(status.success(), "cargo build --bin picokafka failed: {status}");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_relative() { root.join(t) } else { t })
-            .unwrap_or_else(|| root.join("target"));
-        let bin = target.join("debug").join(format!("picokafka{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} missing after cargo build", bin.display());
-        bin
-    })
-    .clone()
-}
 
 /// `picokafka produce` with piped stdin, stdout and stderr.
 fn spawn_cli(bootstrap: &str, topic: &str, extra: &[&str]) -> Child {

@@ -1,4 +1,4 @@
-//! Serializers, checked by deserializers nobody here wrote: records produced to Tansu with
+//! Serializers, checked by deserializers nobody here wrote: records produced to Apache Kafka with
 //! picokafka's serializers, read back by confluent-kafka, and their keys and values decoded by
 //! confluent-kafka's String/Integer/DoubleDeserializer, Python's json and fastavro (after the
 //! Schema Registry header).
@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use picokafka_tests::{consume, python, root, Consumer, Tansu};
+use picokafka_tests::{consume, python, root, Broker, Consumer, Kafka};
 use picokafka_tokio::serialize::{Avro, BigEndian, Json, SchemaRegistry, Serializer, Str};
 use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
 use serde::Serialize;
@@ -55,10 +55,8 @@ fn decode(items: &[(String, Vec<u8>)]) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_deserializers_read_what_our_serializers_wrote() {
-    let broker = Tansu::start();
-    for t in ["ints", "doubles", "json", "avro"] {
-        broker.create_topic(t, 1);
-    }
+    let broker = Kafka::shared();
+    let [ints, doubles, json, avro_topic] = ["ints", "doubles", "json", "avro"].map(|t| broker.topic(t, 1));
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", broker.bootstrap()).set("linger.ms", "2");
     let producer = Producer::new(&config).unwrap();
@@ -67,14 +65,14 @@ async fn foreign_deserializers_read_what_our_serializers_wrote() {
     for i in 0..n {
         let key = Str.serialize(&format!("k{i}")).unwrap();
         let records = [
-            OwnedRecord::new("ints")
+            OwnedRecord::new(ints.as_str())
                 .key(key.clone())
                 .value(BigEndian.serialize(&(i as i32 * -7919)).unwrap()),
-            OwnedRecord::new("doubles")
+            OwnedRecord::new(doubles.as_str())
                 .key(key.clone())
                 .value(BigEndian.serialize(&(i as f64 * 0.125)).unwrap()),
-            OwnedRecord::new("json").key(key.clone()).value(Json.serialize(&reading(i)).unwrap()),
-            OwnedRecord::new("avro").key(key).value(avro.serialize(&reading(i)).unwrap()),
+            OwnedRecord::new(json.as_str()).key(key.clone()).value(Json.serialize(&reading(i)).unwrap()),
+            OwnedRecord::new(avro_topic.as_str()).key(key).value(avro.serialize(&reading(i)).unwrap()),
         ];
         for r in records {
             producer.send(r).await.unwrap();
@@ -86,14 +84,14 @@ async fn foreign_deserializers_read_what_our_serializers_wrote() {
     std::fs::write(&schema_file, SCHEMA).unwrap();
     let read = consume(
         &broker.bootstrap(),
-        &["ints", "doubles", "json", "avro"],
+        &[&ints, &doubles, &json, &avro_topic],
         4 * n as usize,
         Consumer::Confluent,
     );
     let mut items = Vec::new();
     for r in &read {
         items.push(("string".to_string(), r.key.clone().unwrap()));
-        let format = match r.topic.as_str() {
+        let format = match r.topic.split('-').next().unwrap_or_default() {
             "ints" => "int".to_string(),
             "doubles" => "double".to_string(),
             "json" => "json".to_string(),
@@ -106,7 +104,7 @@ async fn foreign_deserializers_read_what_our_serializers_wrote() {
     for (r, pair) in read.iter().zip(decoded.chunks(2)) {
         let i = r.offset;
         assert_eq!(pair[0], serde_json::json!(format!("k{i}")), "{} key", r.topic);
-        let want = match r.topic.as_str() {
+        let want = match r.topic.split('-').next().unwrap_or_default() {
             "ints" => serde_json::json!(i as i32 * -7919),
             "doubles" => serde_json::json!(i as f64 * 0.125),
             _ => serde_json::to_value(reading(i)).unwrap(),

@@ -1,5 +1,6 @@
-//! A TCP fault proxy between picokafka and a real broker (Tansu, advertising the proxy's address
-//! so every connection goes through it). The proxy cuts connections after a number of bytes,
+//! A TCP fault proxy between picokafka and a real broker (Apache Kafka, through a listener that
+//! advertises the proxy, and Tansu, advertising the proxy's address: every connection
+//! goes through it). The proxy cuts connections after a number of bytes,
 //! stalls them past `request.timeout.ms`, and resets them in the middle of a frame. Through all
 //! of it: with idempotence every record arrives exactly once and in order; without it none is
 //! lost. An independent consumer (confluent-kafka, CRC checks) does the counting.
@@ -9,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use picokafka_tests::{consume_at_least, Consumer, Tansu};
+use picokafka_tests::{consume_at_least, Broker, Consumer, Kafka, Tansu};
 use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -136,11 +137,27 @@ struct Outcome {
     out_of_order: usize,
 }
 
-async fn run(idempotent: bool) -> (Outcome, Arc<Counters>) {
+/// A broker of the run's own that advertises the proxy at `proxy_port`, and the port the proxy
+/// forwards to.
+fn broker_behind(kind: &str, proxy_port: u16) -> (Arc<dyn Broker + Send + Sync>, u16) {
+    let advertised = format!("127.0.0.1:{proxy_port}");
+    if kind == "Tansu" {
+        let tansu = Tansu::start_advertising(Some(&advertised));
+        let port = tansu.port;
+        return (Arc::new(tansu), port);
+    }
+    // Kafka's PROXIED listener advertises the proxy; its own port is where the proxy forwards.
+    let kafka = Kafka::start_with(&[("KAFKA_PROXY_PORT", &proxy_port.to_string())]);
+    let upstream =
+        kafka.proxied.as_deref().and_then(|a| a.rsplit(':').next()?.parse().ok()).expect("PROXIED");
+    (Arc::new(kafka), upstream)
+}
+
+async fn run(kind: &'static str, idempotent: bool) -> (Outcome, Arc<Counters>) {
     // The broker advertises the proxy, so metadata sends the producer back through it.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let broker = Tansu::start_advertising(Some(&format!("127.0.0.1:{port}")));
+    let (broker, upstream) = tokio::task::spawn_blocking(move || broker_behind(kind, port)).await.unwrap();
     let counters = Arc::new(Counters::default());
     let plans = vec![
         Plan::CutAfter(3_000),
@@ -149,9 +166,9 @@ async fn run(idempotent: bool) -> (Outcome, Arc<Counters>) {
         Plan::CutAfter(150_000),
         Plan::ResetAfterResponseBytes(20_000),
     ];
-    let _proxy = proxy(listener, broker.port, plans, counters.clone());
-    let b = broker.port;
-    tokio::task::spawn_blocking(move || picokafka_tests::create_topic_at(b, "faults", 3)).await.unwrap();
+    let _proxy = proxy(listener, upstream, plans, counters.clone());
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.create_topic("faults", 3)).await.unwrap();
     counters.armed.store(true, Ordering::SeqCst);
 
     let mut config = ClientConfig::new();
@@ -189,8 +206,13 @@ async fn run(idempotent: bool) -> (Outcome, Arc<Counters>) {
     }
     producer.close(Duration::from_secs(60)).await;
     let delivered = delivered.load(Ordering::SeqCst);
-    let read =
-        consume_at_least(&format!("127.0.0.1:{port}"), &["faults"], delivered as usize, Consumer::Confluent);
+    // Read back past the proxy, straight from the broker.
+    let bootstrap = broker.bootstrap();
+    let read = tokio::task::spawn_blocking(move || {
+        consume_at_least(&bootstrap, &["faults"], delivered as usize, Consumer::Confluent)
+    })
+    .await
+    .unwrap();
     let mut seen: HashMap<u64, usize> = HashMap::new();
     let mut last: HashMap<i32, u64> = HashMap::new();
     let mut out_of_order = 0;
@@ -217,9 +239,9 @@ async fn run(idempotent: bool) -> (Outcome, Arc<Counters>) {
     (outcome, counters)
 }
 
-fn report(mode: &str, o: &Outcome, c: &Counters) {
+fn report(kind: &str, mode: &str, o: &Outcome, c: &Counters) {
     println!(
-        "| {mode:<11} | {:>6} | {:>9} | {:>6} | {:>9} | {:>4} | {:>10} | {:>12} | {} connections, {} cuts, {} stalls, {} resets |",
+        "| {kind:<12} | {mode:<11} | {:>6} | {:>9} | {:>6} | {:>9} | {:>4} | {:>10} | {:>12} | {} connections, {} cuts, {} stalls, {} resets |",
         o.sent,
         o.delivered,
         o.failed,
@@ -236,17 +258,21 @@ fn report(mode: &str, o: &Outcome, c: &Counters) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cuts_stalls_and_resets_lose_nothing() {
-    println!("| mode        |   sent | delivered | failed | read back | lost | duplicates | out-of-order | proxy |");
-    let (o, c) = run(true).await;
-    report("idempotent", &o, &c);
-    assert!(
-        c.cuts.load(Ordering::SeqCst) >= 1 && c.resets.load(Ordering::SeqCst) >= 1,
-        "the faults happened"
+    println!(
+        "| broker       | mode        |   sent | delivered | failed | read back | lost | duplicates | out-of-order | proxy |"
     );
-    assert_eq!((o.delivered, o.failed, o.lost), (o.sent, 0, 0));
-    assert_eq!((o.duplicates, o.out_of_order), (0, 0));
+    for kind in ["Apache Kafka", "Tansu"] {
+        let (o, c) = run(kind, true).await;
+        report(kind, "idempotent", &o, &c);
+        assert!(
+            c.cuts.load(Ordering::SeqCst) >= 1 && c.resets.load(Ordering::SeqCst) >= 1,
+            "the faults happened"
+        );
+        assert_eq!((o.delivered, o.failed, o.lost), (o.sent, 0, 0), "{kind}");
+        assert_eq!((o.duplicates, o.out_of_order), (0, 0), "{kind}");
 
-    let (o, c) = run(false).await;
-    report("acks=all", &o, &c);
-    assert_eq!((o.delivered, o.failed, o.lost), (o.sent, 0, 0));
+        let (o, c) = run(kind, false).await;
+        report(kind, "acks=all", &o, &c);
+        assert_eq!((o.delivered, o.failed, o.lost), (o.sent, 0, 0), "{kind}");
+    }
 }

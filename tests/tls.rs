@@ -1,108 +1,23 @@
-//! TLS (`security.protocol=SSL`) to a real broker behind a TLS endpoint nobody here wrote:
-//! socat's OpenSSL listener in front of Tansu (Tansu advertises socat's address), with
-//! certificates from a throwaway CA. librdkafka (confluent-kafka) reads the records back over
-//! TLS too.
-//!
-//! Needs `socat` (scripts/test installs it).
+//! TLS (`security.protocol=SSL`) to Apache Kafka's own SSL listener, which requires mutual TLS:
+//! the broker's certificate comes from the test CA `scripts/kafka-pki` made (ECDSA P-256), and the
+//! broker refuses a client without a certificate of that CA. librdkafka (confluent-kafka) reads
+//! the records back over TLS too.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use picokafka_tests::{consume_with, Consumer, Tansu};
+use picokafka_tests::Consumer;
+use picokafka_tests::{consume_with, Kafka};
 use picokafka_tokio::{ClientConfig, Error, OwnedRecord, Producer};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-/// A CA and a server certificate it signed, as PEM files in a fresh directory.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    /// The server certificate names only `names` (DNS names or IP addresses).
-    fn new(tag: &str, names: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("picokafka-tls-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, format!("picokafka test CA {tag}"));
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut server =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        server.distinguished_name.push(DnType::CommonName, names[0]);
-        let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// socat terminating TLS on `port` and forwarding to the broker.
-struct TlsEndpoint(Child);
-
-impl TlsEndpoint {
-    fn start(port: u16, pki: &Pki, broker_port: u16) -> Self {
-        let child = Command::new("socat")
-            .arg(format!(
-                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
-                pki.path("server.pem"),
-                pki.path("server.key")
-            ))
-            .arg(format!("TCP:127.0.0.1:{broker_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat is needed for the TLS tests (scripts/test installs it)");
-        // Dropped (killed and reaped) if it never listens.
-        let endpoint = Self(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return endpoint;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("socat did not listen on {port}");
-    }
-}
-
-impl Drop for TlsEndpoint {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A broker reachable only over TLS at the returned address.
-fn tls_broker(pki: &Pki) -> (Tansu, TlsEndpoint, String) {
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let broker = Tansu::start_advertising(Some(&bootstrap));
-    let endpoint = TlsEndpoint::start(port, pki, broker.port);
-    (broker, endpoint, bootstrap)
-}
-
-fn config(bootstrap: &str, ca: &Path, extra: &[(&str, &str)]) -> ClientConfig {
+/// `security.protocol=SSL` to `bootstrap`, trusting `ca`, with the test's client certificate.
+fn config(kafka: &Kafka, bootstrap: &str, ca: &Path, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("security.protocol", "SSL")
         .set("ssl.ca.location", ca.display().to_string())
+        .set("ssl.certificate.location", kafka.client_cert.display().to_string())
+        .set("ssl.key.location", kafka.client_key.display().to_string())
         .set("max.block.ms", "5000");
     for (k, v) in extra {
         c.set(*k, *v);
@@ -111,16 +26,15 @@ fn config(bootstrap: &str, ca: &Path, extra: &[(&str, &str)]) -> ClientConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn produces_over_tls_and_librdkafka_reads_back_over_tls() {
-    let pki = Pki::new("ok", &["localhost", "127.0.0.1"]);
-    let (broker, _endpoint, bootstrap) = tls_broker(&pki);
-    broker.create_topic("secure", 3);
+async fn produces_over_mutual_tls_and_librdkafka_reads_back_over_tls() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("secure", 3);
     let producer =
-        Producer::new(&config(&bootstrap, &pki.dir.join("ca.pem"), &[("compression.type", "lz4")])).unwrap();
+        Producer::new(&config(kafka, &kafka.ssl, &kafka.ca, &[("compression.type", "lz4")])).unwrap();
     let n = 2000;
     let mut pending = Vec::new();
     for i in 0..n {
-        let record = OwnedRecord::new("secure").key(format!("k{}", i % 13)).value(format!("tls-{i}"));
+        let record = OwnedRecord::new(topic.as_str()).key(format!("k{}", i % 13)).value(format!("tls-{i}"));
         pending.push(producer.enqueue(record).await.unwrap());
     }
     let mut offsets = Vec::new();
@@ -130,13 +44,22 @@ async fn produces_over_tls_and_librdkafka_reads_back_over_tls() {
     }
     producer.close(Duration::from_secs(10)).await;
 
-    let ca = pki.path("ca.pem");
+    let (ca, cert, key) = (
+        kafka.ca.display().to_string(),
+        kafka.client_cert.display().to_string(),
+        kafka.client_key.display().to_string(),
+    );
     let read = consume_with(
-        &bootstrap,
-        &["secure"],
+        &kafka.ssl,
+        &[&topic],
         n,
         Consumer::Confluent,
-        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &ca),
+            ("ssl.certificate.location", &cert),
+            ("ssl.key.location", &key),
+        ],
     );
     for rec in &read {
         let i: usize = std::str::from_utf8(&rec.value.clone().unwrap()[4..]).unwrap().parse().unwrap();
@@ -144,18 +67,34 @@ async fn produces_over_tls_and_librdkafka_reads_back_over_tls() {
     }
 }
 
+/// Without a client certificate Kafka's SSL listener (`ssl.client.auth=required`) refuses the
+/// handshake: nothing is delivered and the caller gets an error, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_refuses_a_client_without_a_certificate() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("no-client-cert", 1);
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.ssl)
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", kafka.ca.display().to_string())
+        .set("max.block.ms", "3000");
+    let producer = Producer::new(&c).unwrap();
+    let err = producer.send(OwnedRecord::new(topic.as_str()).value("x")).await.unwrap_err();
+    assert!(matches!(err, Error::Tls(_) | Error::MetadataTimeout { .. }), "{err:?}");
+    producer.close(Duration::from_secs(1)).await;
+}
+
 /// The name check (`ssl.endpoint.identification.algorithm`, `https` by default) and the chain
-/// check: a certificate for another name is refused unless the name check is off; a certificate
-/// from an untrusted CA is refused either way. Refused means a clear error at `send`, not a hang.
+/// check, on a node of its own whose certificate names only `broker.test`: refused unless the
+/// name check is off; a certificate from an untrusted CA is refused either way. Refused means a
+/// clear error at `send`, not a hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_checked() {
-    let pki = Pki::new("name", &["broker.test"]);
-    let (broker, _endpoint, bootstrap) = tls_broker(&pki);
-    broker.create_topic("checked", 1);
-    let ca = pki.dir.join("ca.pem");
+    let kafka = Kafka::start_with(&[("KAFKA_TLS_ONLY_NAMES", "broker.test")]);
+    let topic = kafka.topic("checked", 1);
 
-    let strict = Producer::new(&config(&bootstrap, &ca, &[])).unwrap();
-    let err = strict.send(OwnedRecord::new("checked").value("x")).await.unwrap_err();
+    let strict = Producer::new(&config(&kafka, &kafka.ssl, &kafka.ca, &[])).unwrap();
+    let err = strict.send(OwnedRecord::new(topic.as_str()).value("x")).await.unwrap_err();
     match &err {
         Error::Tls(m) => assert!(m.contains("not valid for name"), "{m}"),
         other => panic!("a wrong name must not connect, with a clear error: {other:?}"),
@@ -164,20 +103,24 @@ async fn certificates_are_checked() {
     assert!(health.last_error.as_deref().is_some_and(|e| e.contains("TLS handshake")), "{health:?}");
     strict.close(Duration::from_secs(1)).await;
 
-    let lenient =
-        Producer::new(&config(&bootstrap, &ca, &[("ssl.endpoint.identification.algorithm", "none")]))
-            .unwrap();
-    lenient.send(OwnedRecord::new("checked").value("y")).await.expect("chain-only check passes");
-    lenient.close(Duration::from_secs(5)).await;
-
-    let other = Pki::new("other", &["127.0.0.1"]);
-    let untrusted = Producer::new(&config(
-        &bootstrap,
-        &other.dir.join("ca.pem"),
+    let lenient = Producer::new(&config(
+        &kafka,
+        &kafka.ssl,
+        &kafka.ca,
         &[("ssl.endpoint.identification.algorithm", "none")],
     ))
     .unwrap();
-    let err = untrusted.send(OwnedRecord::new("checked").value("z")).await.unwrap_err();
+    lenient.send(OwnedRecord::new(topic.as_str()).value("y")).await.expect("chain-only check passes");
+    lenient.close(Duration::from_secs(5)).await;
+
+    let untrusted = Producer::new(&config(
+        &kafka,
+        &kafka.ssl,
+        &kafka.other_ca,
+        &[("ssl.endpoint.identification.algorithm", "none")],
+    ))
+    .unwrap();
+    let err = untrusted.send(OwnedRecord::new(topic.as_str()).value("z")).await.unwrap_err();
     match &err {
         Error::Tls(m) => assert!(m.contains("invalid peer certificate"), "{m}"),
         other => panic!("an untrusted CA must not connect, with a clear error: {other:?}"),

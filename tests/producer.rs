@@ -1,13 +1,14 @@
-//! The whole producer (core + tokio transport) against a real broker, read back by consumers
+//! The whole producer (core + tokio transport) against real brokers — Apache Kafka (the shared
+//! reference node) and, where a second broker adds something, Tansu — read back by consumers
 //! nobody here wrote.
 
 use std::time::Duration;
 
 use picokafka::partitioner::partition_for_key;
-use picokafka_tests::{consume, Consumer, Tansu};
+use picokafka_tests::{consume, Broker, Consumer, Kafka, Tansu};
 use picokafka_tokio::{ClientConfig, Error, OwnedRecord, Producer};
 
-fn config(broker: &Tansu, extra: &[(&str, &str)]) -> ClientConfig {
+fn config(broker: &dyn Broker, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", broker.bootstrap());
     for (k, v) in extra {
@@ -21,7 +22,7 @@ fn config(broker: &Tansu, extra: &[(&str, &str)]) -> ClientConfig {
 /// the partition the Java client would choose; per-partition order equal to send order. Returns
 /// the producer's metrics.
 async fn produce_and_verify(
-    broker: &Tansu,
+    broker: &dyn Broker,
     topic: &str,
     partitions: i32,
     n: usize,
@@ -66,6 +67,15 @@ async fn produce_and_verify(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_lz4_acks_all() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("idem", 3);
+    produce_and_verify(kafka, &topic, 3, 5000, &[("compression.type", "lz4")]).await;
+}
+
+/// The same on Tansu: a second broker implementation, with its own idempotence quirks
+/// (DUPLICATE_SEQUENCE_NUMBER for identical resends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_lz4_acks_all_on_tansu() {
     let broker = Tansu::start();
     broker.create_topic("idem", 3);
     produce_and_verify(&broker, "idem", 3, 5000, &[("compression.type", "lz4")]).await;
@@ -76,8 +86,8 @@ async fn idempotent_lz4_acks_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_handler_reports_every_opaque_once() {
     use std::sync::{Arc, Mutex};
-    let broker = Tansu::start();
-    broker.create_topic("handler", 3);
+    let broker = Kafka::shared();
+    let topic = broker.topic("handler", 3);
     let n = 3000usize;
     type Report = (u64, Result<(i32, i64), String>);
     let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
@@ -85,9 +95,9 @@ async fn delivery_handler_reports_every_opaque_once() {
     let handler = move |opaque: u64, r: Result<picokafka_tokio::Delivery, Error>| {
         sink.lock().unwrap().push((opaque, r.map(|d| (d.partition, d.offset)).map_err(|e| e.to_string())));
     };
-    let producer = Producer::with_delivery_handler(&config(&broker, &[("linger.ms", "2")]), handler).unwrap();
+    let producer = Producer::with_delivery_handler(&config(broker, &[("linger.ms", "2")]), handler).unwrap();
     for i in 0..n {
-        let record = OwnedRecord::new("handler").key(format!("k{}", i % 11)).value(format!("v{i}"));
+        let record = OwnedRecord::new(topic.as_str()).key(format!("k{}", i % 11)).value(format!("v{i}"));
         producer.send_with_opaque(record, 1_000_000 + i as u64).await.unwrap();
     }
     producer.flush().await;
@@ -100,15 +110,15 @@ async fn delivery_handler_reports_every_opaque_once() {
     }
     producer.close(Duration::from_secs(10)).await;
 
-    let read = consume(&broker.bootstrap(), &["handler"], n, Consumer::Confluent);
+    let read = consume(&broker.bootstrap(), &[&topic], n, Consumer::Confluent);
     for rec in &read {
         let i: usize = std::str::from_utf8(&rec.value.clone().unwrap()[1..]).unwrap().parse().unwrap();
         assert_eq!(got[i].1, Ok((rec.partition, rec.offset)), "reported where it was read");
     }
 
     // Without a handler, an opaque send is refused, not silently unreported.
-    let plain = Producer::new(&config(&broker, &[])).unwrap();
-    let err = plain.send_with_opaque(OwnedRecord::new("handler").value("x"), 1).await.unwrap_err();
+    let plain = Producer::new(&config(broker, &[])).unwrap();
+    let err = plain.send_with_opaque(OwnedRecord::new(topic.as_str()).value("x"), 1).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     plain.close(Duration::from_secs(5)).await;
 }
@@ -126,7 +136,7 @@ async fn custom_partitioner_places_records() {
             value: Option<&[u8]>,
             count: i32,
         ) -> Option<i32> {
-            assert_eq!(topic, "routed");
+            assert!(topic.starts_with("routed-"), "{topic}");
             let n: i32 = std::str::from_utf8(value?).ok()?.parse().ok()?;
             // Keyed records with n >= 1000 go to the default (murmur2) placement.
             if key.is_some() && n >= 1000 {
@@ -135,27 +145,29 @@ async fn custom_partitioner_places_records() {
             Some(if n == -1 { count } else { n % count })
         }
     }
-    let broker = Tansu::start();
-    broker.create_topic("routed", 4);
-    let producer = Producer::builder(&config(&broker, &[])).partitioner(ByValue).build().unwrap();
+    let broker = Kafka::shared();
+    let topic = broker.topic("routed", 4);
+    let producer = Producer::builder(&config(broker, &[])).partitioner(ByValue).build().unwrap();
     let mut expected = Vec::new();
     for n in 0..200 {
-        let d = producer.send(OwnedRecord::new("routed").value(n.to_string())).await.unwrap();
+        let d = producer.send(OwnedRecord::new(topic.as_str()).value(n.to_string())).await.unwrap();
         assert_eq!(d.partition, n % 4);
         expected.push((n.to_string(), n % 4));
     }
     for n in 1000..1050 {
         let key = format!("key-{n}");
-        let d =
-            producer.send(OwnedRecord::new("routed").key(key.clone()).value(n.to_string())).await.unwrap();
+        let d = producer
+            .send(OwnedRecord::new(topic.as_str()).key(key.clone()).value(n.to_string()))
+            .await
+            .unwrap();
         assert_eq!(d.partition, partition_for_key(key.as_bytes(), 4), "None falls back to murmur2");
         expected.push((n.to_string(), d.partition));
     }
-    let err = producer.send(OwnedRecord::new("routed").value("-1")).await.unwrap_err();
+    let err = producer.send(OwnedRecord::new(topic.as_str()).value("-1")).await.unwrap_err();
     assert_eq!(err, Error::PartitionOutOfRange { partition: 4, count: 4 });
     producer.close(Duration::from_secs(10)).await;
 
-    let read = consume(&broker.bootstrap(), &["routed"], expected.len(), Consumer::Confluent);
+    let read = consume(&broker.bootstrap(), &[&topic], expected.len(), Consumer::Confluent);
     let mut got: Vec<(String, i32)> =
         read.iter().map(|r| (String::from_utf8(r.value.clone().unwrap()).unwrap(), r.partition)).collect();
     got.sort();
@@ -175,11 +187,11 @@ fn blocking_producer_from_synchronous_code() {
             value?.last().map(|b| i32::from(*b) % count)
         }
     }
-    let broker = Tansu::start();
-    broker.create_topic("blocking", 3);
+    let broker = Kafka::shared();
+    let topic = broker.topic("blocking", 3);
     let reports: Arc<Mutex<Vec<(u64, i32, i64)>>> = Arc::default();
     let sink = reports.clone();
-    let producer = BlockingProducer::build_with(&config(&broker, &[]), |b| {
+    let producer = BlockingProducer::build_with(&config(broker, &[]), |b| {
         b.partitioner(LastByte).delivery_handler(move |opaque, r| {
             let d = r.expect("delivered");
             sink.lock().unwrap().push((opaque, d.partition, d.offset));
@@ -189,15 +201,17 @@ fn blocking_producer_from_synchronous_code() {
     let mut placed = Vec::new();
     for i in 0..30u8 {
         let value = vec![b'v', i];
-        let d = producer.send(OwnedRecord::new("blocking").value(value.clone())).unwrap();
+        let d = producer.send(OwnedRecord::new(topic.as_str()).value(value.clone())).unwrap();
         assert_eq!(d.partition, i32::from(i) % 3, "the partitioner chose");
         placed.push((value, d.partition, d.offset));
     }
-    let pending = producer.enqueue(OwnedRecord::new("blocking").value(vec![b'w', 1])).unwrap();
+    let pending = producer.enqueue(OwnedRecord::new(topic.as_str()).value(vec![b'w', 1])).unwrap();
     let d = producer.wait(pending).unwrap();
     placed.push((vec![b'w', 1], d.partition, d.offset));
     for i in 0..20u8 {
-        producer.send_with_opaque(OwnedRecord::new("blocking").value(vec![b'o', i]), u64::from(i)).unwrap();
+        producer
+            .send_with_opaque(OwnedRecord::new(topic.as_str()).value(vec![b'o', i]), u64::from(i))
+            .unwrap();
     }
     producer.flush();
     let mut got = std::mem::take(&mut *reports.lock().unwrap());
@@ -208,7 +222,7 @@ fn blocking_producer_from_synchronous_code() {
     }
     producer.close(Duration::from_secs(10));
 
-    let read = consume(&broker.bootstrap(), &["blocking"], placed.len(), Consumer::KafkaPython);
+    let read = consume(&broker.bootstrap(), &[&topic], placed.len(), Consumer::KafkaPython);
     let mut read: Vec<(Vec<u8>, i32, i64)> =
         read.into_iter().map(|r| (r.value.unwrap(), r.partition, r.offset)).collect();
     read.sort();
@@ -218,22 +232,22 @@ fn blocking_producer_from_synchronous_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_one_uncompressed_no_idempotence() {
-    let broker = Tansu::start();
-    broker.create_topic("plain", 4);
-    produce_and_verify(&broker, "plain", 4, 2000, &[("acks", "1"), ("enable.idempotence", "false")]).await;
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("plain", 4);
+    produce_and_verify(kafka, &topic, 4, 2000, &[("acks", "1"), ("enable.idempotence", "false")]).await;
 }
 
 /// gzip, snappy and zstd batches: the foreign consumer (librdkafka, CRC checks on) decompresses
 /// and reads back every record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_codecs_gzip_snappy_zstd() {
-    let broker = Tansu::start();
-    broker.create_topic("plain-for-size", 2);
-    let plain = produce_and_verify(&broker, "plain-for-size", 2, 1500, &[("linger.ms", "5")]).await;
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("plain-for-size", 2);
+    let plain = produce_and_verify(kafka, &topic, 2, 1500, &[("linger.ms", "5")]).await;
     for codec in ["gzip", "snappy", "zstd"] {
-        broker.create_topic(codec, 2);
+        let topic = kafka.topic(codec, 2);
         let m =
-            produce_and_verify(&broker, codec, 2, 1500, &[("compression.type", codec), ("linger.ms", "5")])
+            produce_and_verify(kafka, &topic, 2, 1500, &[("compression.type", codec), ("linger.ms", "5")])
                 .await;
         // The batches really went compressed: far fewer bytes on the wire than uncompressed.
         assert!(
@@ -247,20 +261,25 @@ async fn host_codecs_gzip_snappy_zstd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_zero() {
-    let broker = Tansu::start();
-    broker.create_topic("zero", 2);
-    produce_and_verify(&broker, "zero", 2, 1000, &[("acks", "0"), ("enable.idempotence", "false")]).await;
+    // Apache Kafka sends nothing back for acks=0; Tansu answers anyway: both must work.
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("zero", 2);
+    produce_and_verify(kafka, &topic, 2, 1000, &[("acks", "0"), ("enable.idempotence", "false")]).await;
+    let tansu = Tansu::start();
+    tansu.create_topic("zero", 2);
+    produce_and_verify(&tansu, "zero", 2, 1000, &[("acks", "0"), ("enable.idempotence", "false")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_topic_fails_after_max_block() {
-    let broker = Tansu::start();
+    let broker = Kafka::shared();
     let producer =
-        Producer::new(&config(&broker, &[("allow.auto.create.topics", "false"), ("max.block.ms", "1500")]))
+        Producer::new(&config(broker, &[("allow.auto.create.topics", "false"), ("max.block.ms", "1500")]))
             .unwrap();
     let started = std::time::Instant::now();
-    let err = producer.send(OwnedRecord::new("nope").value("x")).await.unwrap_err();
-    assert_eq!(err, Error::MetadataTimeout { topic: "nope".into() });
+    let topic = format!("nope-{}", std::process::id());
+    let err = producer.send(OwnedRecord::new(topic.as_str()).value("x")).await.unwrap_err();
+    assert_eq!(err, Error::MetadataTimeout { topic });
     assert!(started.elapsed() >= Duration::from_millis(1400));
 }
 
@@ -282,6 +301,8 @@ async fn unreachable_bootstrap_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_while_the_broker_is_down_reports_every_record() {
+    // Tansu: killing the shared Kafka node would take it from every other test; the 3-node
+    // cluster's fault matrix kills Kafka brokers.
     let broker = Tansu::start();
     broker.create_topic("down", 1);
     let producer = Producer::new(&config(&broker, &[("linger.ms", "0")])).unwrap();
