@@ -1591,3 +1591,77 @@ fn close_is_prompt_when_everything_is_delivered() {
     let took = sim.now.as_millis() - start;
     assert!(took < 100, "close took {took} ms with nothing left to send\n{}", sim.transcript_text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Golden runs: the bytes and transcripts of fixed scenarios, kept in tests/golden/sim/
+// ---------------------------------------------------------------------------------------------
+
+/// 24 scenarios drawn from a fixed seed (odd ones with transient faults only): each run's hash
+/// of every byte on the wire (with times and connections) and of its transcript must equal the
+/// committed `tests/golden/sim/summary.txt`, and the first four transcripts must equal their
+/// files line for line. Moving code inside the core must not change one byte the producer
+/// sends, nor when. `SIM_GOLDEN_BLESS=1` rewrites the files (only for a change meant to alter
+/// behaviour; say so in its commit).
+#[test]
+fn golden_runs_are_unchanged() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+    use std::fmt::Write as _;
+
+    let dir = picokafka_tests::root().join("tests/golden/sim");
+    let bless = std::env::var_os("SIM_GOLDEN_BLESS").is_some();
+    let mut runner = TestRunner::new_with_rng(
+        ProptestConfig::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[0x90; 32]),
+    );
+    let mut summary = String::new();
+    let mut mismatches = Vec::new();
+    for i in 0..24 {
+        let s = scenario(i % 2 == 1, 30, 4).new_tree(&mut runner).expect("scenario").current();
+        let r = s.run();
+        let transcript_hash =
+            picokafka_tests::sim::net::fnv(picokafka_tests::sim::net::FNV_OFFSET, r.transcript.as_bytes());
+        writeln!(
+            summary,
+            "case {i:2}: seed {:016x} bytes {:016x} transcript {:016x} ({} lines) delivered {} refused {} failed {:?}",
+            s.seed,
+            r.hash,
+            transcript_hash,
+            r.transcript.lines().count(),
+            r.delivered,
+            r.refused,
+            r.failed
+        )
+        .unwrap();
+        if i < 4 {
+            let path = dir.join(format!("transcript-{i:02}.txt"));
+            if bless {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &r.transcript).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(r.transcript.as_str()) {
+                mismatches.push(format!("{} differs (case {i})", path.display()));
+            }
+        }
+    }
+    let path = dir.join("summary.txt");
+    if bless {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, &summary).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    for (got, want) in summary.lines().zip(want.lines()) {
+        if got != want {
+            mismatches.push(format!("now:  {got}\nwas:  {want}"));
+        }
+    }
+    if summary.lines().count() != want.lines().count() {
+        mismatches.push(format!(
+            "{} cases now, {} in {}",
+            summary.lines().count(),
+            want.lines().count(),
+            path.display()
+        ));
+    }
+    assert!(mismatches.is_empty(), "the simulation's golden runs changed:\n{}", mismatches.join("\n"));
+}

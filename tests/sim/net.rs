@@ -602,10 +602,11 @@ pub fn bootstrap_of(cluster: &SimCluster) -> String {
     cluster.bootstrap().iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(",")
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a, 64 bit: a hash that stays the same across Rust releases (golden files keep it).
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+pub fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(FNV_PRIME);
