@@ -226,12 +226,12 @@ pub fn cli() -> PathBuf {
         let root = root();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "picokafka-examples", "--bin", "picokafka"])
+            .args(["build", "--quiet", "-p", "picokafka-cli"])
             .current_dir(&root)
             .stdout(Stdio::null())
             .status()
-            .expect("run cargo build -p picokafka-examples");
-        assert!(status.success(), "cargo build --bin picokafka failed: {status}");
+            .expect("run cargo build -p picokafka-cli");
+        assert!(status.success(), "cargo build -p picokafka-cli failed: {status}");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .map(|t| if t.is_relative() { root.join(t) } else { t })
