@@ -7,11 +7,11 @@
 
 use heapless::String;
 
-use crate::error::DeliveryError;
-use crate::protocol::record_batch::BatchState;
+use crate::producer::batches::BatchId;
+pub use crate::producer::batches::BatchSlot;
 use crate::time::Instant;
 
-/// "No slot" in the `u16` links between slots.
+/// "No slot" in the `u16` links between topic and partition slots.
 pub(crate) const NIL: u16 = u16::MAX;
 /// Longest broker host name kept.
 pub const HOST_MAX: usize = 128;
@@ -20,85 +20,6 @@ pub const TOPIC_MAX: usize = 249;
 /// Requests one connection tracks at once: `max.in.flight` Produce requests, plus room for
 /// Metadata/InitProducerId and for acks=0 Produce requests whose (optional) answers are pending.
 pub(crate) const CONN_QUEUE: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BatchStatus {
-    Free,
-    /// Accepting records.
-    Open,
-    /// Full, or flushed: no more records, not yet sealed.
-    Closed,
-    /// Header, CRC and (if any) compression done; bytes final; waiting to be sent.
-    Sealed,
-    /// Part of a request in flight.
-    InFlight,
-    /// Acknowledged or failed; its delivery reports are pending.
-    Done,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Delivered { base_offset: i64, log_append_time: i64 },
-    Failed(DeliveryError),
-}
-
-/// Which request a batch is part of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RequestTag {
-    pub conn: u8,
-    pub correlation_id: i32,
-}
-
-/// One batch buffer's bookkeeping.
-#[derive(Debug, Clone)]
-pub struct BatchSlot {
-    pub(crate) status: BatchStatus,
-    pub(crate) partition: u16,
-    pub(crate) builder: BatchState,
-    /// Sealed length in bytes.
-    pub(crate) len: usize,
-    pub(crate) compressed: bool,
-    pub(crate) first_token: u64,
-    pub(crate) created: Instant,
-    pub(crate) attempts: u32,
-    pub(crate) retry_at: Instant,
-    /// Sequence of the first record, once assigned (idempotence); -1 before.
-    pub(crate) base_sequence: i32,
-    pub(crate) request: Option<RequestTag>,
-    pub(crate) next_in_partition: u16,
-    pub(crate) next_in_request: u16,
-    pub(crate) outcome: Outcome,
-    pub(crate) last_error: Option<crate::protocol::ErrorCode>,
-    /// Whether its bytes ever reached a broker (a failure then leaves a sequence gap).
-    pub(crate) sent: bool,
-}
-
-impl BatchSlot {
-    pub const EMPTY: Self = Self {
-        status: BatchStatus::Free,
-        partition: NIL,
-        builder: BatchState::empty(),
-        len: 0,
-        compressed: false,
-        first_token: 0,
-        created: Instant::ZERO,
-        attempts: 0,
-        retry_at: Instant::ZERO,
-        base_sequence: -1,
-        request: None,
-        next_in_partition: NIL,
-        next_in_request: NIL,
-        outcome: Outcome::Failed(DeliveryError::Closed),
-        last_error: None,
-        sent: false,
-    };
-}
-
-impl Default for BatchSlot {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnState {
@@ -132,7 +53,7 @@ pub(crate) enum RequestKind {
     },
     /// Batches linked through `next_in_request` from `head`.
     Produce {
-        head: u16,
+        head: BatchId,
         acks0: bool,
     },
 }
@@ -232,7 +153,7 @@ pub struct TopicSlot {
     pub(crate) state: TopicState,
     pub(crate) last_used: Instant,
     /// Batch that null-key records currently stick to.
-    pub(crate) sticky_batch: u16,
+    pub(crate) sticky_batch: Option<BatchId>,
     pub(crate) sticky_partition: i32,
 }
 
@@ -241,7 +162,7 @@ impl TopicSlot {
         name: String::new(),
         state: TopicState::Free,
         last_used: Instant::ZERO,
-        sticky_batch: NIL,
+        sticky_batch: None,
         sticky_partition: -1,
     };
 }
@@ -261,8 +182,8 @@ pub struct PartitionSlot {
     pub(crate) leader: i32,
     pub(crate) leader_epoch: i32,
     /// Batches in send order.
-    pub(crate) head: u16,
-    pub(crate) tail: u16,
+    pub(crate) head: Option<BatchId>,
+    pub(crate) tail: Option<BatchId>,
     pub(crate) next_sequence: i32,
     /// Producer id and epoch the partition's sequence numbers belong to. A partition moves to a
     /// new id or epoch only once none of its sent batches is unresolved, so a batch the broker
@@ -287,8 +208,8 @@ impl PartitionSlot {
         partition: -1,
         leader: -1,
         leader_epoch: -1,
-        head: NIL,
-        tail: NIL,
+        head: None,
+        tail: None,
         next_sequence: 0,
         producer_id: -1,
         producer_epoch: -1,
@@ -315,8 +236,7 @@ pub struct Storage<'a> {
     /// Batch buffers, split evenly between the `batches` slots.
     pub batch_memory: &'a mut [u8],
     pub batches: &'a mut [BatchSlot],
-    /// Compression workspace: `Compression::scratch_len(batch.size)` bytes when compressing,
-    /// and at least `batch.size` so delivery timestamps can be read back from compressed batches.
+    /// Compression workspace: `Compression::scratch_len(batch.size)` bytes when compressing.
     pub scratch: &'a mut [u8],
     /// Receive buffers, split evenly between the `conns` slots; each bounds a response's size.
     pub rx_memory: &'a mut [u8],

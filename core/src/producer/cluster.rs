@@ -2,10 +2,11 @@
 
 use heapless::String;
 
+use super::batches::BatchStatus;
 use super::Producer;
 use crate::protocol::metadata::{MetadataResponse, TopicMetadata};
 use crate::protocol::{DecodeError, ErrorCode};
-use crate::storage::{BatchStatus, ConnSlot, ConnState, PartitionSlot, TopicState};
+use crate::storage::{ConnSlot, ConnState, PartitionSlot, TopicState};
 use crate::time::{Duration, Instant};
 
 impl Producer<'_> {
@@ -151,7 +152,8 @@ impl Producer<'_> {
                 if from != to {
                     self.partitions[to] = self.partitions[from].clone();
                     self.partitions[from] = PartitionSlot::EMPTY;
-                    for b in self.batches.iter_mut() {
+                    for b in self.batches.ids() {
+                        let b = &mut self.batches[b];
                         if b.status != BatchStatus::Free && usize::from(b.partition) == from {
                             b.partition = to as u16;
                         }

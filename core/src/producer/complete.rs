@@ -1,12 +1,12 @@
 //! What happened to each batch: Produce answers, retries, and the delivery reports handed out
 //! record by record, in send order within each partition.
 
+use super::batches::{BatchId, BatchStatus, Outcome, RequestTag};
 use super::{Event, PidState, Producer, ReportCursor};
 use crate::error::DeliveryError;
 use crate::protocol::produce::ProduceResponse;
 use crate::protocol::{DecodeError, ErrorCode};
 use crate::record::RecordToken;
-use crate::storage::{BatchStatus, Outcome, RequestTag, NIL};
 use crate::time::{Duration, Instant};
 
 impl Producer<'_> {
@@ -16,7 +16,7 @@ impl Producer<'_> {
         conn: usize,
         body: &[u8],
         version: i16,
-        head: u16,
+        head: BatchId,
         correlation_id: i32,
     ) -> Result<(), DecodeError> {
         let resp = ProduceResponse::decode(body, version)?;
@@ -39,39 +39,38 @@ impl Producer<'_> {
             }
         }
         // A batch the answer did not mention was not written: send it again.
-        let mut b = head;
-        while b != NIL {
-            let next = self.batches[usize::from(b)].next_in_request;
-            if self.batches[usize::from(b)].request == Some(tag) {
-                self.retry_batch(now, usize::from(b), ErrorCode::UnknownServerError);
+        let mut next = Some(head);
+        while let Some(b) = next {
+            next = self.batches[b].next_in_request;
+            if self.batches[b].request == Some(tag) {
+                self.retry_batch(now, b, ErrorCode::UnknownServerError);
             }
-            b = next;
         }
         self.schedule(now);
         Ok(())
     }
 
-    fn find_in_request(&self, head: u16, tag: RequestTag, topic: &str, partition: i32) -> Option<usize> {
-        let mut b = head;
-        while b != NIL {
-            let s = &self.batches[usize::from(b)];
+    fn find_in_request(
+        &self,
+        head: BatchId,
+        tag: RequestTag,
+        topic: &str,
+        partition: i32,
+    ) -> Option<BatchId> {
+        self.batches.request_chain(Some(head)).map(|(b, _)| b).find(|&b| {
+            let s = &self.batches[b];
             let p = &self.partitions[usize::from(s.partition)];
-            if s.request == Some(tag)
+            s.request == Some(tag)
                 && p.partition == partition
                 && self.topics[usize::from(p.topic)].name.as_str() == topic
-            {
-                return Some(usize::from(b));
-            }
-            b = s.next_in_request;
-        }
-        None
+        })
     }
 
     /// One partition's answer, handled as the Java client does.
     fn on_partition_result(
         &mut self,
         now: Instant,
-        b: usize,
+        b: BatchId,
         code: ErrorCode,
         base_offset: i64,
         log_append_time: i64,
@@ -118,17 +117,15 @@ impl Producer<'_> {
     }
 
     /// Whether `b` is the first batch of its partition not yet acknowledged.
-    fn first_unresolved(&self, b: usize) -> bool {
-        let mut at = self.partitions[usize::from(self.batches[b].partition)].head;
-        while at != NIL && self.batches[usize::from(at)].status == BatchStatus::Done {
-            at = self.batches[usize::from(at)].next_in_partition;
-        }
-        usize::from(at) == b
+    fn first_unresolved(&self, b: BatchId) -> bool {
+        let head = self.partitions[usize::from(self.batches[b].partition)].head;
+        self.batches.partition_chain(head).find(|(_, s)| s.status != BatchStatus::Done).map(|(at, _)| at)
+            == Some(b)
     }
 
     /// Puts a batch back to be sent again after a backoff, unless its retries or its delivery
     /// time are used up.
-    pub(crate) fn retry_batch(&mut self, now: Instant, b: usize, code: ErrorCode) {
+    pub(crate) fn retry_batch(&mut self, now: Instant, b: BatchId, code: ErrorCode) {
         let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
         let s = &mut self.batches[b];
         s.request = None;
@@ -146,18 +143,14 @@ impl Producer<'_> {
     }
 
     /// acks=0: a batch counts as delivered once its bytes are handed to the transport.
-    pub(crate) fn complete_unacknowledged(&mut self, head: u16, correlation_id: i32, conn: usize) {
+    pub(crate) fn complete_unacknowledged(&mut self, head: BatchId, correlation_id: i32, conn: usize) {
         let tag = RequestTag { conn: conn as u8, correlation_id };
-        let mut b = head;
-        while b != NIL {
-            let next = self.batches[usize::from(b)].next_in_request;
-            if self.batches[usize::from(b)].request == Some(tag) {
-                self.finish_batch(
-                    usize::from(b),
-                    Outcome::Delivered { base_offset: -1, log_append_time: -1 },
-                );
+        let mut next = Some(head);
+        while let Some(b) = next {
+            next = self.batches[b].next_in_request;
+            if self.batches[b].request == Some(tag) {
+                self.finish_batch(b, Outcome::Delivered { base_offset: -1, log_append_time: -1 });
             }
-            b = next;
         }
     }
 
@@ -180,16 +173,17 @@ impl Producer<'_> {
             let cursor = match self.report {
                 Some(c) => c,
                 None => {
-                    if self.done_batches == 0 {
+                    if self.batches.done_count() == 0 {
                         return None;
                     }
-                    let p = self.partitions.iter().position(|p| {
-                        p.head != NIL && self.batches[usize::from(p.head)].status == BatchStatus::Done
-                    })?;
-                    ReportCursor { batch: self.partitions[p].head, next: 0 }
+                    let batch = self
+                        .partitions
+                        .iter()
+                        .find_map(|p| p.head.filter(|&b| self.batches[b].status == BatchStatus::Done))?;
+                    ReportCursor { batch, next: 0 }
                 }
             };
-            let b = usize::from(cursor.batch);
+            let b = cursor.batch;
             let s = &self.batches[b];
             if cursor.next < s.builder.record_count {
                 let partition = self.partitions[usize::from(s.partition)].partition;
@@ -208,16 +202,15 @@ impl Producer<'_> {
             }
             // Every record reported: the buffer is free again.
             self.report = None;
-            self.done_batches -= 1;
             let slot = usize::from(s.partition);
             let next = s.next_in_partition;
             let p = &mut self.partitions[slot];
             p.head = next;
-            if p.tail == cursor.batch {
-                p.tail = NIL;
+            if p.tail == Some(b) {
+                p.tail = None;
             }
-            self.batches[b] = crate::storage::BatchSlot::EMPTY;
-            if self.closing.is_some() && self.done_batches == 0 {
+            self.batches.release(b);
+            if self.closing.is_some() && self.batches.done_count() == 0 {
                 // The last report of a closing producer: its connections can go now.
                 self.close_when_done();
             }

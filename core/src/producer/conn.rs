@@ -1,5 +1,6 @@
 //! Connections: opening and losing them, framing bytes in and out, matching answers to requests.
 
+use super::batches::RequestTag;
 use super::{ConnId, Event, PidState, Producer, Transmit};
 use crate::error::ConnError;
 use crate::protocol::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
@@ -7,7 +8,7 @@ use crate::protocol::header::{encode_request, ApiKey, ResponseHeader};
 use crate::protocol::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::metadata::MetadataRequest;
 use crate::protocol::{ErrorCode, Reader, Writer};
-use crate::storage::{BatchStatus, ConnState, InFlight, Outgoing, RequestKind, Versions, CONN_QUEUE};
+use crate::storage::{ConnState, InFlight, Outgoing, RequestKind, Versions, CONN_QUEUE};
 use crate::time::{Duration, Instant};
 
 /// ApiVersions version we ask with first.
@@ -283,15 +284,13 @@ impl Producer<'_> {
                 }
             }
             RequestKind::Produce { head, .. } => {
-                let tag =
-                    crate::storage::RequestTag { conn: i as u8, correlation_id: request.correlation_id };
-                let mut b = head;
-                while b != crate::storage::NIL {
-                    let next = self.batches[usize::from(b)].next_in_request;
-                    if self.batches[usize::from(b)].request == Some(tag) {
-                        self.retry_batch(now, usize::from(b), ErrorCode::NetworkException);
+                let tag = RequestTag { conn: i as u8, correlation_id: request.correlation_id };
+                let mut next = Some(head);
+                while let Some(b) = next {
+                    next = self.batches[b].next_in_request;
+                    if self.batches[b].request == Some(tag) {
+                        self.retry_batch(now, b, ErrorCode::NetworkException);
                     }
-                    b = next;
                 }
             }
         }
@@ -328,7 +327,7 @@ impl Producer<'_> {
 
     /// After `close`, once every record is reported, hands out `Close` for every connection.
     pub(crate) fn close_when_done(&mut self) {
-        if self.closing.is_none() || self.batches.iter().any(|b| b.status != BatchStatus::Free) {
+        if self.closing.is_none() || !self.batches.all_free() {
             return;
         }
         for i in 0..self.conns.len() {
@@ -348,7 +347,7 @@ impl Producer<'_> {
 
     /// Whether broker `node` leads a partition with batches waiting.
     fn leads_work(&self, node: i32) -> bool {
-        self.partitions.iter().any(|p| p.leader == node && p.head != crate::storage::NIL)
+        self.partitions.iter().any(|p| p.leader == node && p.head.is_some())
     }
 
     /// Connection events: `Close` first, then `Connect`.
@@ -439,7 +438,7 @@ impl Producer<'_> {
                     && self.idempotence.state == PidState::Wanted
                     && now >= self.idempotence.next_attempt
                     && !produce_in_flight
-                    && self.closing.is_none_or(|_| self.batches.iter().any(|b| b.status != BatchStatus::Free))
+                    && self.closing.is_none_or(|_| !self.batches.all_free())
                 {
                     // An epoch bump waits for every Produce in flight to come back. Without a
                     // transactional id, ask for a fresh producer id: Kafka hands one out anyway
@@ -473,7 +472,7 @@ impl Producer<'_> {
         // Room was made just above.
         let _ = c.in_flight.push_back(request);
         let mut counter = Writer::counting();
-        self.encode(&mut counter, i, &request);
+        self.encode(&mut counter, &request);
         self.conns[i].tx = Some(Outgoing { request, written: 0, total: counter.position() });
     }
 
@@ -501,7 +500,7 @@ impl Producer<'_> {
         // `poll_transmit` only calls this with a request under way.
         let Some(out) = self.conns[i].tx else { return Transmit { conn: ConnId::new(i, 0), len: 0 } };
         let mut w = Writer::window(buf, out.written);
-        self.encode(&mut w, i, &out.request);
+        self.encode(&mut w, &out.request);
         let len = w.filled();
         self.metrics.bytes_written += len as u64;
         let written = out.written + len;
@@ -519,7 +518,7 @@ impl Producer<'_> {
     }
 
     /// Encodes a whole request frame (all of it or, with a window writer, a part).
-    fn encode(&self, w: &mut Writer<'_>, i: usize, request: &InFlight) {
+    fn encode(&self, w: &mut Writer<'_>, request: &InFlight) {
         let client_id = Some(self.config.client_id.as_str());
         let id = request.correlation_id;
         let v = request.version;
@@ -554,7 +553,7 @@ impl Producer<'_> {
                 encode_request(w, v, id, client_id, &body);
             }
             RequestKind::Produce { head, .. } => {
-                let body = self.produce_body(head, i, id);
+                let body = self.produce_body(head);
                 encode_request(w, v, id, client_id, &body);
             }
         }

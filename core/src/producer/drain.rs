@@ -1,12 +1,13 @@
 //! From batches to Produce requests: which batches are ready for a leader, sealing them, and
 //! encoding the request straight from the batch buffers.
 
+use super::batches::{BatchId, BatchStatus, BatchTable, RequestTag};
 use super::{PidState, Producer};
 use crate::protocol::header::{ApiKey, Request};
 use crate::protocol::produce;
-use crate::protocol::record_batch::{self, BatchBuilder, ProducerState};
+use crate::protocol::record_batch::{self, ProducerState};
 use crate::protocol::Writer;
-use crate::storage::{BatchSlot, BatchStatus, RequestKind, RequestTag, TopicSlot, NIL};
+use crate::storage::{RequestKind, TopicSlot};
 use crate::time::{Duration, Instant};
 
 /// Request bytes beyond the batches: header, acks, timeout, per-topic and per-partition fields.
@@ -27,7 +28,7 @@ impl Producer<'_> {
         let tag = RequestTag { conn: i as u8, correlation_id };
         let linger = Duration::from_millis(u64::from(self.config.linger_ms));
         let mut size = REQUEST_OVERHEAD + self.config.client_id.len();
-        let mut head = NIL;
+        let mut head = None;
         let n = self.partitions.len();
         let start = self.drain_cursor % n;
         for k in 0..n {
@@ -42,14 +43,14 @@ impl Producer<'_> {
             let len = if s.status == BatchStatus::Sealed { s.len } else { s.builder.len };
             let topic = usize::from(self.partitions[pi].topic);
             let extra = len + PARTITION_OVERHEAD + self.topics[topic].name.len();
-            if head != NIL && size + extra > self.config.max_request_size {
+            if head.is_some() && size + extra > self.config.max_request_size {
                 break;
             }
             if !self.seal(b) {
                 continue;
             }
             size += extra;
-            head = self.link_by_topic(head, b);
+            head = Some(self.link_by_topic(head, b));
             let s = &mut self.batches[b];
             s.status = BatchStatus::InFlight;
             s.request = Some(tag);
@@ -59,15 +60,13 @@ impl Producer<'_> {
                 self.metrics.batches_retried += 1;
             }
         }
-        if head == NIL {
-            return None;
-        }
+        let head = head?;
         self.drain_cursor = (start + 1) % n;
         Some(RequestKind::Produce { head, acks0: !self.config.acks.expects_response() })
     }
 
     /// The batch partition `pi` can send on connection `i` now, if any.
-    fn sendable(&self, now: Instant, pi: usize, i: usize, linger: Duration) -> Option<usize> {
+    fn sendable(&self, now: Instant, pi: usize, i: usize, linger: Duration) -> Option<BatchId> {
         self.candidate(pi, i, linger).filter(|&(_, at)| at <= now).map(|(b, _)| b)
     }
 
@@ -76,18 +75,13 @@ impl Producer<'_> {
     /// or due for retry. `None` while that batch must wait for an answer instead: an earlier
     /// batch in flight on another connection (order first), an unconfirmed sequence, or older
     /// batches to resolve before a move to a new producer id.
-    pub(crate) fn candidate(&self, pi: usize, i: usize, linger: Duration) -> Option<(usize, Instant)> {
+    pub(crate) fn candidate(&self, pi: usize, i: usize, linger: Duration) -> Option<(BatchId, Instant)> {
         let p = &self.partitions[pi];
         let idempotent = self.idempotence.state != PidState::Off;
-        let mut b = p.head;
         let mut unresolved = false;
-        while b != NIL {
-            let s = &self.batches[usize::from(b)];
+        for (b, s) in self.batches.partition_chain(p.head) {
             let at = match s.status {
-                BatchStatus::Done => {
-                    b = s.next_in_partition;
-                    continue;
-                }
+                BatchStatus::Done => continue,
                 BatchStatus::InFlight => {
                     if s.request.is_some_and(|r| usize::from(r.conn) != i) {
                         return None;
@@ -97,7 +91,6 @@ impl Producer<'_> {
                         return None;
                     }
                     unresolved = true;
-                    b = s.next_in_partition;
                     continue;
                 }
                 BatchStatus::Open | BatchStatus::Closed
@@ -113,51 +106,42 @@ impl Producer<'_> {
                 BatchStatus::Sealed => s.retry_at,
                 BatchStatus::Free => return None,
             };
-            return Some((usize::from(b), at));
+            return Some((b, at));
         }
         None
     }
 
     /// Whether partition `pi` has a batch sent and not yet acknowledged or failed.
     fn has_unresolved(&self, pi: usize) -> bool {
-        let mut b = self.partitions[pi].head;
-        while b != NIL {
-            let s = &self.batches[usize::from(b)];
-            if s.sent && s.status != BatchStatus::Done {
-                return true;
-            }
-            b = s.next_in_partition;
-        }
-        false
+        self.batches
+            .partition_chain(self.partitions[pi].head)
+            .any(|(_, s)| s.sent && s.status != BatchStatus::Done)
     }
 
     /// Inserts batch `b` into the request list after the last batch of the same topic, so that
     /// the list is grouped by topic as the request's topic array needs.
-    fn link_by_topic(&mut self, head: u16, b: usize) -> u16 {
+    fn link_by_topic(&mut self, head: Option<BatchId>, b: BatchId) -> BatchId {
         let topic = self.partitions[usize::from(self.batches[b].partition)].topic;
-        self.batches[b].next_in_request = NIL;
-        if head == NIL {
-            return b as u16;
-        }
-        let mut at = head;
-        let mut insert_after = NIL;
+        self.batches[b].next_in_request = None;
+        let Some(head) = head else { return b };
+        let topic_of = |s: &super::batches::BatchSlot| self.partitions[usize::from(s.partition)].topic;
+        let mut insert_after = None;
         let mut last = head;
-        while at != NIL {
-            if self.partitions[usize::from(self.batches[usize::from(at)].partition)].topic == topic {
-                insert_after = at;
+        for (at, s) in self.batches.request_chain(Some(head)) {
+            if topic_of(s) == topic {
+                insert_after = Some(at);
             }
             last = at;
-            at = self.batches[usize::from(at)].next_in_request;
         }
-        let after = if insert_after == NIL { last } else { insert_after };
-        self.batches[b].next_in_request = self.batches[usize::from(after)].next_in_request;
-        self.batches[usize::from(after)].next_in_request = b as u16;
+        let after = insert_after.unwrap_or(last);
+        self.batches[b].next_in_request = self.batches[after].next_in_request;
+        self.batches[after].next_in_request = Some(b);
         head
     }
 
     /// Completes a batch's bytes: compression, header, producer id, sequence, CRC. Sequence
     /// numbers are taken here, in send order, and kept for every retry.
-    pub(crate) fn seal(&mut self, b: usize) -> bool {
+    pub(crate) fn seal(&mut self, b: BatchId) -> bool {
         let s = &self.batches[b];
         if !matches!(s.status, BatchStatus::Open | BatchStatus::Closed) {
             return true;
@@ -185,19 +169,8 @@ impl Producer<'_> {
         } else {
             ProducerState::NONE
         };
-        let start = b * self.buffer_size;
-        let buf = &mut self.batch_memory[start..start + self.config.batch_size];
-        let builder = BatchBuilder::resume(buf, s.builder);
-        match builder.finish(self.config.compression, producer, self.scratch) {
-            Ok(len) => {
-                let compressed = self.batch_memory[start + 22] & 0x07 != 0;
-                let s = &mut self.batches[b];
-                s.len = len;
-                s.compressed = compressed;
-                s.base_sequence = producer.base_sequence;
-                s.status = BatchStatus::Sealed;
-                true
-            }
+        match self.batches.seal(b, self.config.compression, producer) {
+            Ok(()) => true,
             Err(e) => {
                 // `Producer::new` checked the scratch size and the codec, so this is a bug here.
                 error!("cannot seal batch: {}", e);
@@ -222,25 +195,22 @@ impl Producer<'_> {
                 continue;
             }
             let mut sequence = 0;
-            let mut b = self.partitions[pi].head;
-            while b != NIL {
-                let s = &mut self.batches[usize::from(b)];
+            let mut next = self.partitions[pi].head;
+            while let Some(b) = next {
+                let s = &mut self.batches[b];
+                next = s.next_in_partition;
                 if s.status == BatchStatus::Sealed {
-                    s.base_sequence = sequence;
+                    let base_sequence = sequence;
+                    s.base_sequence = base_sequence;
                     sequence = next_sequence(sequence, s.builder.record_count);
-                    let start = usize::from(b) * self.buffer_size;
-                    let bytes = &mut self.batch_memory[start..start + s.len];
-                    record_batch::set_producer_state(
-                        bytes,
-                        ProducerState {
-                            producer_id,
-                            producer_epoch: epoch,
-                            base_sequence: s.base_sequence,
-                            transactional: false,
-                        },
-                    );
+                    let state = ProducerState {
+                        producer_id,
+                        producer_epoch: epoch,
+                        base_sequence,
+                        transactional: false,
+                    };
+                    record_batch::set_producer_state(self.batches.sealed_bytes_mut(b), state);
                 }
-                b = s.next_in_partition;
             }
             let p = &mut self.partitions[pi];
             p.next_sequence = sequence;
@@ -252,12 +222,10 @@ impl Producer<'_> {
     }
 
     /// The Produce request over batch list `head`, for encoding.
-    pub(crate) fn produce_body(&self, head: u16, _conn: usize, _correlation_id: i32) -> ProduceBody<'_> {
+    pub(crate) fn produce_body(&self, head: BatchId) -> ProduceBody<'_> {
         ProduceBody {
             head,
-            batches: self.batches,
-            memory: self.batch_memory,
-            buffer_size: self.buffer_size,
+            batches: &self.batches,
             partitions: self.partitions,
             topics: self.topics,
             acks: self.config.acks.as_i16(),
@@ -276,10 +244,8 @@ fn next_sequence(base: i32, count: i32) -> i32 {
 
 /// A Produce request encoded straight from the batch list and buffers: no copy is assembled.
 pub(crate) struct ProduceBody<'p> {
-    head: u16,
-    batches: &'p [BatchSlot],
-    memory: &'p [u8],
-    buffer_size: usize,
+    head: BatchId,
+    batches: &'p BatchTable<'p>,
     partitions: &'p [crate::storage::PartitionSlot],
     topics: &'p [TopicSlot],
     acks: i16,
@@ -288,12 +254,8 @@ pub(crate) struct ProduceBody<'p> {
 }
 
 impl ProduceBody<'_> {
-    fn topic_of(&self, b: u16) -> u16 {
-        self.partitions[usize::from(self.batches[usize::from(b)].partition)].topic
-    }
-
-    fn next(&self, b: u16) -> u16 {
-        self.batches[usize::from(b)].next_in_request
+    fn topic_of(&self, b: BatchId) -> u16 {
+        self.partitions[usize::from(self.batches[b].partition)].topic
     }
 }
 
@@ -304,33 +266,24 @@ impl Request for ProduceBody<'_> {
 
     fn encode(&self, w: &mut Writer<'_>, version: i16) {
         // The list is grouped by topic: count the groups, then walk them.
+        let chain = || self.batches.request_chain(Some(self.head)).map(|(b, _)| b);
         let mut topic_count = 0;
-        let mut b = self.head;
-        let mut prev = u16::MAX;
-        while b != NIL {
-            if self.topic_of(b) != prev {
+        let mut prev = None;
+        for b in chain() {
+            if Some(self.topic_of(b)) != prev {
                 topic_count += 1;
-                prev = self.topic_of(b);
+                prev = Some(self.topic_of(b));
             }
-            b = self.next(b);
         }
         produce::encode_start(w, version, self.transactional_id, self.acks, self.timeout_ms, topic_count);
-        let mut b = self.head;
-        while b != NIL {
-            let topic = self.topic_of(b);
-            let mut n = 0;
-            let mut c = b;
-            while c != NIL && self.topic_of(c) == topic {
-                n += 1;
-                c = self.next(c);
-            }
+        let mut batches = chain().peekable();
+        while let Some(&first) = batches.peek() {
+            let topic = self.topic_of(first);
+            let n = chain().skip_while(|&b| b != first).take_while(|&b| self.topic_of(b) == topic).count();
             produce::encode_topic(w, version, &self.topics[usize::from(topic)].name, n);
-            while b != c {
-                let s = &self.batches[usize::from(b)];
-                let start = usize::from(b) * self.buffer_size;
-                let partition = self.partitions[usize::from(s.partition)].partition;
-                produce::encode_partition(w, version, partition, &self.memory[start..start + s.len]);
-                b = self.next(b);
+            for b in batches.by_ref().take(n) {
+                let partition = self.partitions[usize::from(self.batches[b].partition)].partition;
+                produce::encode_partition(w, version, partition, self.batches.sealed_bytes(b));
             }
             produce::encode_topic_end(w, version);
         }

@@ -45,6 +45,7 @@
 //! # let _ = wake_at;
 //! ```
 
+pub(crate) mod batches;
 pub mod bootstrap;
 mod cluster;
 mod complete;
@@ -54,17 +55,16 @@ mod metrics;
 
 use heapless::String;
 
+use self::batches::{BatchId, BatchStatus, BatchTable, Outcome};
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use crate::config::{Acks, Config, ConfigError};
 use crate::error::{DeliveryError, SendError};
 use crate::partitioner::{self, Partitioner};
-use crate::protocol::record_batch::{self, BatchBuilder, BatchState, PushError};
+use crate::protocol::record_batch::{self, BatchBuilder, PushError};
 use crate::protocol::ErrorCode;
 use crate::rand::Rng;
 use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
-use crate::storage::{
-    BatchSlot, BatchStatus, ConnSlot, ConnState, Outcome, PartitionSlot, Storage, TopicSlot, TopicState, NIL,
-};
+use crate::storage::{ConnSlot, ConnState, PartitionSlot, Storage, TopicSlot, TopicState};
 use crate::time::{Duration, Instant};
 
 /// A connection, as the producer names it to the transport. Opaque; stale ids (of connections
@@ -153,7 +153,7 @@ struct MetadataState {
 /// Delivery reports of one batch being handed out record by record.
 #[derive(Debug, Clone, Copy)]
 struct ReportCursor {
-    batch: u16,
+    batch: BatchId,
     next: i32,
 }
 
@@ -161,10 +161,7 @@ struct ReportCursor {
 pub struct Producer<'a> {
     config: Config,
     rng: Rng,
-    batch_memory: &'a mut [u8],
-    buffer_size: usize,
-    batches: &'a mut [BatchSlot],
-    scratch: &'a mut [u8],
+    batches: BatchTable<'a>,
     rx_memory: &'a mut [u8],
     rx_size: usize,
     conns: &'a mut [ConnSlot],
@@ -177,8 +174,6 @@ pub struct Producer<'a> {
     closing: Option<Instant>,
     fatal: Option<ErrorCode>,
     report: Option<ReportCursor>,
-    /// Batches done whose reports have not all been handed out.
-    done_batches: usize,
     next_partition_uid: u32,
     /// Offset from `Instant` to Unix time, for record timestamps.
     unix_offset_ms: i64,
@@ -199,7 +194,7 @@ impl<'a> Producer<'a> {
     pub fn new(mut config: Config, storage: Storage<'a>, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let Storage { batch_memory, batches, scratch, rx_memory, conns, topics, partitions } = storage;
-        if batches.is_empty() || batches.len() >= usize::from(NIL) {
+        if batches.is_empty() || batches.len() >= usize::from(u16::MAX) {
             return Err(ConfigError::Capacity("between 1 and 65534 batch slots are needed"));
         }
         let buffer_size = batch_memory.len() / batches.len();
@@ -233,15 +228,12 @@ impl<'a> Producer<'a> {
         if topics.is_empty() || topics.len() > 64 {
             return Err(ConfigError::Capacity("between 1 and 64 topic slots are needed"));
         }
-        if partitions.is_empty() || partitions.len() >= usize::from(NIL) {
+        if partitions.is_empty() || partitions.len() >= usize::from(crate::storage::NIL) {
             return Err(ConfigError::Capacity("between 1 and 65534 partition slots are needed"));
         }
         let bootstrap_count = bootstrap::parse(&config.bootstrap_servers).count();
         if bootstrap_count > conns.len() {
             return Err(ConfigError::Capacity("more bootstrap servers than connection slots"));
-        }
-        for slot in batches.iter_mut() {
-            *slot = BatchSlot::EMPTY;
         }
         for slot in conns.iter_mut() {
             *slot = ConnSlot::EMPTY;
@@ -272,13 +264,11 @@ impl<'a> Producer<'a> {
             failures: 0,
         };
         let rng = Rng::new(config.random_seed);
+        let batches = BatchTable::new(batches, batch_memory, scratch, config.batch_size);
         Ok(Self {
             config,
             rng,
-            batch_memory,
-            buffer_size,
             batches,
-            scratch,
             rx_memory,
             rx_size,
             conns,
@@ -296,7 +286,6 @@ impl<'a> Producer<'a> {
             closing: None,
             fatal: None,
             report: None,
-            done_batches: 0,
             next_partition_uid: 1,
             unix_offset_ms: 0,
             drain_cursor: 0,
@@ -395,10 +384,10 @@ impl<'a> Producer<'a> {
         let current = t.sticky_partition;
         if (0..count).contains(&current) {
             let slot = usize::from(first) + current as usize;
-            let keep = t.sticky_batch == NIL || {
-                let b = &self.batches[usize::from(t.sticky_batch)];
+            let keep = t.sticky_batch.is_none_or(|b| {
+                let b = &self.batches[b];
                 b.status == BatchStatus::Open && usize::from(b.partition) == slot
-            };
+            });
             if keep {
                 return current;
             }
@@ -416,7 +405,7 @@ impl<'a> Producer<'a> {
         };
         let t = &mut self.topics[topic];
         t.sticky_partition = pick;
-        t.sticky_batch = NIL;
+        t.sticky_batch = None;
         pick
     }
 
@@ -429,61 +418,48 @@ impl<'a> Producer<'a> {
         record: &Record<'r>,
         timestamp: i64,
     ) -> Result<RecordToken, SendError<'r>> {
-        let tail = self.partitions[slot].tail;
-        if tail != NIL && self.batches[usize::from(tail)].status == BatchStatus::Open {
-            match self.push(usize::from(tail), record, timestamp) {
+        let tail = self.partitions[slot].tail.filter(|&b| self.batches[b].status == BatchStatus::Open);
+        if let Some(tail) = tail {
+            match self.push(tail, record, timestamp) {
                 Ok(()) => return Ok(self.issue_token(topic, slot, tail)),
-                Err(PushError::Full { .. }) => self.batches[usize::from(tail)].status = BatchStatus::Closed,
+                Err(PushError::Full { .. }) => self.batches[tail].status = BatchStatus::Closed,
                 Err(PushError::TooLarge) => {
                     return Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size })
                 }
             }
         }
-        let Some(b) = self.batches.iter().position(|s| s.status == BatchStatus::Free) else {
+        let p = &mut self.partitions[slot];
+        let first_token = (u64::from(p.uid) << 32) | u64::from(p.next_token);
+        let Some(b) = self.batches.open(slot as u16, now, first_token) else {
             return Err(SendError::QueueFull(*record));
         };
-        let p = &mut self.partitions[slot];
-        self.batches[b] = BatchSlot {
-            status: BatchStatus::Open,
-            partition: slot as u16,
-            builder: BatchState::empty(),
-            created: now,
-            first_token: (u64::from(p.uid) << 32) | u64::from(p.next_token),
-            ..BatchSlot::EMPTY
-        };
-        if p.tail == NIL {
-            p.head = b as u16;
-        } else {
-            self.batches[usize::from(p.tail)].next_in_partition = b as u16;
+        match p.tail {
+            None => p.head = Some(b),
+            Some(tail) => self.batches[tail].next_in_partition = Some(b),
         }
-        p.tail = b as u16;
+        p.tail = Some(b);
         self.metrics.batches_created += 1;
         // A new batch may need its leader's connection opened.
         self.schedule(now);
         match self.push(b, record, timestamp) {
-            Ok(()) => Ok(self.issue_token(topic, slot, b as u16)),
+            Ok(()) => Ok(self.issue_token(topic, slot, b)),
             // `send` checked the record fits an empty batch; should that ever be wrong, the
             // empty batch stays open and the record is refused.
             Err(_) => Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size }),
         }
     }
 
-    fn push(&mut self, b: usize, record: &Record<'_>, timestamp: i64) -> Result<(), PushError> {
-        let start = b * self.buffer_size;
-        let buf = &mut self.batch_memory[start..start + self.config.batch_size];
-        let mut builder = BatchBuilder::resume(buf, self.batches[b].builder);
-        builder.push(timestamp, record.key, record.value, record.headers)?;
-        self.batches[b].builder = builder.state();
-        Ok(())
+    fn push(&mut self, b: BatchId, record: &Record<'_>, timestamp: i64) -> Result<(), PushError> {
+        self.batches.push(b, timestamp, record.key, record.value, record.headers)
     }
 
-    fn issue_token(&mut self, topic: usize, slot: usize, batch: u16) -> RecordToken {
+    fn issue_token(&mut self, topic: usize, slot: usize, batch: BatchId) -> RecordToken {
         let p = &mut self.partitions[slot];
         let token = RecordToken((u64::from(p.uid) << 32) | u64::from(p.next_token));
         p.next_token = p.next_token.wrapping_add(1);
         let t = &mut self.topics[topic];
         if t.sticky_partition == p.partition {
-            t.sticky_batch = batch;
+            t.sticky_batch = Some(batch);
         }
         token
     }
@@ -525,7 +501,7 @@ impl<'a> Producer<'a> {
     fn topic_has_batches(&self, topic: usize) -> bool {
         match self.topics[topic].state {
             TopicState::Known { first, count } => {
-                (first..first + count).any(|p| self.partitions[usize::from(p)].head != NIL)
+                (first..first + count).any(|p| self.partitions[usize::from(p)].head.is_some())
             }
             _ => false,
         }
@@ -542,9 +518,9 @@ impl<'a> Producer<'a> {
 
     /// Makes every batch sendable now, whatever `linger.ms` says.
     pub fn flush(&mut self, now: Instant) {
-        for b in self.batches.iter_mut() {
-            if b.status == BatchStatus::Open {
-                b.status = BatchStatus::Closed;
+        for b in self.batches.ids() {
+            if self.batches[b].status == BatchStatus::Open {
+                self.batches[b].status = BatchStatus::Closed;
             }
         }
         self.schedule(now);
@@ -568,7 +544,7 @@ impl<'a> Producer<'a> {
     /// Closed, every record reported and every connection closed.
     pub fn is_closed(&self) -> bool {
         self.closing.is_some()
-            && self.batches.iter().all(|b| b.status == BatchStatus::Free)
+            && self.batches.all_free()
             && self.conns.iter().all(|c| {
                 c.close_pending.is_none()
                     && matches!(c.state, ConnState::Free | ConnState::Idle | ConnState::Backoff { .. })
@@ -578,7 +554,7 @@ impl<'a> Producer<'a> {
     /// Counters and gauges, readable at any time.
     pub fn metrics(&self) -> Metrics {
         let mut m = self.metrics;
-        m.batches_in_use = self.batches.iter().filter(|b| b.status != BatchStatus::Free).count() as u32;
+        m.batches_in_use = self.batches.in_use() as u32;
         m.batch_capacity = self.batches.len() as u32;
         m.requests_in_flight = self.conns.iter().map(|c| c.in_flight.len() as u32).sum();
         m.queued_records = self.pending_records();
@@ -622,14 +598,8 @@ impl<'a> Producer<'a> {
         // awaiting reports). Walking chains instead of every batch slot matters: this runs on
         // every turn of a transport's loop, and a host producer has thousands of slots.
         for p in self.partitions.iter() {
-            let mut b = p.head;
-            while b != NIL {
-                let s = &self.batches[usize::from(b)];
-                if matches!(s.status, BatchStatus::Open | BatchStatus::Closed | BatchStatus::Sealed) {
-                    t = t.min(s.created + delivery);
-                    break;
-                }
-                b = s.next_in_partition;
+            if let Some((_, s)) = self.batches.partition_chain(p.head).find(|(_, s)| s.is_queued()) {
+                t = t.min(s.created + delivery);
             }
         }
         for c in self.conns.iter() {
@@ -654,7 +624,7 @@ impl<'a> Producer<'a> {
         if matches!(self.idempotence.state, PidState::Off | PidState::Ready) {
             for pi in 0..self.partitions.len() {
                 let p = &self.partitions[pi];
-                if p.is_free() || p.head == NIL || p.leader < 0 {
+                if p.is_free() || p.head.is_none() || p.leader < 0 {
                     continue;
                 }
                 let Some(i) = self.conns.iter().position(|c| c.node_id == p.leader) else { continue };
@@ -705,10 +675,9 @@ impl<'a> Producer<'a> {
     /// in-flight batch waits for its answer or its request's timeout, which comes first).
     fn expire_batches(&mut self, now: Instant) {
         let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
-        for b in 0..self.batches.len() {
+        for b in self.batches.ids() {
             let s = &self.batches[b];
-            let live = matches!(s.status, BatchStatus::Open | BatchStatus::Closed | BatchStatus::Sealed);
-            if live && s.created + delivery <= now {
+            if s.is_queued() && s.created + delivery <= now {
                 let last = s.last_error;
                 self.fail_batch(b, DeliveryError::Timeout { last });
             }
@@ -717,7 +686,7 @@ impl<'a> Producer<'a> {
 
     /// Fails every batch not yet done (close deadline, fatal error).
     fn abandon_all(&mut self, error: DeliveryError) {
-        for b in 0..self.batches.len() {
+        for b in self.batches.ids() {
             if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done) {
                 self.batches[b].request = None;
                 self.fail_batch(b, error);
@@ -726,16 +695,11 @@ impl<'a> Producer<'a> {
     }
 
     /// Records the outcome of a batch; its reports are handed out in partition order.
-    fn finish_batch(&mut self, b: usize, outcome: Outcome) {
-        let s = &mut self.batches[b];
-        if s.status == BatchStatus::Done || s.status == BatchStatus::Free {
+    fn finish_batch(&mut self, b: BatchId, outcome: Outcome) {
+        if !self.batches.finish(b, outcome) {
             return;
         }
-        s.status = BatchStatus::Done;
-        s.outcome = outcome;
-        s.request = None;
-        self.done_batches += 1;
-        let records = u64::from(s.builder.record_count.max(0) as u32);
+        let records = u64::from(self.batches[b].builder.record_count.max(0) as u32);
         match outcome {
             Outcome::Delivered { .. } => {
                 self.metrics.batches_delivered += 1;
@@ -752,7 +716,7 @@ impl<'a> Producer<'a> {
     /// timeout after a lost answer); if it is not, the broker answers the partition's next batch
     /// with OUT_OF_ORDER_SEQUENCE_NUMBER, and only then does the partition start over under a new
     /// producer id. Guessing earlier could write a batch twice.
-    fn fail_batch(&mut self, b: usize, error: DeliveryError) {
+    fn fail_batch(&mut self, b: BatchId, error: DeliveryError) {
         self.finish_batch(b, Outcome::Failed(error));
     }
 
