@@ -9,6 +9,7 @@ use heapless::String;
 
 use crate::producer::batches::BatchId;
 pub use crate::producer::batches::BatchSlot;
+use crate::producer::idempotence::PartitionSequence;
 use crate::time::Instant;
 
 /// "No slot" in the `u16` links between topic and partition slots.
@@ -184,19 +185,8 @@ pub struct PartitionSlot {
     /// Batches in send order.
     pub(crate) head: Option<BatchId>,
     pub(crate) tail: Option<BatchId>,
-    pub(crate) next_sequence: i32,
-    /// Producer id and epoch the partition's sequence numbers belong to. A partition moves to a
-    /// new id or epoch only once none of its sent batches is unresolved, so a batch the broker
-    /// may already hold is never renumbered (which would write it twice).
-    pub(crate) producer_id: i64,
-    pub(crate) producer_epoch: i16,
-    /// Whether the broker has acknowledged a batch under that identity. Until it has, a batch
-    /// waits for the one before it: a broker that has no state for the producer accepts any
-    /// first sequence, so a later batch could otherwise be written before a retried earlier one.
-    pub(crate) confirmed: bool,
-    /// The broker refused this partition's sequence (a gap): its unacknowledged batches are
-    /// renumbered under the next producer id.
-    pub(crate) rewrite: bool,
+    /// Its sequence numbers (idempotence).
+    pub(crate) seq: PartitionSequence,
     /// Token namespace: tokens are `uid << 32 | counter`.
     pub(crate) uid: u32,
     pub(crate) next_token: u32,
@@ -210,11 +200,7 @@ impl PartitionSlot {
         leader_epoch: -1,
         head: None,
         tail: None,
-        next_sequence: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        confirmed: false,
-        rewrite: false,
+        seq: PartitionSequence::EMPTY,
         uid: 0,
         next_token: 0,
     };

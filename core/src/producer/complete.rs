@@ -2,7 +2,7 @@
 //! record by record, in send order within each partition.
 
 use super::batches::{BatchId, BatchStatus, Outcome, RequestTag};
-use super::{Event, PidState, Producer, ReportCursor};
+use super::{Event, Producer, ReportCursor};
 use crate::error::DeliveryError;
 use crate::protocol::produce::ProduceResponse;
 use crate::protocol::{DecodeError, ErrorCode};
@@ -75,7 +75,7 @@ impl Producer<'_> {
         base_offset: i64,
         log_append_time: i64,
     ) {
-        let idempotent = self.idempotence.state != PidState::Off;
+        let idempotent = self.idempotence.is_on();
         if !code.is_ok() {
             self.metrics.last_broker_error = Some(code);
         }
@@ -83,7 +83,7 @@ impl Producer<'_> {
             // A duplicate is a batch the log already has (Tansu says so; Kafka answers success).
             ErrorCode::NoError | ErrorCode::DuplicateSequenceNumber => {
                 let slot = usize::from(self.batches[b].partition);
-                self.partitions[slot].confirmed = true;
+                self.partitions[slot].seq.confirmed = true;
                 self.finish_batch(b, Outcome::Delivered { base_offset, log_append_time });
             }
             ErrorCode::OutOfOrderSequenceNumber if idempotent => {

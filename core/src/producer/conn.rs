@@ -1,7 +1,8 @@
 //! Connections: opening and losing them, framing bytes in and out, matching answers to requests.
 
 use super::batches::RequestTag;
-use super::{ConnId, Event, PidState, Producer, Transmit};
+use super::idempotence::InitAnswer;
+use super::{ConnId, Event, Producer, Transmit};
 use crate::error::ConnError;
 use crate::protocol::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use crate::protocol::header::{encode_request, ApiKey, ResponseHeader};
@@ -179,7 +180,7 @@ impl Producer<'_> {
         let produce = resp.negotiate(ApiKey::Produce, 3, 11);
         let metadata = resp.negotiate(ApiKey::Metadata, 1, 12);
         let init = resp.negotiate(ApiKey::InitProducerId, 0, 5);
-        let idempotent = self.idempotence.state != PidState::Off;
+        let idempotent = self.idempotence.is_on();
         match (resp.error_code, produce, metadata, init) {
             (ErrorCode::NoError, Some(produce), Some(metadata), init) if init.is_some() || !idempotent => {
                 c.versions = Versions { produce, metadata, init_producer_id: init.unwrap_or(0) };
@@ -202,27 +203,15 @@ impl Producer<'_> {
         version: i16,
     ) -> Result<(), crate::protocol::DecodeError> {
         let resp = InitProducerIdResponse::decode(body, version)?;
-        let idem = &mut self.idempotence;
-        if idem.state != PidState::Requesting {
-            return Ok(());
-        }
-        match resp.error_code {
-            ErrorCode::NoError => {
-                info!("producer id {} epoch {}", resp.producer_id, resp.producer_epoch);
-                idem.producer_id = resp.producer_id;
-                idem.epoch = resp.producer_epoch;
-                idem.state = PidState::Ready;
-                idem.failures = 0;
-                self.reset_sequences();
+        match self.idempotence.on_answer(resp.error_code, resp.producer_id, resp.producer_epoch) {
+            InitAnswer::Ignored => {}
+            InitAnswer::Ready => self.reset_sequences(),
+            InitAnswer::Retry { failures } => {
+                let at = now + self.retry_backoff(failures);
+                self.idempotence.retry_at(at);
+                self.metrics.last_broker_error = Some(resp.error_code);
             }
-            code if code.is_retriable() => {
-                idem.failures += 1;
-                idem.state = PidState::Wanted;
-                let failures = idem.failures;
-                self.idempotence.next_attempt = now + self.retry_backoff(failures);
-                self.metrics.last_broker_error = Some(code);
-            }
-            code => {
+            InitAnswer::Fatal(code) => {
                 self.metrics.last_broker_error = Some(code);
                 self.set_fatal(code);
             }
@@ -276,11 +265,9 @@ impl Producer<'_> {
                 self.metadata.wanted = true;
             }
             RequestKind::InitProducerId { .. } => {
-                if self.idempotence.state == PidState::Requesting {
-                    self.idempotence.state = PidState::Wanted;
-                    self.idempotence.failures += 1;
-                    let failures = self.idempotence.failures;
-                    self.idempotence.next_attempt = now + self.retry_backoff(failures);
+                if let Some(failures) = self.idempotence.on_request_lost() {
+                    let at = now + self.retry_backoff(failures);
+                    self.idempotence.retry_at(at);
                 }
             }
             RequestKind::Produce { head, .. } => {
@@ -301,7 +288,7 @@ impl Producer<'_> {
         let anyone_up = self.conns.iter().any(|c| {
             matches!(c.state, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready)
         });
-        let control_wanted = self.metadata.wanted || self.idempotence.state == PidState::Wanted;
+        let control_wanted = self.metadata.wanted || self.idempotence.is_wanted();
         let mut need_control = control_wanted && !anyone_up && self.closing.is_none();
         // Prefer brokers we know over bootstrap addresses.
         for pass in 0..2 {
@@ -435,22 +422,15 @@ impl Producer<'_> {
                     self.metrics.metadata_requests += 1;
                     (RequestKind::Metadata { topics }, c.versions.metadata)
                 } else if control
-                    && self.idempotence.state == PidState::Wanted
-                    && now >= self.idempotence.next_attempt
+                    && self.idempotence.is_wanted()
+                    && now >= self.idempotence.next_attempt()
                     && !produce_in_flight
                     && self.closing.is_none_or(|_| !self.batches.all_free())
                 {
-                    // An epoch bump waits for every Produce in flight to come back. Without a
-                    // transactional id, ask for a fresh producer id: Kafka hands one out anyway
-                    // (a bump of the current one is a transactional feature), and brokers such
-                    // as librdkafka's mock refuse the current id with INVALID_PRODUCER_ID_MAPPING.
-                    self.idempotence.state = PidState::Requesting;
+                    // An epoch bump waits for every Produce in flight to come back.
                     let transactional = self.config.transactional_id.is_some();
-                    let (producer_id, epoch) = if transactional && c.versions.init_producer_id >= 3 {
-                        (self.idempotence.producer_id, self.idempotence.epoch)
-                    } else {
-                        (-1, -1)
-                    };
+                    let bump_current = transactional && c.versions.init_producer_id >= 3;
+                    let (producer_id, epoch) = self.idempotence.start_request(bump_current);
                     (RequestKind::InitProducerId { producer_id, epoch }, c.versions.init_producer_id)
                 } else if let Some(kind) = self.build_produce(now, i) {
                     self.metrics.produce_requests += 1;

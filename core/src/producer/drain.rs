@@ -2,7 +2,8 @@
 //! encoding the request straight from the batch buffers.
 
 use super::batches::{BatchId, BatchStatus, BatchTable, RequestTag};
-use super::{PidState, Producer};
+use super::idempotence::next_sequence;
+use super::Producer;
 use crate::protocol::header::{ApiKey, Request};
 use crate::protocol::produce;
 use crate::protocol::record_batch::{self, ProducerState};
@@ -17,7 +18,7 @@ const PARTITION_OVERHEAD: usize = 16;
 impl Producer<'_> {
     /// Collects the ready batches led by connection `i`'s broker into a Produce request.
     pub(crate) fn build_produce(&mut self, now: Instant, i: usize) -> Option<RequestKind> {
-        if !matches!(self.idempotence.state, PidState::Off | PidState::Ready) {
+        if !self.idempotence.allows_produce() {
             return None;
         }
         let node = self.conns[i].node_id;
@@ -77,7 +78,7 @@ impl Producer<'_> {
     /// batches to resolve before a move to a new producer id.
     pub(crate) fn candidate(&self, pi: usize, i: usize, linger: Duration) -> Option<(BatchId, Instant)> {
         let p = &self.partitions[pi];
-        let idempotent = self.idempotence.state != PidState::Off;
+        let idempotent = self.idempotence.is_on();
         let mut unresolved = false;
         for (b, s) in self.batches.partition_chain(p.head) {
             let at = match s.status {
@@ -87,16 +88,14 @@ impl Producer<'_> {
                         return None;
                     }
                     // Until the broker confirms the partition's sequence, one batch at a time.
-                    if idempotent && !p.confirmed {
+                    if idempotent && !p.seq.confirmed {
                         return None;
                     }
                     unresolved = true;
                     continue;
                 }
                 BatchStatus::Open | BatchStatus::Closed
-                    if self.idempotence.state == PidState::Ready
-                        && (p.producer_id, p.producer_epoch)
-                            != (self.idempotence.producer_id, self.idempotence.epoch)
+                    if self.idempotence.must_resolve_first(&p.seq)
                         && (unresolved || self.has_unresolved(pi)) =>
                 {
                     return None;
@@ -148,27 +147,7 @@ impl Producer<'_> {
         }
         let slot = usize::from(s.partition);
         let count = s.builder.record_count;
-        let producer = if self.idempotence.state == PidState::Ready {
-            let (id, epoch) = (self.idempotence.producer_id, self.idempotence.epoch);
-            let p = &mut self.partitions[slot];
-            if (p.producer_id, p.producer_epoch) != (id, epoch) {
-                // `sendable` let this batch through only with nothing unresolved before it.
-                p.producer_id = id;
-                p.producer_epoch = epoch;
-                p.next_sequence = 0;
-                p.confirmed = false;
-            }
-            let base_sequence = p.next_sequence;
-            p.next_sequence = next_sequence(base_sequence, count);
-            ProducerState {
-                producer_id: self.idempotence.producer_id,
-                producer_epoch: self.idempotence.epoch,
-                base_sequence,
-                transactional: false,
-            }
-        } else {
-            ProducerState::NONE
-        };
+        let producer = self.idempotence.stamp(&mut self.partitions[slot].seq, count);
         match self.batches.seal(b, self.config.compression, producer) {
             Ok(()) => true,
             Err(e) => {
@@ -188,10 +167,10 @@ impl Producer<'_> {
     /// Under a new producer id: partitions whose sequence broke renumber their sealed batches
     /// from zero, in queue order. The others keep theirs and move over lazily (see `sendable`).
     pub(crate) fn reset_sequences(&mut self) {
-        let producer_id = self.idempotence.producer_id;
-        let epoch = self.idempotence.epoch;
+        let identity = self.idempotence.identity();
+        let (producer_id, producer_epoch) = identity;
         for pi in 0..self.partitions.len() {
-            if self.partitions[pi].is_free() || !self.partitions[pi].rewrite {
+            if self.partitions[pi].is_free() || !self.partitions[pi].seq.rewrite {
                 continue;
             }
             let mut sequence = 0;
@@ -203,21 +182,12 @@ impl Producer<'_> {
                     let base_sequence = sequence;
                     s.base_sequence = base_sequence;
                     sequence = next_sequence(sequence, s.builder.record_count);
-                    let state = ProducerState {
-                        producer_id,
-                        producer_epoch: epoch,
-                        base_sequence,
-                        transactional: false,
-                    };
+                    let state =
+                        ProducerState { producer_id, producer_epoch, base_sequence, transactional: false };
                     record_batch::set_producer_state(self.batches.sealed_bytes_mut(b), state);
                 }
             }
-            let p = &mut self.partitions[pi];
-            p.next_sequence = sequence;
-            p.producer_id = producer_id;
-            p.producer_epoch = epoch;
-            p.confirmed = false;
-            p.rewrite = false;
+            self.partitions[pi].seq.restart(identity, sequence);
         }
     }
 
@@ -233,13 +203,6 @@ impl Producer<'_> {
             transactional_id: self.config.transactional_id.as_deref(),
         }
     }
-}
-
-/// Kafka's sequence numbers wrap from `i32::MAX` to 0.
-fn next_sequence(base: i32, count: i32) -> i32 {
-    // Both are non-negative, so the sum fits a u32 and wraps at most once.
-    let sum = base as u32 + count as u32;
-    (sum & i32::MAX as u32) as i32
 }
 
 /// A Produce request encoded straight from the batch list and buffers: no copy is assembled.

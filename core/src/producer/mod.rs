@@ -51,11 +51,13 @@ mod cluster;
 mod complete;
 mod conn;
 mod drain;
+pub(crate) mod idempotence;
 mod metrics;
 
 use heapless::String;
 
 use self::batches::{BatchId, BatchStatus, BatchTable, Outcome};
+use self::idempotence::Idempotence;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use crate::config::{Acks, Config, ConfigError};
 use crate::error::{DeliveryError, SendError};
@@ -115,27 +117,6 @@ pub enum Event<'a> {
     Delivered { token: RecordToken, partition: i32, offset: i64, log_append_time: Option<i64> },
     /// The record will not be delivered.
     Failed { token: RecordToken, partition: i32, error: DeliveryError },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PidState {
-    /// Not idempotent.
-    Off,
-    /// Needs an InitProducerId (first one, or an epoch bump).
-    Wanted,
-    Requesting,
-    Ready,
-}
-
-/// Producer id and epoch for idempotence.
-#[derive(Debug, Clone, Copy)]
-struct Idempotence {
-    state: PidState,
-    producer_id: i64,
-    epoch: i16,
-    /// Earliest time to ask again after a failed InitProducerId.
-    next_attempt: Instant,
-    failures: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -256,13 +237,7 @@ impl<'a> Producer<'a> {
             c.host = String::try_from(host).map_err(|_| ConfigError::Capacity("host name too long"))?;
             c.port = port;
         }
-        let idempotence = Idempotence {
-            state: if config.enable_idempotence { PidState::Wanted } else { PidState::Off },
-            producer_id: -1,
-            epoch: -1,
-            next_attempt: now,
-            failures: 0,
-        };
+        let idempotence = Idempotence::new(config.enable_idempotence, now);
         let rng = Rng::new(config.random_seed);
         let batches = BatchTable::new(batches, batch_memory, scratch, config.batch_size);
         Ok(Self {
@@ -558,8 +533,7 @@ impl<'a> Producer<'a> {
         m.batch_capacity = self.batches.len() as u32;
         m.requests_in_flight = self.conns.iter().map(|c| c.in_flight.len() as u32).sum();
         m.queued_records = self.pending_records();
-        m.producer_id = self.idempotence.producer_id;
-        m.producer_epoch = self.idempotence.epoch;
+        (m.producer_id, m.producer_epoch) = self.idempotence.identity();
         m.fatal = self.fatal;
         m
     }
@@ -618,10 +592,10 @@ impl<'a> Producer<'a> {
         if self.metadata.wanted && !self.metadata.in_flight && control {
             t = t.min(self.metadata.not_before);
         }
-        if self.idempotence.state == PidState::Wanted && control && !self.any_produce_in_flight() {
-            t = t.min(self.idempotence.next_attempt);
+        if self.idempotence.is_wanted() && control && !self.any_produce_in_flight() {
+            t = t.min(self.idempotence.next_attempt());
         }
-        if matches!(self.idempotence.state, PidState::Off | PidState::Ready) {
+        if self.idempotence.allows_produce() {
             for pi in 0..self.partitions.len() {
                 let p = &self.partitions[pi];
                 if p.is_free() || p.head.is_none() || p.leader < 0 {
@@ -723,10 +697,8 @@ impl<'a> Producer<'a> {
     /// Asks for a new producer id because partition `slot`'s sequence broke; its batches not yet
     /// acknowledged are renumbered under the new id. Other partitions move over lazily.
     fn request_epoch_bump(&mut self, slot: usize) {
-        self.partitions[slot].rewrite = true;
-        if matches!(self.idempotence.state, PidState::Ready) {
-            self.idempotence.state = PidState::Wanted;
-        }
+        self.partitions[slot].seq.rewrite = true;
+        self.idempotence.request_new_id();
     }
 }
 
