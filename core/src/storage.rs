@@ -9,6 +9,7 @@ use heapless::String;
 
 use crate::producer::batches::BatchId;
 pub use crate::producer::batches::BatchSlot;
+pub use crate::producer::connections::ConnSlot;
 use crate::producer::idempotence::PartitionSequence;
 use crate::time::Instant;
 
@@ -18,121 +19,6 @@ pub(crate) const NIL: u16 = u16::MAX;
 pub const HOST_MAX: usize = 128;
 /// Longest topic name Kafka allows.
 pub const TOPIC_MAX: usize = 249;
-/// Requests one connection tracks at once: `max.in.flight` Produce requests, plus room for
-/// Metadata/InitProducerId and for acks=0 Produce requests whose (optional) answers are pending.
-pub(crate) const CONN_QUEUE: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnState {
-    /// No broker assigned.
-    Free,
-    /// Known broker, no socket; connects when there is work.
-    Idle,
-    /// `Connect` asked of the transport at `since`.
-    Connecting {
-        since: Instant,
-    },
-    /// Connected; ApiVersions exchange under way.
-    Handshake,
-    Ready,
-    /// Lost; may reconnect at `until`.
-    Backoff {
-        until: Instant,
-    },
-}
-
-/// What a request is, to decode its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RequestKind {
-    ApiVersions,
-    Metadata {
-        topics: u64,
-    },
-    InitProducerId {
-        producer_id: i64,
-        epoch: i16,
-    },
-    /// Batches linked through `next_in_request` from `head`.
-    Produce {
-        head: BatchId,
-        acks0: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InFlight {
-    pub correlation_id: i32,
-    pub kind: RequestKind,
-    pub version: i16,
-    pub sent_at: Instant,
-    /// acks=0 Produce: real Kafka sends no answer, Tansu and the mock do.
-    pub optional: bool,
-}
-
-/// A request being written to the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Outgoing {
-    pub request: InFlight,
-    pub written: usize,
-    pub total: usize,
-}
-
-/// Versions negotiated with one broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Versions {
-    pub produce: i16,
-    pub metadata: i16,
-    pub init_producer_id: i16,
-}
-
-/// One broker connection's bookkeeping.
-#[derive(Debug, Clone)]
-pub struct ConnSlot {
-    pub(crate) state: ConnState,
-    pub(crate) generation: u8,
-    /// Broker id; bootstrap entries use `-1 - index`, as the Java client does.
-    pub(crate) node_id: i32,
-    pub(crate) host: String<HOST_MAX>,
-    pub(crate) port: u16,
-    pub(crate) versions: Versions,
-    /// ApiVersions version to ask with (lowered when a broker says it is unsupported).
-    pub(crate) api_versions_version: i16,
-    pub(crate) correlation_id: i32,
-    pub(crate) in_flight: heapless::Deque<InFlight, CONN_QUEUE>,
-    pub(crate) tx: Option<Outgoing>,
-    pub(crate) rx_len: usize,
-    /// Consecutive failed attempts, for exponential reconnect backoff.
-    pub(crate) failures: u32,
-    pub(crate) connect_pending: bool,
-    /// A `Close` event owed to the transport, for this (old) connection id.
-    pub(crate) close_pending: Option<crate::producer::ConnId>,
-}
-
-impl ConnSlot {
-    pub const EMPTY: Self = Self {
-        state: ConnState::Free,
-        generation: 0,
-        node_id: -1,
-        host: String::new(),
-        port: 0,
-        versions: Versions { produce: 0, metadata: 0, init_producer_id: 0 },
-        api_versions_version: 0,
-        correlation_id: 0,
-        in_flight: heapless::Deque::new(),
-        tx: None,
-        rx_len: 0,
-        failures: 0,
-        connect_pending: false,
-        close_pending: None,
-    };
-}
-
-impl Default for ConnSlot {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TopicState {
     Free,

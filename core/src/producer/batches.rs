@@ -21,6 +21,11 @@ impl BatchId {
     pub(crate) fn index(self) -> usize {
         usize::from(self.0)
     }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(index: u16) -> Self {
+        Self(index)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,11 @@
 use heapless::String;
 
 use super::batches::BatchStatus;
+use super::connections::{ConnSlot, ConnState};
 use super::Producer;
 use crate::protocol::metadata::{MetadataResponse, TopicMetadata};
 use crate::protocol::{DecodeError, ErrorCode};
-use crate::storage::{ConnSlot, ConnState, PartitionSlot, TopicState};
+use crate::storage::{PartitionSlot, TopicState};
 use crate::time::{Duration, Instant};
 
 impl Producer<'_> {
@@ -65,10 +66,7 @@ impl Producer<'_> {
                     let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else {
                         continue;
                     };
-                    if matches!(
-                        c.state,
-                        ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready
-                    ) {
+                    if c.state.is_open() {
                         self.close_conn(now, i, crate::error::ConnError::Disconnected);
                     }
                     let c = &mut self.conns[i];
@@ -78,7 +76,7 @@ impl Producer<'_> {
             } else if let Some(b) =
                 resp.brokers.iter().find(|b| b.host == c.host.as_str() && b.port == i32::from(c.port))
             {
-                if !self.conns.iter().any(|o| o.node_id == b.node_id) {
+                if self.conns.of_node(b.node_id).is_none() {
                     self.conns[i].node_id = b.node_id;
                 }
             }
@@ -179,7 +177,7 @@ impl Producer<'_> {
     fn connect_leaders(&mut self, resp: &MetadataResponse<'_>) {
         for pi in 0..self.partitions.len() {
             let leader = self.partitions[pi].leader;
-            if self.partitions[pi].is_free() || leader < 0 || self.conns.iter().any(|c| c.node_id == leader) {
+            if self.partitions[pi].is_free() || leader < 0 || self.conns.of_node(leader).is_some() {
                 continue;
             }
             let Some(b) = resp.broker(leader) else { continue };
@@ -196,16 +194,7 @@ impl Producer<'_> {
                 warn!("no connection slot for broker {}", leader);
                 continue;
             };
-            let c = &mut self.conns[i];
-            let generation = c.generation.wrapping_add(1);
-            *c = ConnSlot {
-                state: ConnState::Idle,
-                generation,
-                node_id: leader,
-                host,
-                port,
-                ..ConnSlot::EMPTY
-            };
+            self.conns.assign(i, leader, host, port);
         }
     }
 }

@@ -156,7 +156,7 @@ impl Producer<'_> {
 
     /// The next event: connections first, then delivery reports.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if self.conns.iter().any(|c| c.close_pending.is_some() || c.connect_pending) {
+        if self.conns.has_event() {
             return self.poll_conn_event();
         }
         if let Some(report) = self.next_report() {

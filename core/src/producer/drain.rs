@@ -2,13 +2,14 @@
 //! encoding the request straight from the batch buffers.
 
 use super::batches::{BatchId, BatchStatus, BatchTable, RequestTag};
+use super::connections::RequestKind;
 use super::idempotence::next_sequence;
 use super::Producer;
 use crate::protocol::header::{ApiKey, Request};
 use crate::protocol::produce;
 use crate::protocol::record_batch::{self, ProducerState};
 use crate::protocol::Writer;
-use crate::storage::{RequestKind, TopicSlot};
+use crate::storage::TopicSlot;
 use crate::time::{Duration, Instant};
 
 /// Request bytes beyond the batches: header, acks, timeout, per-topic and per-partition fields.
@@ -25,7 +26,7 @@ impl Producer<'_> {
         if node < 0 || self.partitions.is_empty() {
             return None;
         }
-        let correlation_id = self.conns[i].correlation_id.wrapping_add(1) & i32::MAX;
+        let correlation_id = self.conns.next_correlation_id(i);
         let tag = RequestTag { conn: i as u8, correlation_id };
         let linger = Duration::from_millis(u64::from(self.config.linger_ms));
         let mut size = REQUEST_OVERHEAD + self.config.client_id.len();

@@ -1,8 +1,8 @@
 //! Counters and gauges of a producer: the base of health checks on every transport.
 
+use super::connections::ConnState;
 use crate::error::{ConnError, DeliveryError};
 use crate::protocol::ErrorCode;
-use crate::storage::ConnState;
 
 /// A snapshot of the producer's counters (since creation) and gauges (now).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -49,14 +49,19 @@ pub(crate) mod batches;
 pub mod bootstrap;
 mod cluster;
 mod complete;
-mod conn;
+pub(crate) mod connections;
 mod drain;
+mod event;
 pub(crate) mod idempotence;
 mod metrics;
+mod transport;
 
 use heapless::String;
 
 use self::batches::{BatchId, BatchStatus, BatchTable, Outcome};
+pub use self::connections::ConnId;
+use self::connections::{ConnState, ConnTable};
+pub use self::event::{Event, Transmit};
 use self::idempotence::Idempotence;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use crate::config::{Acks, Config, ConfigError};
@@ -66,58 +71,8 @@ use crate::protocol::record_batch::{self, BatchBuilder, PushError};
 use crate::protocol::ErrorCode;
 use crate::rand::Rng;
 use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
-use crate::storage::{ConnSlot, ConnState, PartitionSlot, Storage, TopicSlot, TopicState};
+use crate::storage::{PartitionSlot, Storage, TopicSlot, TopicState};
 use crate::time::{Duration, Instant};
-
-/// A connection, as the producer names it to the transport. Opaque; stale ids (of connections
-/// the producer has since closed) are ignored by every `handle_*` call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ConnId(u16);
-
-impl ConnId {
-    pub(crate) fn new(index: usize, generation: u8) -> Self {
-        // Connection tables hold at most 255 slots (checked in `Producer::new`).
-        Self(((index as u16) << 8) | u16::from(generation))
-    }
-    /// The connection's slot in the producer's table: stable for the life of the connection,
-    /// so a transport can keep one socket per slot.
-    pub fn index(self) -> usize {
-        usize::from(self.0 >> 8)
-    }
-    pub(crate) fn generation(self) -> u8 {
-        self.0 as u8
-    }
-    /// A number the transport can use as a key.
-    pub fn as_u16(self) -> u16 {
-        self.0
-    }
-}
-
-/// Bytes for the transport to write: `buf[..len]` on connection `conn`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Transmit {
-    pub conn: ConnId,
-    pub len: usize,
-}
-
-/// What the producer asks of the transport, or tells the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// Open a TCP connection to `host:port` and report it with `handle_connected` (or
-    /// `handle_disconnected` if it fails).
-    Connect { conn: ConnId, host: &'a str, port: u16 },
-    /// Close this connection; the producer has forgotten it.
-    Close { conn: ConnId },
-    /// The record is in the log: at `offset` of `partition` (`-1` with acks=0, and when a broker
-    /// answers a resent batch with DUPLICATE_SEQUENCE_NUMBER without its offset). Its timestamp
-    /// is the broker's append time for LogAppendTime topics, else the record's own CreateTime,
-    /// which `send` returned in [`Accepted::timestamp`].
-    Delivered { token: RecordToken, partition: i32, offset: i64, log_append_time: Option<i64> },
-    /// The record will not be delivered.
-    Failed { token: RecordToken, partition: i32, error: DeliveryError },
-}
 
 #[derive(Debug, Clone, Copy)]
 struct MetadataState {
@@ -143,9 +98,7 @@ pub struct Producer<'a> {
     config: Config,
     rng: Rng,
     batches: BatchTable<'a>,
-    rx_memory: &'a mut [u8],
-    rx_size: usize,
-    conns: &'a mut [ConnSlot],
+    conns: ConnTable<'a>,
     topics: &'a mut [TopicSlot],
     partitions: &'a mut [PartitionSlot],
     partitioner: Option<&'a mut (dyn Partitioner + Send)>,
@@ -216,26 +169,21 @@ impl<'a> Producer<'a> {
         if bootstrap_count > conns.len() {
             return Err(ConfigError::Capacity("more bootstrap servers than connection slots"));
         }
-        for slot in conns.iter_mut() {
-            *slot = ConnSlot::EMPTY;
-        }
         for slot in topics.iter_mut() {
             *slot = TopicSlot::EMPTY;
         }
         for slot in partitions.iter_mut() {
             *slot = PartitionSlot::EMPTY;
         }
+        let mut conns = ConnTable::new(conns, rx_memory);
         for (i, entry) in bootstrap::parse(&config.bootstrap_servers).enumerate() {
             // Validated when the property was set; a `Config` built by hand is checked here.
             let (host, port) = entry.map_err(|_| ConfigError::InvalidValue {
                 property: "bootstrap.servers",
                 expected: "host:port[,host:port...]",
             })?;
-            let c = &mut conns[i];
-            c.state = ConnState::Idle;
-            c.node_id = -1 - i as i32;
-            c.host = String::try_from(host).map_err(|_| ConfigError::Capacity("host name too long"))?;
-            c.port = port;
+            let host = String::try_from(host).map_err(|_| ConfigError::Capacity("host name too long"))?;
+            conns.assign(i, -1 - i as i32, host, port);
         }
         let idempotence = Idempotence::new(config.enable_idempotence, now);
         let rng = Rng::new(config.random_seed);
@@ -244,8 +192,6 @@ impl<'a> Producer<'a> {
             config,
             rng,
             batches,
-            rx_memory,
-            rx_size,
             conns,
             topics,
             partitions,
@@ -461,7 +407,7 @@ impl<'a> Producer<'a> {
             return Some(i);
         }
         if self.conns.iter().any(|c| {
-            c.tx.is_some_and(|o| matches!(o.request.kind, crate::storage::RequestKind::Metadata { .. }))
+            c.tx.is_some_and(|o| matches!(o.request.kind, connections::RequestKind::Metadata { .. }))
         }) {
             return None;
         }
@@ -540,7 +486,7 @@ impl<'a> Producer<'a> {
 
     /// The state of connection slot `index`, for health views: `None` past the table's end.
     pub fn connection(&self, index: usize) -> Option<ConnectionState<'_>> {
-        let c = self.conns.get(index)?;
+        let c = self.conns.iter().nth(index)?;
         Some(ConnectionState {
             node_id: c.node_id,
             host: &c.host,
@@ -582,7 +528,7 @@ impl<'a> Producer<'a> {
                 ConnState::Backoff { until } => t = t.min(until),
                 _ => {}
             }
-            if let Some(f) = c.in_flight.iter().find(|f| !f.optional) {
+            if let Some(f) = c.in_flight.iter().find(|f| f.is_awaited()) {
                 t = t.min(f.sent_at + request);
             }
         }
@@ -601,7 +547,7 @@ impl<'a> Producer<'a> {
                 if p.is_free() || p.head.is_none() || p.leader < 0 {
                     continue;
                 }
-                let Some(i) = self.conns.iter().position(|c| c.node_id == p.leader) else { continue };
+                let Some(i) = self.conns.of_node(p.leader) else { continue };
                 if self.conns[i].state == ConnState::Ready && self.can_start(i) {
                     if let Some((_, at)) = self.candidate(pi, i, linger) {
                         t = t.min(at);
@@ -622,7 +568,7 @@ impl<'a> Producer<'a> {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let timed_out =
-                c.in_flight.iter().find(|f| !f.optional).is_some_and(|f| f.sent_at + request <= now);
+                c.in_flight.iter().find(|f| f.is_awaited()).is_some_and(|f| f.sent_at + request <= now);
             match c.state {
                 ConnState::Connecting { since } if since + setup <= now => {
                     self.close_conn(now, i, crate::error::ConnError::ConnectTimeout)

@@ -1,6 +1,9 @@
-//! Connections: opening and losing them, framing bytes in and out, matching answers to requests.
+//! The transport's side of the producer: sockets opened and lost, bytes in (framed, matched to
+//! their requests, dispatched to the owner that waits for them) and bytes out (the next request
+//! on each connection, started and written piece by piece).
 
 use super::batches::RequestTag;
+use super::connections::{ConnState, Frame, InFlight, Outgoing, RequestKind, Versions};
 use super::idempotence::InitAnswer;
 use super::{ConnId, Event, Producer, Transmit};
 use crate::error::ConnError;
@@ -9,42 +12,27 @@ use crate::protocol::header::{encode_request, ApiKey, ResponseHeader};
 use crate::protocol::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::metadata::MetadataRequest;
 use crate::protocol::{ErrorCode, Reader, Writer};
-use crate::storage::{ConnState, InFlight, Outgoing, RequestKind, Versions, CONN_QUEUE};
 use crate::time::{Duration, Instant};
 
 /// ApiVersions version we ask with first.
 const API_VERSIONS_MAX: i16 = 4;
 
-impl Producer<'_> {
-    /// The slot of a live connection id, `None` for stale ids.
-    fn live(&self, conn: ConnId) -> Option<usize> {
-        let c = self.conns.get(conn.index())?;
-        (c.generation == conn.generation() && !matches!(c.state, ConnState::Free)).then_some(conn.index())
-    }
-
+impl<'a> Producer<'a> {
     /// The transport established the connection the producer asked for.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
-        let Some(i) = self.live(conn) else { return };
-        let c = &mut self.conns[i];
-        if !matches!(c.state, ConnState::Connecting { .. }) {
+        let Some(i) = self.conns.live(conn) else { return };
+        if !self.conns.connected(i, API_VERSIONS_MAX) {
             return;
         }
-        debug!("connected to {}:{}", c.host.as_str(), c.port);
-        c.state = ConnState::Handshake;
-        if c.api_versions_version <= 0 {
-            c.api_versions_version = API_VERSIONS_MAX;
-        }
+        debug!("connected to {}:{}", self.conns[i].host.as_str(), self.conns[i].port);
         self.metrics.connects += 1;
         self.schedule(now);
     }
 
     /// The connection failed or was closed by the peer.
     pub fn handle_disconnected(&mut self, now: Instant, conn: ConnId) {
-        let Some(i) = self.live(conn) else { return };
-        if matches!(
-            self.conns[i].state,
-            ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready
-        ) {
+        let Some(i) = self.conns.live(conn) else { return };
+        if self.conns[i].state.is_open() {
             self.close_conn(now, i, ConnError::Disconnected);
             // The transport knows already; no `Close` is owed.
             self.conns[i].close_pending = None;
@@ -55,7 +43,7 @@ impl Producer<'_> {
     /// Bytes received on `conn`. Returns how many were consumed: all of them, unless the
     /// connection's receive buffer is full, in which case the transport offers the rest again.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
-        let Some(i) = self.live(conn) else { return data.len() };
+        let Some(i) = self.conns.live(conn) else { return data.len() };
         if !matches!(self.conns[i].state, ConnState::Handshake | ConnState::Ready) {
             return data.len();
         }
@@ -63,13 +51,8 @@ impl Producer<'_> {
         let generation = self.conns[i].generation;
         let mut consumed = 0;
         loop {
-            let rx_len = self.conns[i].rx_len;
-            let take = (self.rx_size - rx_len).min(data.len() - consumed);
-            let start = i * self.rx_size;
-            self.rx_memory[start + rx_len..start + rx_len + take]
-                .copy_from_slice(&data[consumed..consumed + take]);
+            let take = self.conns.receive(i, &data[consumed..]);
             consumed += take;
-            self.conns[i].rx_len += take;
             if !self.process_frames(now, i) || self.conns[i].generation != generation {
                 // The connection was closed: what remains is meaningless.
                 self.schedule(now);
@@ -88,31 +71,23 @@ impl Producer<'_> {
     fn process_frames(&mut self, now: Instant, i: usize) -> bool {
         let generation = self.conns[i].generation;
         loop {
-            let rx_len = self.conns[i].rx_len;
-            if rx_len < 4 {
-                return true;
-            }
-            let start = i * self.rx_size;
-            let size_bytes = &self.rx_memory[start..start + 4];
-            let size = i32::from_be_bytes([size_bytes[0], size_bytes[1], size_bytes[2], size_bytes[3]]);
-            if size < 0 || size as usize > self.rx_size - 4 {
-                let max = self.rx_size - 4;
-                self.close_conn(now, i, ConnError::FrameTooLarge { size: i64::from(size), max });
-                return false;
-            }
-            let end = 4 + size as usize;
-            if rx_len < end {
-                return true;
-            }
+            let end = match self.conns.next_frame(i) {
+                Frame::Incomplete => return true,
+                Frame::TooLarge { size, max } => {
+                    self.close_conn(now, i, ConnError::FrameTooLarge { size: i64::from(size), max });
+                    return false;
+                }
+                Frame::Complete { end } => end,
+            };
             // Lend the receive memory out so the frame can be read while `self` changes.
-            let rx = core::mem::take(&mut self.rx_memory);
-            self.process_frame(now, i, &rx[start + 4..start + end]);
-            self.rx_memory = rx;
+            let rx = self.conns.lend_rx();
+            let frame = self.conns.frame_in(rx, i, end);
+            self.process_frame(now, i, frame);
+            self.conns.return_rx(rx);
             if self.conns[i].generation != generation {
                 return false;
             }
-            self.rx_memory.copy_within(start + end..start + rx_len, start);
-            self.conns[i].rx_len = rx_len - end;
+            self.conns.consume(i, end);
         }
     }
 
@@ -121,19 +96,8 @@ impl Producer<'_> {
         let Ok(correlation_id) = Reader::new(frame).get_i32() else {
             return self.close_conn(now, i, ConnError::Malformed(crate::protocol::DecodeError::Truncated));
         };
-        // Answers come in request order. An acks=0 request at the front was answered by a real
-        // Kafka broker with silence, by Tansu or the mock with a response: drop it either way.
-        let request = loop {
-            match self.conns[i].in_flight.front().copied() {
-                Some(f) if f.correlation_id == correlation_id => {
-                    self.conns[i].in_flight.pop_front();
-                    break f;
-                }
-                Some(f) if f.optional => {
-                    self.conns[i].in_flight.pop_front();
-                }
-                _ => return self.close_conn(now, i, ConnError::UnexpectedCorrelationId(correlation_id)),
-            }
+        let Some(request) = self.conns.take_answered(i, correlation_id) else {
+            return self.close_conn(now, i, ConnError::UnexpectedCorrelationId(correlation_id));
         };
         let latency = now.saturating_since(request.sent_at).as_millis();
         self.metrics.responses += 1;
@@ -229,20 +193,11 @@ impl Producer<'_> {
     /// Closes connection `i`: its requests are failed (batches go back to be retried) and it
     /// may reconnect after a backoff.
     pub(crate) fn close_conn(&mut self, now: Instant, i: usize, why: ConnError) {
-        let c = &mut self.conns[i];
-        debug!("closing {}:{}: {}", c.host.as_str(), c.port, why);
+        debug!("closing {}:{}: {}", self.conns[i].host.as_str(), self.conns[i].port, why);
         self.metrics.disconnects += 1;
         self.metrics.last_connection_error = Some(why);
-        if matches!(c.state, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready) {
-            c.close_pending = Some(ConnId::new(i, c.generation));
-        }
-        c.generation = c.generation.wrapping_add(1);
-        c.tx = None;
-        c.rx_len = 0;
-        c.connect_pending = false;
-        c.failures += 1;
-        let failures = c.failures;
-        while let Some(request) = self.conns[i].in_flight.pop_front() {
+        let failures = self.conns.lose(i);
+        while let Some(request) = self.conns.pop_request(i) {
             self.fail_request(now, i, request);
         }
         let wait = super::backoff(
@@ -285,9 +240,7 @@ impl Producer<'_> {
 
     /// Asks for connections that have work and hands out `Close` for idle ones after `close`.
     pub(crate) fn schedule(&mut self, now: Instant) {
-        let anyone_up = self.conns.iter().any(|c| {
-            matches!(c.state, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready)
-        });
+        let anyone_up = self.conns.any_open();
         let control_wanted = self.metadata.wanted || self.idempotence.is_wanted();
         let mut need_control = control_wanted && !anyone_up && self.closing.is_none();
         // Prefer brokers we know over bootstrap addresses.
@@ -303,9 +256,7 @@ impl Producer<'_> {
                     if control {
                         need_control = false;
                     }
-                    let c = &mut self.conns[i];
-                    c.state = ConnState::Connecting { since: now };
-                    c.connect_pending = true;
+                    self.conns.connect(i, now);
                 }
             }
         }
@@ -317,18 +268,7 @@ impl Producer<'_> {
         if self.closing.is_none() || !self.batches.all_free() {
             return;
         }
-        for i in 0..self.conns.len() {
-            let c = &mut self.conns[i];
-            if matches!(c.state, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready) {
-                c.close_pending = Some(ConnId::new(i, c.generation));
-                c.generation = c.generation.wrapping_add(1);
-                c.state = ConnState::Idle;
-                c.in_flight.clear();
-                c.tx = None;
-                c.rx_len = 0;
-                c.connect_pending = false;
-            }
-        }
+        self.conns.close_all();
         self.metadata.in_flight = false;
     }
 
@@ -339,13 +279,10 @@ impl Producer<'_> {
 
     /// Connection events: `Close` first, then `Connect`.
     pub(crate) fn poll_conn_event(&mut self) -> Option<Event<'_>> {
-        if let Some(c) = self.conns.iter_mut().find(|c| c.close_pending.is_some()) {
-            return c.close_pending.take().map(|conn| Event::Close { conn });
-        }
-        let i = self.conns.iter().position(|c| c.connect_pending)?;
-        let c = &mut self.conns[i];
-        c.connect_pending = false;
-        Some(Event::Connect { conn: ConnId::new(i, c.generation), host: &c.host, port: c.port })
+        Some(match self.conns.poll_event()? {
+            (conn, None) => Event::Close { conn },
+            (conn, Some((host, port))) => Event::Connect { conn, host, port },
+        })
     }
 
     /// The next bytes to send: part or all of a request on one connection.
@@ -369,7 +306,7 @@ impl Producer<'_> {
     /// Like [`Producer::poll_transmit`], for one connection only: for transports whose sockets
     /// each have their own send buffer (pass at most its free space as `buf`).
     pub fn poll_transmit_to(&mut self, now: Instant, conn: ConnId, buf: &mut [u8]) -> Option<usize> {
-        let i = self.live(conn)?;
+        let i = self.conns.live(conn)?;
         if buf.is_empty() {
             return None;
         }
@@ -385,17 +322,12 @@ impl Producer<'_> {
     /// The ready connection with the fewest requests in flight: where Metadata and
     /// InitProducerId go.
     pub(crate) fn control_conn(&self) -> Option<usize> {
-        (0..self.conns.len())
-            .filter(|&i| self.conns[i].state == ConnState::Ready && self.conns[i].tx.is_none())
-            .min_by_key(|&i| self.conns[i].in_flight.iter().filter(|f| !f.optional).count())
+        self.conns.control()
     }
 
     /// Whether connection `i` may start another request (below `max.in.flight`).
     pub(crate) fn can_start(&self, i: usize) -> bool {
-        let c = &self.conns[i];
-        c.tx.is_none()
-            && c.in_flight.iter().filter(|f| !f.optional).count()
-                < usize::from(self.config.max_in_flight_requests_per_connection)
+        self.conns.can_start(i, self.config.max_in_flight_requests_per_connection)
     }
 
     /// Starts the next request on connection `i`, if it has one to send.
@@ -441,25 +373,14 @@ impl Producer<'_> {
             }
             _ => return,
         };
-        let c = &mut self.conns[i];
-        c.correlation_id = c.correlation_id.wrapping_add(1) & i32::MAX;
-        let optional = matches!(kind, RequestKind::Produce { acks0: true, .. });
-        let request = InFlight { correlation_id: c.correlation_id, kind, version, sent_at: now, optional };
-        if c.in_flight.len() == CONN_QUEUE {
-            // Only optional entries can be in the way (busy < max in flight <= 5 < CONN_QUEUE).
-            c.in_flight.pop_front();
-        }
-        // Room was made just above.
-        let _ = c.in_flight.push_back(request);
+        let request = self.conns.start(i, kind, version, now);
         let mut counter = Writer::counting();
         self.encode(&mut counter, &request);
         self.conns[i].tx = Some(Outgoing { request, written: 0, total: counter.position() });
     }
 
     pub(crate) fn any_produce_in_flight(&self) -> bool {
-        self.conns
-            .iter()
-            .any(|c| c.in_flight.iter().any(|f| matches!(f.kind, RequestKind::Produce { acks0: false, .. })))
+        self.conns.any_produce_in_flight()
     }
 
     /// Topics to ask about: every topic in use, as a bit per topic slot.
@@ -484,8 +405,8 @@ impl Producer<'_> {
         let len = w.filled();
         self.metrics.bytes_written += len as u64;
         let written = out.written + len;
+        let conn = self.conns.id(i);
         let c = &mut self.conns[i];
-        let conn = ConnId::new(i, c.generation);
         if written >= out.total {
             c.tx = None;
             if let RequestKind::Produce { head, acks0: true } = out.request.kind {
