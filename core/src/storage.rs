@@ -5,103 +5,13 @@
 //! (a host's batch memory is too large for a stack-built array). Slot types are public so that
 //! storage can be declared, but their contents are private to the core.
 
-use heapless::String;
-
-use crate::producer::batches::BatchId;
 pub use crate::producer::batches::BatchSlot;
 pub use crate::producer::connections::ConnSlot;
-use crate::producer::idempotence::PartitionSequence;
-use crate::time::Instant;
-
-/// "No slot" in the `u16` links between topic and partition slots.
-pub(crate) const NIL: u16 = u16::MAX;
+pub use crate::producer::topics::{PartitionSlot, TopicSlot};
 /// Longest broker host name kept.
 pub const HOST_MAX: usize = 128;
 /// Longest topic name Kafka allows.
 pub const TOPIC_MAX: usize = 249;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TopicState {
-    Free,
-    /// Named by a `send`; no metadata yet.
-    Pending,
-    /// The broker answered with an error for it.
-    Error(crate::protocol::ErrorCode),
-    /// Partitions `first..first + count` of the partition table.
-    Known {
-        first: u16,
-        count: u16,
-    },
-}
-
-/// One topic's bookkeeping.
-#[derive(Debug, Clone)]
-pub struct TopicSlot {
-    pub(crate) name: String<TOPIC_MAX>,
-    pub(crate) state: TopicState,
-    pub(crate) last_used: Instant,
-    /// Batch that null-key records currently stick to.
-    pub(crate) sticky_batch: Option<BatchId>,
-    pub(crate) sticky_partition: i32,
-}
-
-impl TopicSlot {
-    pub const EMPTY: Self = Self {
-        name: String::new(),
-        state: TopicState::Free,
-        last_used: Instant::ZERO,
-        sticky_batch: None,
-        sticky_partition: -1,
-    };
-}
-
-impl Default for TopicSlot {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
-
-/// One partition's bookkeeping: its leader, its queue of batches, its sequence numbers.
-#[derive(Debug, Clone)]
-pub struct PartitionSlot {
-    pub(crate) topic: u16,
-    pub(crate) partition: i32,
-    /// Leader broker id, -1 when there is none.
-    pub(crate) leader: i32,
-    pub(crate) leader_epoch: i32,
-    /// Batches in send order.
-    pub(crate) head: Option<BatchId>,
-    pub(crate) tail: Option<BatchId>,
-    /// Its sequence numbers (idempotence).
-    pub(crate) seq: PartitionSequence,
-    /// Token namespace: tokens are `uid << 32 | counter`.
-    pub(crate) uid: u32,
-    pub(crate) next_token: u32,
-}
-
-impl PartitionSlot {
-    pub const EMPTY: Self = Self {
-        topic: NIL,
-        partition: -1,
-        leader: -1,
-        leader_epoch: -1,
-        head: None,
-        tail: None,
-        seq: PartitionSequence::EMPTY,
-        uid: 0,
-        next_token: 0,
-    };
-
-    pub(crate) fn is_free(&self) -> bool {
-        self.topic == NIL
-    }
-}
-
-impl Default for PartitionSlot {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
-
 /// The slices a producer borrows. Build it from [`Resources`], or from host allocations.
 #[derive(Debug)]
 pub struct Storage<'a> {

@@ -4,10 +4,10 @@ use heapless::String;
 
 use super::batches::BatchStatus;
 use super::connections::{ConnSlot, ConnState};
+use super::topics::TopicState;
 use super::Producer;
 use crate::protocol::metadata::{MetadataResponse, TopicMetadata};
 use crate::protocol::{DecodeError, ErrorCode};
-use crate::storage::{PartitionSlot, TopicState};
 use crate::time::{Duration, Instant};
 
 impl Producer<'_> {
@@ -127,49 +127,21 @@ impl Producer<'_> {
         leaderless
     }
 
-    /// A run of `count` partition slots for topic `t`, moving its existing slots (and the batches
-    /// that point at them) if it grew.
+    /// A run of `count` partition slots for topic `t`; batches follow partitions that move.
     fn allocate_partitions(&mut self, t: usize, count: u16, state: TopicState) -> Option<u16> {
         let old = match state {
             TopicState::Known { first, count } => Some((first, count)),
             _ => None,
         };
-        let n = usize::from(count);
-        let free_or_old = |i: usize, slots: &[PartitionSlot]| {
-            slots[i].is_free() || old.is_some_and(|(f, c)| (usize::from(f)..usize::from(f + c)).contains(&i))
-        };
-        let start = (0..=self.partitions.len().checked_sub(n)?)
-            .find(|&s| (s..s + n).all(|i| free_or_old(i, self.partitions)))?;
-        if let Some((first, old_count)) = old {
-            // Move old slots into the new run, back to front if the runs overlap upwards.
-            let moves: &mut dyn Iterator<Item = u16> =
-                if start > usize::from(first) { &mut (0..old_count).rev() } else { &mut (0..old_count) };
-            for k in moves {
-                let from = usize::from(first + k);
-                let to = start + usize::from(k);
-                if from != to {
-                    self.partitions[to] = self.partitions[from].clone();
-                    self.partitions[from] = PartitionSlot::EMPTY;
-                    for b in self.batches.ids() {
-                        let b = &mut self.batches[b];
-                        if b.status != BatchStatus::Free && usize::from(b.partition) == from {
-                            b.partition = to as u16;
-                        }
-                    }
+        let batches = &mut self.batches;
+        self.partitions.allocate(t, count, old, &mut |from, to| {
+            for b in batches.ids() {
+                let b = &mut batches[b];
+                if b.status != BatchStatus::Free && usize::from(b.partition) == from {
+                    b.partition = to as u16;
                 }
             }
-        }
-        let already = old.map_or(0, |(_, c)| c);
-        for k in already..count {
-            let uid = self.next_partition_uid;
-            self.next_partition_uid = self.next_partition_uid.wrapping_add(1).max(1);
-            self.partitions[start + usize::from(k)] =
-                PartitionSlot { topic: t as u16, partition: i32::from(k), uid, ..PartitionSlot::EMPTY };
-        }
-        for k in 0..count {
-            self.partitions[start + usize::from(k)].topic = t as u16;
-        }
-        Some(start as u16)
+        })
     }
 
     /// Makes sure every leader of our partitions has a connection slot, reusing idle slots whose

@@ -45,15 +45,19 @@
 //! # let _ = wake_at;
 //! ```
 
+// The owners: each holds its state and its transitions, and imports nothing from this file.
 pub(crate) mod batches;
-pub mod bootstrap;
-mod cluster;
-mod complete;
 pub(crate) mod connections;
-mod drain;
 mod event;
 pub(crate) mod idempotence;
 mod metrics;
+pub(crate) mod topics;
+// The paths between them, as `impl Producer` blocks: a record's way, in order.
+mod accumulator;
+pub mod bootstrap;
+mod cluster;
+mod outcomes;
+mod requests;
 mod transport;
 
 use heapless::String;
@@ -64,14 +68,15 @@ use self::connections::{ConnState, ConnTable};
 pub use self::event::{Event, Transmit};
 use self::idempotence::Idempotence;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
+use self::topics::{PartitionTable, TopicState, TopicTable};
 use crate::config::{Acks, Config, ConfigError};
 use crate::error::{DeliveryError, SendError};
-use crate::partitioner::{self, Partitioner};
-use crate::protocol::record_batch::{self, BatchBuilder, PushError};
+use crate::partitioner::Partitioner;
+use crate::protocol::record_batch::{self, BatchBuilder};
 use crate::protocol::ErrorCode;
 use crate::rand::Rng;
-use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
-use crate::storage::{PartitionSlot, Storage, TopicSlot, TopicState};
+use crate::record::{is_valid_topic_name, Accepted, Record};
+use crate::storage::Storage;
 use crate::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -99,8 +104,8 @@ pub struct Producer<'a> {
     rng: Rng,
     batches: BatchTable<'a>,
     conns: ConnTable<'a>,
-    topics: &'a mut [TopicSlot],
-    partitions: &'a mut [PartitionSlot],
+    topics: TopicTable<'a>,
+    partitions: PartitionTable<'a>,
     partitioner: Option<&'a mut (dyn Partitioner + Send)>,
     metadata: MetadataState,
     idempotence: Idempotence,
@@ -108,7 +113,6 @@ pub struct Producer<'a> {
     closing: Option<Instant>,
     fatal: Option<ErrorCode>,
     report: Option<ReportCursor>,
-    next_partition_uid: u32,
     /// Offset from `Instant` to Unix time, for record timestamps.
     unix_offset_ms: i64,
     /// Where the next drain starts, so that no partition starves.
@@ -162,18 +166,12 @@ impl<'a> Producer<'a> {
         if topics.is_empty() || topics.len() > 64 {
             return Err(ConfigError::Capacity("between 1 and 64 topic slots are needed"));
         }
-        if partitions.is_empty() || partitions.len() >= usize::from(crate::storage::NIL) {
+        if partitions.is_empty() || partitions.len() >= usize::from(topics::NIL) {
             return Err(ConfigError::Capacity("between 1 and 65534 partition slots are needed"));
         }
         let bootstrap_count = bootstrap::parse(&config.bootstrap_servers).count();
         if bootstrap_count > conns.len() {
             return Err(ConfigError::Capacity("more bootstrap servers than connection slots"));
-        }
-        for slot in topics.iter_mut() {
-            *slot = TopicSlot::EMPTY;
-        }
-        for slot in partitions.iter_mut() {
-            *slot = PartitionSlot::EMPTY;
         }
         let mut conns = ConnTable::new(conns, rx_memory);
         for (i, entry) in bootstrap::parse(&config.bootstrap_servers).enumerate() {
@@ -193,8 +191,8 @@ impl<'a> Producer<'a> {
             rng,
             batches,
             conns,
-            topics,
-            partitions,
+            topics: TopicTable::new(topics),
+            partitions: PartitionTable::new(partitions),
             partitioner: None,
             metadata: MetadataState {
                 wanted: true,
@@ -207,7 +205,6 @@ impl<'a> Producer<'a> {
             closing: None,
             fatal: None,
             report: None,
-            next_partition_uid: 1,
             unix_offset_ms: 0,
             drain_cursor: 0,
             metrics: Metrics::default(),
@@ -274,167 +271,17 @@ impl<'a> Producer<'a> {
         Ok(Accepted { token, partition, timestamp })
     }
 
-    fn choose_partition(
-        &mut self,
-        topic: usize,
-        record: &Record<'_>,
-        count: i32,
-    ) -> Result<i32, SendError<'static>> {
-        let chosen = match record.partition {
-            Some(p) => Some(p),
-            None => match self.partitioner.as_mut() {
-                Some(custom) => custom.partition(record.topic, record.key, record.value, count),
-                None => None,
-            },
-        };
-        match (chosen, record.key) {
-            (Some(p), _) if !(0..count).contains(&p) => {
-                Err(SendError::PartitionOutOfRange { partition: p, count })
-            }
-            (Some(p), _) => Ok(p),
-            (None, Some(key)) => Ok(partitioner::partition_for_key(key, count)),
-            (None, None) => Ok(self.sticky_partition(topic, count)),
-        }
-    }
-
-    /// The partition null-key records of `topic` go to: the current sticky one until the batch
-    /// they fill is closed, then another, chosen at random among partitions with a leader.
-    fn sticky_partition(&mut self, topic: usize, count: i32) -> i32 {
-        let t = &self.topics[topic];
-        let TopicState::Known { first, .. } = t.state else { return 0 };
-        let current = t.sticky_partition;
-        if (0..count).contains(&current) {
-            let slot = usize::from(first) + current as usize;
-            let keep = t.sticky_batch.is_none_or(|b| {
-                let b = &self.batches[b];
-                b.status == BatchStatus::Open && usize::from(b.partition) == slot
-            });
-            if keep {
-                return current;
-            }
-        }
-        // Prefer a partition with a leader, and a different one from last time.
-        let eligible = |p: i32, partitions: &[PartitionSlot]| {
-            partitions[usize::from(first) + p as usize].leader >= 0 && (p != current || count == 1)
-        };
-        let available = (0..count).filter(|&p| eligible(p, self.partitions)).count() as u32;
-        let pick = if available == 0 {
-            self.rng.below(count as u32) as i32
-        } else {
-            let n = self.rng.below(available) as usize;
-            (0..count).filter(|&p| eligible(p, self.partitions)).nth(n).unwrap_or(0)
-        };
-        let t = &mut self.topics[topic];
-        t.sticky_partition = pick;
-        t.sticky_batch = None;
-        pick
-    }
-
-    /// Appends to the partition's open batch, opening a new one if needed.
-    fn append<'r>(
-        &mut self,
-        now: Instant,
-        topic: usize,
-        slot: usize,
-        record: &Record<'r>,
-        timestamp: i64,
-    ) -> Result<RecordToken, SendError<'r>> {
-        let tail = self.partitions[slot].tail.filter(|&b| self.batches[b].status == BatchStatus::Open);
-        if let Some(tail) = tail {
-            match self.push(tail, record, timestamp) {
-                Ok(()) => return Ok(self.issue_token(topic, slot, tail)),
-                Err(PushError::Full { .. }) => self.batches[tail].status = BatchStatus::Closed,
-                Err(PushError::TooLarge) => {
-                    return Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size })
-                }
-            }
-        }
-        let p = &mut self.partitions[slot];
-        let first_token = (u64::from(p.uid) << 32) | u64::from(p.next_token);
-        let Some(b) = self.batches.open(slot as u16, now, first_token) else {
-            return Err(SendError::QueueFull(*record));
-        };
-        match p.tail {
-            None => p.head = Some(b),
-            Some(tail) => self.batches[tail].next_in_partition = Some(b),
-        }
-        p.tail = Some(b);
-        self.metrics.batches_created += 1;
-        // A new batch may need its leader's connection opened.
-        self.schedule(now);
-        match self.push(b, record, timestamp) {
-            Ok(()) => Ok(self.issue_token(topic, slot, b)),
-            // `send` checked the record fits an empty batch; should that ever be wrong, the
-            // empty batch stays open and the record is refused.
-            Err(_) => Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size }),
-        }
-    }
-
-    fn push(&mut self, b: BatchId, record: &Record<'_>, timestamp: i64) -> Result<(), PushError> {
-        self.batches.push(b, timestamp, record.key, record.value, record.headers)
-    }
-
-    fn issue_token(&mut self, topic: usize, slot: usize, batch: BatchId) -> RecordToken {
-        let p = &mut self.partitions[slot];
-        let token = RecordToken((u64::from(p.uid) << 32) | u64::from(p.next_token));
-        p.next_token = p.next_token.wrapping_add(1);
-        let t = &mut self.topics[topic];
-        if t.sticky_partition == p.partition {
-            t.sticky_batch = Some(batch);
-        }
-        token
-    }
-
-    /// The topic slot for `name`, added if new.
+    /// The topic slot for `name`, added if new. A slot is never reclaimed while a Metadata
+    /// request naming topics by slot is being written.
     fn topic_slot(&mut self, now: Instant, name: &str) -> Option<usize> {
-        if let Some(i) = self.topics.iter().position(|t| t.state != TopicState::Free && t.name == name) {
-            self.topics[i].last_used = now;
-            return Some(i);
+        if let Some(t) = self.topics.find(now, name) {
+            return Some(t);
         }
-        let i = self.free_topic_slot(now)?;
-        let t = &mut self.topics[i];
-        *t = TopicSlot::EMPTY;
-        t.name = String::try_from(name).ok()?;
-        t.state = TopicState::Pending;
-        t.last_used = now;
-        Some(i)
-    }
-
-    /// A free topic slot, reclaiming one idle past `metadata.max.idle.ms` with nothing queued if
-    /// need be. Never while a Metadata request naming topics by slot is being written.
-    fn free_topic_slot(&mut self, now: Instant) -> Option<usize> {
-        if let Some(i) = self.topics.iter().position(|t| t.state == TopicState::Free) {
-            return Some(i);
-        }
-        if self.conns.iter().any(|c| {
+        let writing_metadata = self.conns.iter().any(|c| {
             c.tx.is_some_and(|o| matches!(o.request.kind, connections::RequestKind::Metadata { .. }))
-        }) {
-            return None;
-        }
+        });
         let idle = Duration::from_millis(u64::from(self.config.metadata_max_idle_ms));
-        let i = (0..self.topics.len()).find(|&i| {
-            now.saturating_since(self.topics[i].last_used) >= idle && !self.topic_has_batches(i)
-        })?;
-        self.release_topic(i);
-        Some(i)
-    }
-
-    fn topic_has_batches(&self, topic: usize) -> bool {
-        match self.topics[topic].state {
-            TopicState::Known { first, count } => {
-                (first..first + count).any(|p| self.partitions[usize::from(p)].head.is_some())
-            }
-            _ => false,
-        }
-    }
-
-    fn release_topic(&mut self, topic: usize) {
-        if let TopicState::Known { first, count } = self.topics[topic].state {
-            for p in first..first + count {
-                self.partitions[usize::from(p)] = PartitionSlot::EMPTY;
-            }
-        }
-        self.topics[topic] = TopicSlot::EMPTY;
+        self.topics.add(now, name, &mut self.partitions, !writing_metadata, idle)
     }
 
     /// Makes every batch sendable now, whatever `linger.ms` says.

@@ -274,7 +274,7 @@ impl<'a> Producer<'a> {
 
     /// Whether broker `node` leads a partition with batches waiting.
     fn leads_work(&self, node: i32) -> bool {
-        self.partitions.iter().any(|p| p.leader == node && p.head.is_some())
+        self.partitions.leads_work(node)
     }
 
     /// Connection events: `Close` first, then `Connect`.
@@ -386,14 +386,7 @@ impl<'a> Producer<'a> {
     /// Topics to ask about: every topic in use, as a bit per topic slot.
     fn metadata_topics(&self, now: Instant) -> u64 {
         let idle = Duration::from_millis(u64::from(self.config.metadata_max_idle_ms));
-        let mut mask = 0u64;
-        for (t, slot) in self.topics.iter().enumerate() {
-            let in_use = now.saturating_since(slot.last_used) < idle || self.topic_has_batches(t);
-            if slot.state != crate::storage::TopicState::Free && in_use {
-                mask |= 1 << t;
-            }
-        }
-        mask
+        self.topics.in_use(now, idle, &self.partitions)
     }
 
     /// Writes the next part of connection `i`'s current request into `buf`.

@@ -4,12 +4,12 @@
 use super::batches::{BatchId, BatchStatus, BatchTable, RequestTag};
 use super::connections::RequestKind;
 use super::idempotence::next_sequence;
+use super::topics::{PartitionTable, TopicTable};
 use super::Producer;
 use crate::protocol::header::{ApiKey, Request};
 use crate::protocol::produce;
 use crate::protocol::record_batch::{self, ProducerState};
 use crate::protocol::Writer;
-use crate::storage::TopicSlot;
 use crate::time::{Duration, Instant};
 
 /// Request bytes beyond the batches: header, acks, timeout, per-topic and per-partition fields.
@@ -23,7 +23,7 @@ impl Producer<'_> {
             return None;
         }
         let node = self.conns[i].node_id;
-        if node < 0 || self.partitions.is_empty() {
+        if node < 0 || self.partitions.len() == 0 {
             return None;
         }
         let correlation_id = self.conns.next_correlation_id(i);
@@ -197,8 +197,8 @@ impl Producer<'_> {
         ProduceBody {
             head,
             batches: &self.batches,
-            partitions: self.partitions,
-            topics: self.topics,
+            partitions: &self.partitions,
+            topics: &self.topics,
             acks: self.config.acks.as_i16(),
             timeout_ms: self.config.request_timeout_ms as i32,
             transactional_id: self.config.transactional_id.as_deref(),
@@ -210,8 +210,8 @@ impl Producer<'_> {
 pub(crate) struct ProduceBody<'p> {
     head: BatchId,
     batches: &'p BatchTable<'p>,
-    partitions: &'p [crate::storage::PartitionSlot],
-    topics: &'p [TopicSlot],
+    partitions: &'p PartitionTable<'p>,
+    topics: &'p TopicTable<'p>,
     acks: i16,
     timeout_ms: i32,
     transactional_id: Option<&'p str>,

@@ -1,0 +1,125 @@
+//! The accumulator: a sent record's way into a batch — its partition (explicit, custom,
+//! murmur2 for keys, sticky for null keys), the partition's open batch or a new one, and the
+//! token its delivery report will carry.
+
+use super::batches::{BatchId, BatchStatus};
+use super::topics::{PartitionTable, TopicState};
+use super::Producer;
+use crate::error::SendError;
+use crate::partitioner;
+use crate::protocol::record_batch::PushError;
+use crate::record::{Record, RecordToken};
+use crate::time::Instant;
+
+impl Producer<'_> {
+    pub(super) fn choose_partition(
+        &mut self,
+        topic: usize,
+        record: &Record<'_>,
+        count: i32,
+    ) -> Result<i32, SendError<'static>> {
+        let chosen = match record.partition {
+            Some(p) => Some(p),
+            None => match self.partitioner.as_mut() {
+                Some(custom) => custom.partition(record.topic, record.key, record.value, count),
+                None => None,
+            },
+        };
+        match (chosen, record.key) {
+            (Some(p), _) if !(0..count).contains(&p) => {
+                Err(SendError::PartitionOutOfRange { partition: p, count })
+            }
+            (Some(p), _) => Ok(p),
+            (None, Some(key)) => Ok(partitioner::partition_for_key(key, count)),
+            (None, None) => Ok(self.sticky_partition(topic, count)),
+        }
+    }
+
+    /// The partition null-key records of `topic` go to: the current sticky one until the batch
+    /// they fill is closed, then another, chosen at random among partitions with a leader.
+    fn sticky_partition(&mut self, topic: usize, count: i32) -> i32 {
+        let t = &self.topics[topic];
+        let TopicState::Known { first, .. } = t.state else { return 0 };
+        let current = t.sticky_partition;
+        if (0..count).contains(&current) {
+            let slot = usize::from(first) + current as usize;
+            let keep = t.sticky_batch.is_none_or(|b| {
+                let b = &self.batches[b];
+                b.status == BatchStatus::Open && usize::from(b.partition) == slot
+            });
+            if keep {
+                return current;
+            }
+        }
+        // Prefer a partition with a leader, and a different one from last time.
+        let eligible = |p: i32, partitions: &PartitionTable<'_>| {
+            partitions[usize::from(first) + p as usize].leader >= 0 && (p != current || count == 1)
+        };
+        let available = (0..count).filter(|&p| eligible(p, &self.partitions)).count() as u32;
+        let pick = if available == 0 {
+            self.rng.below(count as u32) as i32
+        } else {
+            let n = self.rng.below(available) as usize;
+            (0..count).filter(|&p| eligible(p, &self.partitions)).nth(n).unwrap_or(0)
+        };
+        let t = &mut self.topics[topic];
+        t.sticky_partition = pick;
+        t.sticky_batch = None;
+        pick
+    }
+
+    /// Appends to the partition's open batch, opening a new one if needed.
+    pub(super) fn append<'r>(
+        &mut self,
+        now: Instant,
+        topic: usize,
+        slot: usize,
+        record: &Record<'r>,
+        timestamp: i64,
+    ) -> Result<RecordToken, SendError<'r>> {
+        let tail = self.partitions[slot].tail.filter(|&b| self.batches[b].status == BatchStatus::Open);
+        if let Some(tail) = tail {
+            match self.push(tail, record, timestamp) {
+                Ok(()) => return Ok(self.issue_token(topic, slot, tail)),
+                Err(PushError::Full { .. }) => self.batches[tail].status = BatchStatus::Closed,
+                Err(PushError::TooLarge) => {
+                    return Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size })
+                }
+            }
+        }
+        let p = &mut self.partitions[slot];
+        let first_token = (u64::from(p.uid) << 32) | u64::from(p.next_token);
+        let Some(b) = self.batches.open(slot as u16, now, first_token) else {
+            return Err(SendError::QueueFull(*record));
+        };
+        match p.tail {
+            None => p.head = Some(b),
+            Some(tail) => self.batches[tail].next_in_partition = Some(b),
+        }
+        p.tail = Some(b);
+        self.metrics.batches_created += 1;
+        // A new batch may need its leader's connection opened.
+        self.schedule(now);
+        match self.push(b, record, timestamp) {
+            Ok(()) => Ok(self.issue_token(topic, slot, b)),
+            // `send` checked the record fits an empty batch; should that ever be wrong, the
+            // empty batch stays open and the record is refused.
+            Err(_) => Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size }),
+        }
+    }
+
+    fn push(&mut self, b: BatchId, record: &Record<'_>, timestamp: i64) -> Result<(), PushError> {
+        self.batches.push(b, timestamp, record.key, record.value, record.headers)
+    }
+
+    fn issue_token(&mut self, topic: usize, slot: usize, batch: BatchId) -> RecordToken {
+        let p = &mut self.partitions[slot];
+        let token = RecordToken((u64::from(p.uid) << 32) | u64::from(p.next_token));
+        p.next_token = p.next_token.wrapping_add(1);
+        let t = &mut self.topics[topic];
+        if t.sticky_partition == p.partition {
+            t.sticky_batch = Some(batch);
+        }
+        token
+    }
+}
