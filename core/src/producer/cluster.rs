@@ -20,9 +20,7 @@ impl Producer<'_> {
         asked: u64,
     ) -> Result<(), DecodeError> {
         let resp = MetadataResponse::decode(body, version)?;
-        self.metadata.in_flight = false;
-        self.metadata.last_refresh = now;
-        self.metadata.not_before = now + Duration::from_millis(u64::from(self.config.retry_backoff_ms));
+        self.metadata.answered(now, Duration::from_millis(u64::from(self.config.retry_backoff_ms)));
         self.update_brokers(now, &resp);
         let mut again = false;
         for t in 0..self.topics.len() {
@@ -45,7 +43,7 @@ impl Producer<'_> {
         }
         self.connect_leaders(&resp);
         if again {
-            self.metadata.wanted = true;
+            self.metadata.want();
         }
         self.schedule(now);
         Ok(())

@@ -50,6 +50,7 @@ pub(crate) mod batches;
 pub(crate) mod connections;
 mod event;
 pub(crate) mod idempotence;
+mod metadata;
 mod metrics;
 pub(crate) mod topics;
 // The paths between them, as `impl Producer` blocks: a record's way, in order.
@@ -67,6 +68,7 @@ pub use self::connections::ConnId;
 use self::connections::{ConnState, ConnTable};
 pub use self::event::{Event, Transmit};
 use self::idempotence::Idempotence;
+use self::metadata::MetadataState;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use self::topics::{PartitionTable, TopicState, TopicTable};
 use crate::config::{Acks, Config, ConfigError};
@@ -78,18 +80,6 @@ use crate::rand::Rng;
 use crate::record::{is_valid_topic_name, Accepted, Record};
 use crate::storage::Storage;
 use crate::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy)]
-struct MetadataState {
-    /// A refresh is due.
-    wanted: bool,
-    in_flight: bool,
-    last_refresh: Instant,
-    /// Earliest time for the next request (backoff between refreshes).
-    not_before: Instant,
-    /// Topics (a bit per slot) the request in flight asks about.
-    asked: u64,
-}
 
 /// Delivery reports of one batch being handed out record by record.
 #[derive(Debug, Clone, Copy)]
@@ -194,13 +184,7 @@ impl<'a> Producer<'a> {
             topics: TopicTable::new(topics),
             partitions: PartitionTable::new(partitions),
             partitioner: None,
-            metadata: MetadataState {
-                wanted: true,
-                in_flight: false,
-                last_refresh: now,
-                not_before: now,
-                asked: 0,
-            },
+            metadata: MetadataState::new(now),
             idempotence,
             closing: None,
             fatal: None,
@@ -255,7 +239,7 @@ impl<'a> Producer<'a> {
             }
             _ => {
                 // Unless the request in flight already asks about this topic.
-                if !(self.metadata.in_flight && self.metadata.asked & (1 << topic) != 0) {
+                if !self.metadata.asking_about(topic) {
                     self.want_metadata();
                 }
                 self.schedule(now);
@@ -344,7 +328,7 @@ impl<'a> Producer<'a> {
     }
 
     fn want_metadata(&mut self) {
-        self.metadata.wanted = true;
+        self.metadata.want();
     }
 
     fn retry_backoff(&mut self, attempts: u32) -> Duration {
@@ -381,9 +365,9 @@ impl<'a> Producer<'a> {
         }
         let control = self.control_conn().is_some_and(|i| self.can_start(i));
         let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
-        t = t.min(self.metadata.last_refresh + max_age);
-        if self.metadata.wanted && !self.metadata.in_flight && control {
-            t = t.min(self.metadata.not_before);
+        t = t.min(self.metadata.expires(max_age));
+        if let Some(at) = self.metadata.next_request().filter(|_| control) {
+            t = t.min(at);
         }
         if self.idempotence.is_wanted() && control && !self.any_produce_in_flight() {
             t = t.min(self.idempotence.next_attempt());
@@ -426,7 +410,7 @@ impl<'a> Producer<'a> {
             }
         }
         let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
-        if self.metadata.last_refresh + max_age <= now {
+        if self.metadata.expires(max_age) <= now {
             self.want_metadata();
         }
         self.expire_batches(now);

@@ -216,8 +216,7 @@ impl<'a> Producer<'a> {
         match request.kind {
             RequestKind::ApiVersions => {}
             RequestKind::Metadata { .. } => {
-                self.metadata.in_flight = false;
-                self.metadata.wanted = true;
+                self.metadata.lost();
             }
             RequestKind::InitProducerId { .. } => {
                 if let Some(failures) = self.idempotence.on_request_lost() {
@@ -241,7 +240,7 @@ impl<'a> Producer<'a> {
     /// Asks for connections that have work and hands out `Close` for idle ones after `close`.
     pub(crate) fn schedule(&mut self, now: Instant) {
         let anyone_up = self.conns.any_open();
-        let control_wanted = self.metadata.wanted || self.idempotence.is_wanted();
+        let control_wanted = self.metadata.is_wanted() || self.idempotence.is_wanted();
         let mut need_control = control_wanted && !anyone_up && self.closing.is_none();
         // Prefer brokers we know over bootstrap addresses.
         for pass in 0..2 {
@@ -269,7 +268,7 @@ impl<'a> Producer<'a> {
             return;
         }
         self.conns.close_all();
-        self.metadata.in_flight = false;
+        self.metadata.abandon();
     }
 
     /// Whether broker `node` leads a partition with batches waiting.
@@ -342,15 +341,9 @@ impl<'a> Producer<'a> {
             }
             ConnState::Ready => {
                 let produce_in_flight = self.any_produce_in_flight();
-                if control
-                    && self.metadata.wanted
-                    && !self.metadata.in_flight
-                    && now >= self.metadata.not_before
-                {
+                if control && self.metadata.due(now) {
                     let topics = self.metadata_topics(now);
-                    self.metadata.in_flight = true;
-                    self.metadata.wanted = false;
-                    self.metadata.asked = topics;
+                    self.metadata.start(topics);
                     self.metrics.metadata_requests += 1;
                     (RequestKind::Metadata { topics }, c.versions.metadata)
                 } else if control
