@@ -6,12 +6,9 @@
 //! storage can be declared, but their contents are private to the core.
 
 pub use crate::producer::batches::BatchSlot;
-pub use crate::producer::connections::ConnSlot;
-pub use crate::producer::topics::{PartitionSlot, TopicSlot};
-/// Longest broker host name kept.
-pub const HOST_MAX: usize = 128;
-/// Longest topic name Kafka allows.
-pub const TOPIC_MAX: usize = 249;
+pub use crate::producer::connections::{ConnSlot, HOST_MAX};
+pub use crate::producer::topics::{PartitionSlot, TopicSlot, TOPIC_MAX};
+
 /// The slices a producer borrows. Build it from [`Resources`], or from host allocations.
 #[derive(Debug)]
 pub struct Storage<'a> {

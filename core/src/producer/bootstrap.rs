@@ -14,7 +14,7 @@ fn parse_one(entry: &str) -> Result<(&str, u16), BadAddress> {
     let (host, port) = entry.rsplit_once(':').ok_or(BadAddress)?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     let port: u16 = port.parse().map_err(|_| BadAddress)?;
-    if host.is_empty() || port == 0 || host.len() > crate::storage::HOST_MAX {
+    if host.is_empty() || port == 0 || host.len() > super::connections::HOST_MAX {
         return Err(BadAddress);
     }
     Ok((host, port))

@@ -8,8 +8,10 @@ use core::ops::{Index, IndexMut};
 use heapless::String;
 
 use super::batches::BatchId;
-use crate::storage::HOST_MAX;
 use crate::time::Instant;
+
+/// Longest broker host name kept.
+pub const HOST_MAX: usize = 128;
 
 /// A connection, as the producer names it to the transport. Opaque; stale ids (of connections
 /// the producer has since closed) are ignored by every `handle_*` call.

@@ -10,8 +10,10 @@ use heapless::String;
 use super::batches::BatchId;
 use super::idempotence::PartitionSequence;
 use crate::protocol::ErrorCode;
-use crate::storage::TOPIC_MAX;
 use crate::time::{Duration, Instant};
+
+/// Longest topic name Kafka allows.
+pub const TOPIC_MAX: usize = 249;
 
 /// "No slot" in the `u16` links between topic and partition slots.
 pub(crate) const NIL: u16 = u16::MAX;
