@@ -151,15 +151,27 @@ fn produce_lz4_batch_and_read_back(broker: &dyn Broker, topic: &str) {
 
     let partitions = [PartitionData { index: 1, records: &buf[..n] }];
     let data = [TopicData { name: topic, partitions: &partitions }];
-    let body = conn.call(
-        produce_v,
-        &ProduceRequest { transactional_id: None, acks: -1, timeout_ms: 5000, topics: &data },
-    );
-    let resp = ProduceResponse::decode(&body, produce_v).unwrap();
-    let t = resp.responses.iter().next().unwrap();
-    assert_eq!(t.name, topic);
-    let p = t.partitions.iter().next().unwrap();
-    assert_eq!((p.index, p.error_code, p.base_offset), (1, ErrorCode::NoError, 0), "{}", broker.name());
+    // Apache Kafka names a new partition's leader in Metadata a moment before that broker
+    // takes the leadership: the first Produce can meet NOT_LEADER_OR_FOLLOWER. It is
+    // retriable, so retry it as a producer would (the batch is not written then).
+    let mut attempts = 0;
+    let (error_code, base_offset) = loop {
+        let body = conn.call(
+            produce_v,
+            &ProduceRequest { transactional_id: None, acks: -1, timeout_ms: 5000, topics: &data },
+        );
+        let resp = ProduceResponse::decode(&body, produce_v).unwrap();
+        let t = resp.responses.iter().next().unwrap();
+        assert_eq!(t.name, topic);
+        let p = t.partitions.iter().next().unwrap();
+        assert_eq!(p.index, 1);
+        attempts += 1;
+        if !p.error_code.is_retriable() || attempts == 50 {
+            break (p.error_code, p.base_offset);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!((error_code, base_offset), (ErrorCode::NoError, 0), "{}", broker.name());
 
     for consumer in [Consumer::Confluent, Consumer::KafkaPython] {
         let got = consume(&broker.bootstrap(), &[topic], sent.len(), consumer);
