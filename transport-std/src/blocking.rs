@@ -3,7 +3,13 @@
 
 use std::time::Duration;
 
-use crate::{ClientConfig, Delivery, DeliveryFuture, Error, Metrics, OwnedRecord, Producer, ProducerBuilder};
+use picokafka::Metrics;
+
+use crate::config::ClientConfig;
+use crate::delivery::{Delivery, DeliveryFuture};
+use crate::error::Error;
+use crate::producer::{Producer, ProducerBuilder};
+use crate::record::OwnedRecord;
 
 /// A producer for synchronous code.
 #[derive(Debug)]

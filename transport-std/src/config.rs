@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use picokafka::{Config, ConfigError};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Properties only the host transport reads; everything else goes to the core.
 const HOST_PROPERTIES: &[&str] = &[

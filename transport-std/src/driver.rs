@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use picokafka::storage::{BatchSlot, ConnSlot, PartitionSlot, TopicSlot};
-use picokafka::{
-    ConnId, DeliveryError, Event, Header, Instant, Metrics, Producer as Core, Record, SendError, Storage,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use picokafka::{ConnId, Event, Header, Instant, Metrics, Producer as Core, Record, SendError, Storage};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::producer::{Reply, Shared, Staged};
-use crate::{Delivery, Error};
+use crate::delivery::Delivery;
+use crate::error::{map_send_error, Error};
+use crate::outstanding::{Outstanding, Outstandings};
+use crate::shared::{Shared, Staged};
+use crate::socket::{self, BufPool, Io, Socket, WRITE_TIMEOUT};
+
+/// Bytes `poll_transmit` may write per call.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Requests from the handles.
 pub(crate) enum Cmd {
@@ -26,212 +28,8 @@ pub(crate) enum Cmd {
     Metrics(oneshot::Sender<(Metrics, (usize, usize), Option<String>)>),
 }
 
-/// What the socket tasks report.
-enum Io {
-    Connected {
-        conn: ConnId,
-        writer: mpsc::UnboundedSender<Vec<u8>>,
-        read: JoinHandle<()>,
-        write: JoinHandle<()>,
-    },
-    Failed {
-        conn: ConnId,
-        /// A TLS handshake that failed (untrusted certificate, wrong name, ...): it will not
-        /// heal by retrying, so records waiting for that broker fail with it.
-        tls_error: Option<String>,
-    },
-    Input {
-        conn: ConnId,
-        data: Vec<u8>,
-    },
-    Disconnected {
-        conn: ConnId,
-    },
-}
-
-enum Socket {
-    Connecting(JoinHandle<()>),
-    Open {
-        writer: Option<mpsc::UnboundedSender<Vec<u8>>>,
-        read: JoinHandle<()>,
-        write: Option<JoinHandle<()>>,
-    },
-}
-
-impl Socket {
-    /// Closes the socket the way the core asked: reading stops at once; the writer first writes
-    /// what it was given (with acks=0 those bytes are records already reported delivered), then
-    /// shuts the connection down. Returns the writer task to wait for.
-    fn close(mut self) -> Option<JoinHandle<()>> {
-        match &mut self {
-            Socket::Connecting(_) => None,
-            Socket::Open { writer, write, .. } => {
-                // Dropping the sender ends the writer's loop once the queue is written.
-                writer.take();
-                write.take()
-            }
-        }
-    }
-}
-
-impl Drop for Socket {
-    /// What is still owned is stopped: a failed connection's both directions, or the reader of
-    /// a closed one.
-    fn drop(&mut self) {
-        match self {
-            Socket::Connecting(task) => task.abort(),
-            Socket::Open { read, write, .. } => {
-                read.abort();
-                if let Some(w) = write {
-                    w.abort();
-                }
-            }
-        }
-    }
-}
-
-/// A record handed to the core, waiting for its outcome. Kept small: a closed-loop producer
-/// has one per record in its batch buffers (~300,000 with 32 MiB of 100-byte records).
-struct Outstanding {
-    reply: Reply,
-    /// The record's CreateTime, reported unless the broker stamps its own append time.
-    timestamp: i64,
-    /// Its flush epoch.
-    epoch: u64,
-    /// The low half of its token.
-    n: u32,
-}
-
-/// Bytes read per socket read.
-const READ_CHUNK: usize = 64 * 1024;
-/// Bytes `poll_transmit` may write per call.
-const WRITE_CHUNK: usize = 64 * 1024;
-/// Records handed to the core and not yet reported, per partition. A token is the partition's
-/// number (high half, never reused for another topic-partition) and a counter (low half) issued
-/// in send order, and reports come back in that order within a partition: the next report is
-/// almost always the front of its queue, so no per-record hashing or tree is needed, and the
-/// topic is kept once per partition rather than per record.
-#[derive(Default)]
-struct Outstandings {
-    by_partition: HashMap<u32, (Arc<str>, VecDeque<Outstanding>)>,
-}
-
-impl Outstandings {
-    fn push(&mut self, token: picokafka::RecordToken, topic: &Arc<str>, mut o: Outstanding) {
-        let (partition, n) = ((token.0 >> 32) as u32, token.0 as u32);
-        o.n = n;
-        self.by_partition.entry(partition).or_insert_with(|| (topic.clone(), VecDeque::new())).1.push_back(o);
-    }
-
-    fn take(&mut self, token: picokafka::RecordToken) -> Option<(Arc<str>, Outstanding)> {
-        let (partition, n) = ((token.0 >> 32) as u32, token.0 as u32);
-        let (topic, queue) = self.by_partition.get_mut(&partition)?;
-        let o = if queue.front().is_some_and(|o| o.n == n) {
-            queue.pop_front()
-        } else {
-            let at = queue.iter().position(|o| o.n == n)?;
-            queue.remove(at)
-        };
-        o.map(|o| (topic.clone(), o))
-    }
-}
-
-/// Byte buffers that cross between the driver and the socket tasks, kept for reuse: without it
-/// every request written and every response read is a fresh allocation, and growing a
-/// request's buffer by `extend_from_slice` reallocates and copies it several times (together
-/// ~10 % of the producer's CPU at 16 KiB batches).
-#[derive(Default)]
-struct BufPool(std::sync::Mutex<Vec<Vec<u8>>>);
-
-impl BufPool {
-    /// At most this many idle buffers are kept...
-    const MAX_IDLE: usize = 32;
-    /// ...and none larger than this, so a burst cannot pin memory.
-    const MAX_CAPACITY: usize = 4 << 20;
-
-    fn take(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop().unwrap_or_default()
-    }
-
-    fn give(&self, mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > Self::MAX_CAPACITY {
-            return;
-        }
-        buf.clear();
-        let mut idle = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < Self::MAX_IDLE {
-            idle.push(buf);
-        }
-    }
-}
-
-/// Longest a socket write may take before the connection is given up.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
 const FEED_PER_TURN: usize = 65_536;
-
-/// A socket ready to carry Kafka frames.
-enum Opened {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-/// Starts a connection's writer and reader tasks. The reader waits for the returned sender, so
-/// that no input can overtake the `Connected` report.
-fn spawn_socket_tasks<R, W>(
-    conn: ConnId,
-    mut rd: R,
-    mut wr: W,
-    io: &mpsc::UnboundedSender<Io>,
-    bufs: &Arc<BufPool>,
-) -> (JoinHandle<()>, JoinHandle<()>, mpsc::UnboundedSender<Vec<u8>>, oneshot::Sender<()>)
-where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (writer, mut chunks) = mpsc::unbounded_channel::<Vec<u8>>();
-    let io_w = io.clone();
-    let bufs_w = bufs.clone();
-    let write_task = tokio::spawn(async move {
-        while let Some(chunk) = chunks.recv().await {
-            // A peer that stops reading must not keep this task forever.
-            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&chunk)).await {
-                Ok(Ok(())) => bufs_w.give(chunk),
-                _ => {
-                    let _ = io_w.send(Io::Disconnected { conn });
-                    return;
-                }
-            }
-        }
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
-    });
-    let (go, ready) = oneshot::channel::<()>();
-    let io_r = io.clone();
-    let bufs_r = bufs.clone();
-    let read_task = tokio::spawn(async move {
-        if ready.await.is_err() {
-            return;
-        }
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = io_r.send(Io::Disconnected { conn });
-                    return;
-                }
-                Ok(n) => {
-                    // Only what was read crosses over, in a reused buffer.
-                    let mut data = bufs_r.take();
-                    data.extend_from_slice(&buf[..n]);
-                    if io_r.send(Io::Input { conn, data }).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    (read_task, write_task, writer, go)
-}
 
 struct Driver<'a> {
     core: Core<'a>,
@@ -584,55 +382,8 @@ impl Driver<'_> {
     }
 
     fn connect(&mut self, conn: ConnId, host: String, port: u16) {
-        let io = self.io_tx.clone();
-        let setup = self.setup_timeout;
-        let bufs = self.bufs.clone();
-        let tls = self.tls.clone();
-        let task = tokio::spawn(async move {
-            // TCP connect and, with TLS, the handshake: both within the setup timeout.
-            // Err((whether the TLS handshake failed, the error)).
-            let opened = tokio::time::timeout(setup, async {
-                let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| (false, e))?;
-                let _ = tcp.set_nodelay(true);
-                match &tls {
-                    None => Ok(Opened::Plain(tcp)),
-                    Some(tls) => {
-                        Ok(Opened::Tls(Box::new(tls.connect(&host, tcp).await.map_err(|e| (true, e))?)))
-                    }
-                }
-            })
-            .await;
-            let opened = match opened {
-                Ok(Ok(opened)) => opened,
-                Ok(Err((handshake, e))) => {
-                    let tls_error =
-                        handshake.then(|| format!("TLS handshake with {host}:{port} failed: {e}"));
-                    match &tls_error {
-                        // Unlike a refused TCP connection, this will not heal by itself.
-                        Some(message) => log::warn!("{message}"),
-                        None => log::debug!("connect to {host}:{port} failed: {e}"),
-                    }
-                    let _ = io.send(Io::Failed { conn, tls_error });
-                    return;
-                }
-                Err(_) => {
-                    let _ = io.send(Io::Failed { conn, tls_error: None });
-                    return;
-                }
-            };
-            let (read, write, writer, go) = match opened {
-                Opened::Plain(tcp) => {
-                    let (rd, wr) = tcp.into_split();
-                    spawn_socket_tasks(conn, rd, wr, &io, &bufs)
-                }
-                Opened::Tls(stream) => {
-                    let (rd, wr) = tokio::io::split(*stream);
-                    spawn_socket_tasks(conn, rd, wr, &io, &bufs)
-                }
-            };
-            let _ = io.send(Io::Connected { conn, writer, read, write });
-            let _ = go.send(());
-        });
+        let task =
+            socket::open(conn, host, port, self.setup_timeout, self.tls.clone(), &self.io_tx, &self.bufs);
         self.sockets.insert(conn, Socket::Connecting(task));
     }
 
@@ -738,27 +489,5 @@ impl Driver<'_> {
         let oldest = self.per_epoch.keys().next().copied();
         self.flush_waiters.retain_mut(|(epoch, _)| oldest.is_some_and(|o| o <= *epoch));
         // `retain_mut` dropped the satisfied senders, which resolves their receivers.
-    }
-}
-
-fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
-    match *e {
-        SendError::QueueFull(_) => Error::QueueFull,
-        SendError::MetadataPending(_) => Error::MetadataTimeout { topic: topic.to_string() },
-        SendError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
-        SendError::InvalidTopic => Error::InvalidTopic { topic: topic.to_string() },
-        SendError::PartitionOutOfRange { partition, count } => {
-            Error::PartitionOutOfRange { partition, count }
-        }
-        SendError::Topic(code) => Error::Topic(code),
-        SendError::Capacity(what) => Error::Capacity(what),
-        SendError::Closed => Error::Closed,
-        SendError::Fatal(code) => Error::Fatal(code),
-    }
-}
-
-impl From<DeliveryError> for Error {
-    fn from(e: DeliveryError) -> Self {
-        Error::Delivery(e)
     }
 }

@@ -1,100 +1,17 @@
-//! The application's side: records, the producer handle, delivery futures.
+//! The application's side: the producer handle, its builder, its health view.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use picokafka::{Metrics, Partitioner};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::ClientConfig;
+use crate::delivery::{Delivery, DeliveryFuture, DeliveryHandler, Reply};
 use crate::driver::{self, Cmd};
-use crate::{Delivery, Error};
-
-/// A record that owns its data, ready to cross into the producer's task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedRecord {
-    pub topic: Arc<str>,
-    pub partition: Option<i32>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-    /// CreateTime, ms since the Unix epoch; `None` takes the time of sending.
-    pub timestamp: Option<i64>,
-}
-
-impl OwnedRecord {
-    pub fn new(topic: impl Into<Arc<str>>) -> Self {
-        Self {
-            topic: topic.into(),
-            partition: None,
-            key: None,
-            value: None,
-            headers: Vec::new(),
-            timestamp: None,
-        }
-    }
-    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-    pub fn partition(mut self, partition: i32) -> Self {
-        self.partition = Some(partition);
-        self
-    }
-    pub fn header(mut self, name: impl Into<String>, value: Option<impl Into<Vec<u8>>>) -> Self {
-        self.headers.push((name.into(), value.map(Into::into)));
-        self
-    }
-    pub fn timestamp(mut self, ms: i64) -> Self {
-        self.timestamp = Some(ms);
-        self
-    }
-
-    /// Bytes this record holds, for the staging bound.
-    pub(crate) fn weight(&self) -> usize {
-        64 + self.key.as_ref().map_or(0, Vec::len)
-            + self.value.as_ref().map_or(0, Vec::len)
-            + self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8).sum::<usize>()
-    }
-}
-
-/// The producer-wide delivery report handler, librdkafka's `dr_msg_cb`: called on the
-/// producer's task with the opaque value given to [`Producer::send_with_opaque`] and the
-/// record's outcome. It must not block.
-pub type DeliveryHandler = Arc<dyn Fn(u64, Result<Delivery, Error>) + Send + Sync>;
-
-/// Where a record's outcome goes.
-pub(crate) enum Reply {
-    None,
-    Future(oneshot::Sender<Result<Delivery, Error>>),
-    Callback(Box<dyn FnOnce(Result<Delivery, Error>) + Send>),
-    /// To the producer's [`DeliveryHandler`]: no allocation per record.
-    Opaque(u64),
-}
-
-impl Reply {
-    pub(crate) fn resolve(self, result: Result<Delivery, Error>, handler: Option<&DeliveryHandler>) {
-        match self {
-            Self::None => {}
-            Self::Future(tx) => {
-                let _ = tx.send(result);
-            }
-            Self::Callback(f) => f(result),
-            Self::Opaque(opaque) => {
-                if let Some(handler) = handler {
-                    handler(opaque, result);
-                }
-            }
-        }
-    }
-}
+use crate::error::Error;
+use crate::record::OwnedRecord;
+use crate::shared::{Shared, Staged, Staging};
 
 /// What became of an attempt to stage a record.
 enum Stage {
@@ -102,52 +19,6 @@ enum Stage {
     /// No room: the record comes back.
     Full(OwnedRecord, Reply),
     Closed,
-}
-
-/// A record waiting for the producer's task to take it.
-pub(crate) struct Staged {
-    pub record: OwnedRecord,
-    pub reply: Reply,
-    pub enqueued: std::time::Instant,
-}
-
-#[derive(Default)]
-pub(crate) struct Staging {
-    pub records: Vec<Staged>,
-    pub bytes: usize,
-    pub closed: bool,
-}
-
-/// State shared by the handles and the task.
-pub(crate) struct Shared {
-    pub staging: Mutex<Staging>,
-    /// Wakes the task: records staged.
-    pub wake: Notify,
-    /// Wakes senders: room in the staging area.
-    pub space: Notify,
-    pub cap_bytes: usize,
-    pub max_block: Duration,
-    pub handler: Option<DeliveryHandler>,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Staging> {
-        // A panic while holding this lock cannot leave `Staging` inconsistent (plain pushes).
-        self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// The outcome of one record, to await.
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<Delivery, Error>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<Delivery, Error>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
-    }
 }
 
 /// A producer's health at a glance.

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The properties this module reads (the host transport's, not the core's).
 pub(crate) const PROPERTIES: &[&str] = &[

@@ -1,0 +1,91 @@
+//! Everything that can go wrong for a caller, and how the core's refusals map onto it.
+
+use std::fmt;
+
+use picokafka::{DeliveryError, SendError};
+
+/// Everything that can go wrong for a caller of this crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A property is unknown or invalid; the message names it.
+    Config(String),
+    /// The queue stayed full for `max.block.ms`.
+    QueueFull,
+    /// The topic's metadata did not arrive within `max.block.ms` (it may not exist).
+    MetadataTimeout {
+        topic: String,
+    },
+    RecordTooLarge {
+        size: usize,
+        max: usize,
+    },
+    InvalidTopic {
+        topic: String,
+    },
+    PartitionOutOfRange {
+        partition: i32,
+        count: i32,
+    },
+    /// The broker refused the topic (authorization, invalid name, ...).
+    Topic(picokafka::protocol::ErrorCode),
+    /// A capacity knob (`picokafka.max.*`) is too small.
+    Capacity(&'static str),
+    /// The record was accepted but not delivered.
+    Delivery(DeliveryError),
+    /// The producer is closed.
+    Closed,
+    /// The producer failed for good.
+    Fatal(picokafka::protocol::ErrorCode),
+    /// No broker could be reached over TLS: the handshake failed (untrusted certificate, wrong
+    /// name, ...). The message says which broker and why.
+    Tls(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) => write!(f, "configuration: {m}"),
+            Self::QueueFull => f.write_str("queue full for max.block.ms"),
+            Self::MetadataTimeout { topic } => {
+                write!(f, "topic {topic} not present in metadata after max.block.ms")
+            }
+            Self::RecordTooLarge { size, max } => {
+                write!(f, "record of {size} bytes exceeds batch.size {max}")
+            }
+            Self::InvalidTopic { topic } => write!(f, "invalid topic name: {topic:?}"),
+            Self::PartitionOutOfRange { partition, count } => {
+                write!(f, "partition {partition} out of range (topic has {count})")
+            }
+            Self::Topic(code) => write!(f, "topic error: {code}"),
+            Self::Capacity(what) => write!(f, "capacity exhausted: {what}"),
+            Self::Delivery(e) => write!(f, "delivery failed: {e}"),
+            Self::Closed => f.write_str("producer closed"),
+            Self::Fatal(code) => write!(f, "producer failed: {code}"),
+            Self::Tls(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub(crate) fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
+    match *e {
+        SendError::QueueFull(_) => Error::QueueFull,
+        SendError::MetadataPending(_) => Error::MetadataTimeout { topic: topic.to_string() },
+        SendError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
+        SendError::InvalidTopic => Error::InvalidTopic { topic: topic.to_string() },
+        SendError::PartitionOutOfRange { partition, count } => {
+            Error::PartitionOutOfRange { partition, count }
+        }
+        SendError::Topic(code) => Error::Topic(code),
+        SendError::Capacity(what) => Error::Capacity(what),
+        SendError::Closed => Error::Closed,
+        SendError::Fatal(code) => Error::Fatal(code),
+    }
+}
+
+impl From<DeliveryError> for Error {
+    fn from(e: DeliveryError) -> Self {
+        Error::Delivery(e)
+    }
+}

@@ -1,0 +1,43 @@
+//! The state the producer handles and the producer's task share: the staging area records wait
+//! in until the task takes them, and the wake-ups between the two sides.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::delivery::{DeliveryHandler, Reply};
+use crate::record::OwnedRecord;
+
+/// A record waiting for the producer's task to take it.
+pub(crate) struct Staged {
+    pub record: OwnedRecord,
+    pub reply: Reply,
+    pub enqueued: std::time::Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct Staging {
+    pub records: Vec<Staged>,
+    pub bytes: usize,
+    pub closed: bool,
+}
+
+/// State shared by the handles and the task.
+pub(crate) struct Shared {
+    pub staging: Mutex<Staging>,
+    /// Wakes the task: records staged.
+    pub wake: Notify,
+    /// Wakes senders: room in the staging area.
+    pub space: Notify,
+    pub cap_bytes: usize,
+    pub max_block: Duration,
+    pub handler: Option<DeliveryHandler>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Staging> {
+        // A panic while holding this lock cannot leave `Staging` inconsistent (plain pushes).
+        self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
