@@ -27,6 +27,7 @@ pub enum Acks {
 }
 
 impl Acks {
+    /// The value of the Produce request's `acks` field: 0, 1 or -1.
     pub const fn as_i16(self) -> i16 {
         match self {
             Self::None => 0,
@@ -43,7 +44,12 @@ pub enum ConfigError {
     /// Not a property this producer knows.
     UnknownProperty,
     /// The value does not parse or is out of range for `property`.
-    InvalidValue { property: &'static str, expected: &'static str },
+    InvalidValue {
+        /// The property's Kafka name (`linger.ms`, ...).
+        property: &'static str,
+        /// What the property accepts.
+        expected: &'static str,
+    },
     /// Two settings contradict each other.
     Conflict(&'static str),
     /// The resources given to the producer cannot hold what the configuration asks for.
@@ -70,28 +76,60 @@ impl core::error::Error for ConfigError {}
 pub struct Config {
     /// `host:port[,host:port...]`.
     pub bootstrap_servers: String<BOOTSTRAP_MAX>,
+    /// `client.id`: names this producer in every request header, for brokers' logs and quotas.
     pub client_id: String<CLIENT_ID_MAX>,
+    /// `acks`: how many replicas must have a batch before its leader answers.
     pub acks: Acks,
+    /// `enable.idempotence`: a producer id and per-partition sequence numbers, so that retries
+    /// neither duplicate nor reorder records. Left at its default, [`Config::validate`] turns it
+    /// off when `acks` or `retries` do not allow it.
     pub enable_idempotence: bool,
+    /// `linger.ms`: how long a batch waits for more records before it is sent.
     pub linger_ms: u32,
     /// Most bytes in one batch, header included; at most the size of a batch buffer.
     pub batch_size: usize,
+    /// `max.request.size`: the most bytes one Produce request carries; at least `batch_size`.
     pub max_request_size: usize,
+    /// `compression.type`: the codec batches are compressed with; a batch that does not shrink is
+    /// sent uncompressed.
     pub compression: Compression,
+    /// `retries`: how many times a batch is sent again after retriable errors before it fails.
     pub retries: u32,
+    /// `retry.backoff.ms`: the wait before retrying a request, doubled for each further attempt
+    /// (with ±20% jitter); also the least time from a Metadata answer to the next request.
     pub retry_backoff_ms: u32,
+    /// `retry.backoff.max.ms`: the longest retry backoff.
     pub retry_backoff_max_ms: u32,
+    /// `request.timeout.ms`: how long a response may take; past it the connection is closed and
+    /// its batches are retried. Also the Produce request's `timeout_ms`.
     pub request_timeout_ms: u32,
+    /// `delivery.timeout.ms`: how long after its batch was created a record may wait for its
+    /// acknowledgement before it fails with
+    /// [`DeliveryError::Timeout`](crate::DeliveryError::Timeout).
     pub delivery_timeout_ms: u32,
+    /// `metadata.max.age.ms`: how old metadata may grow before it is refreshed anyway.
     pub metadata_max_age_ms: u32,
     /// How long a topic nobody produces to stays in metadata requests.
     pub metadata_max_idle_ms: u32,
+    /// `max.in.flight.requests.per.connection`: how many requests (1 to 5) one connection may
+    /// have awaiting an answer.
     pub max_in_flight_requests_per_connection: u8,
+    /// `reconnect.backoff.ms`: the wait before reconnecting to a broker, doubled for each
+    /// consecutive failure (with ±20% jitter).
     pub reconnect_backoff_ms: u32,
+    /// `reconnect.backoff.max.ms`: the longest reconnect backoff.
     pub reconnect_backoff_max_ms: u32,
+    /// `socket.connection.setup.timeout.ms`: how long a connection may take to open before the
+    /// attempt is given up.
     pub socket_connection_setup_timeout_ms: u32,
+    /// `allow.auto.create.topics`: lets brokers configured for it create the topics Metadata
+    /// requests ask about that do not exist yet.
     pub allow_auto_create_topics: bool,
+    /// `transactional.id`: sent in InitProducerId and Produce requests. Transactions themselves
+    /// (AddPartitionsToTxn, EndTxn) are not implemented yet.
     pub transactional_id: Option<String<TRANSACTIONAL_ID_MAX>>,
+    /// `transaction.timeout.ms`: sent in InitProducerId; how long the transaction coordinator lets
+    /// a transaction stay idle before it aborts it.
     pub transaction_timeout_ms: u32,
     /// Seed of the producer's PRNG (sticky partitions, backoff jitter): same seed, same bytes.
     pub random_seed: u64,

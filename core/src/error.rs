@@ -14,11 +14,22 @@ pub enum SendError<'r> {
     /// The topic's partitions are not known yet; a Metadata request is on its way.
     MetadataPending(Record<'r>),
     /// The record can never fit: it needs `size` bytes, a batch holds at most `max`.
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge {
+        /// Bytes the record needs in an empty batch, header included (`usize::MAX` when a field
+        /// is longer than Kafka allows).
+        size: usize,
+        /// The batch size: `batch.size`, capped to a batch buffer's size.
+        max: usize,
+    },
     /// Not a legal Kafka topic name.
     InvalidTopic,
     /// The topic has `count` partitions; `partition` is not one of them.
-    PartitionOutOfRange { partition: i32, count: i32 },
+    PartitionOutOfRange {
+        /// The partition asked for, by the record or by the partitioner.
+        partition: i32,
+        /// The topic's partition count.
+        count: i32,
+    },
     /// The broker reported an error for the topic that retrying will not fix
     /// (`TOPIC_AUTHORIZATION_FAILED`, `INVALID_TOPIC_EXCEPTION`, ...). A topic that does not exist
     /// (yet) stays [`SendError::MetadataPending`], as the Java client keeps waiting for it: the
@@ -69,7 +80,10 @@ pub enum DeliveryError {
     Broker(ErrorCode),
     /// `delivery.timeout.ms` passed before the record was acknowledged. `last` is the last error
     /// seen while trying, if any.
-    Timeout { last: Option<ErrorCode> },
+    Timeout {
+        /// The last error seen while trying, if any.
+        last: Option<ErrorCode>,
+    },
     /// The record's topic or partition vanished from the cluster.
     UnknownTopicOrPartition,
     /// The producer was closed, and its close deadline passed before this record was delivered.
@@ -100,7 +114,12 @@ impl core::error::Error for DeliveryError {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConnError {
     /// A response frame longer than the receive buffer, or a negative length.
-    FrameTooLarge { size: i64, max: usize },
+    FrameTooLarge {
+        /// The frame's length prefix, as the broker sent it.
+        size: i64,
+        /// The longest frame the receive buffer holds: its size less the 4-byte prefix.
+        max: usize,
+    },
     /// A response whose correlation id matches no request in flight.
     UnexpectedCorrelationId(i32),
     /// A response that does not decode.

@@ -11,6 +11,7 @@
 //! one: decoders return [`protocol::DecodeError`], `send` returns [`SendError`], broken
 //! connections are closed with a [`ConnError`].
 #![no_std]
+#![deny(missing_docs)]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![forbid(unsafe_code)]
 

@@ -41,6 +41,10 @@ pub fn partition_for_key(key: &[u8], partition_count: i32) -> i32 {
 
 /// A user-supplied partitioner. Returning `None` falls back to the default behaviour.
 pub trait Partitioner {
+    /// The partition for a record of `topic`, which has `partition_count` partitions, or `None`
+    /// for the default choice. Only records without an explicit partition are asked about; a
+    /// partition out of range refuses the record with
+    /// [`SendError::PartitionOutOfRange`](crate::SendError::PartitionOutOfRange).
     fn partition(
         &mut self,
         topic: &str,

@@ -5,11 +5,15 @@ pub use crate::protocol::record_batch::Header;
 /// A record to produce. `send` copies it into a batch buffer; nothing is kept borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// The topic to produce to.
     pub topic: &'a str,
     /// Explicit partition; `None` lets the partitioner choose (murmur2 of the key, or sticky).
     pub partition: Option<i32>,
+    /// The key, `None` for null; the default partitioner hashes it to choose the partition.
     pub key: Option<&'a [u8]>,
+    /// The value, `None` for null (a tombstone, on a compacted topic).
     pub value: Option<&'a [u8]>,
+    /// Record headers, written in this order.
     pub headers: &'a [Header<'a>],
     /// CreateTime in milliseconds since the Unix epoch; `None` takes the producer's wall clock.
     pub timestamp: Option<i64>,
@@ -20,22 +24,27 @@ impl<'a> Record<'a> {
     pub const fn new(topic: &'a str) -> Self {
         Self { topic, partition: None, key: None, value: None, headers: &[], timestamp: None }
     }
+    /// Sets the key.
     pub const fn key(mut self, key: &'a [u8]) -> Self {
         self.key = Some(key);
         self
     }
+    /// Sets the value.
     pub const fn value(mut self, value: &'a [u8]) -> Self {
         self.value = Some(value);
         self
     }
+    /// Sends the record to `partition`, whatever the partitioner would choose.
     pub const fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
     }
+    /// Sets the headers.
     pub const fn headers(mut self, headers: &'a [Header<'a>]) -> Self {
         self.headers = headers;
         self
     }
+    /// Sets the CreateTime, in milliseconds since the Unix epoch.
     pub const fn timestamp(mut self, ms: i64) -> Self {
         self.timestamp = Some(ms);
         self
@@ -51,7 +60,9 @@ pub struct RecordToken(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Accepted {
+    /// Names the record in its delivery report.
     pub token: RecordToken,
+    /// The partition the record went to.
     pub partition: i32,
     /// The record's CreateTime as written into the batch.
     pub timestamp: i64,

@@ -14,14 +14,17 @@ pub use crate::producer::topics::{PartitionSlot, TopicSlot, TOPIC_MAX};
 pub struct Storage<'a> {
     /// Batch buffers, split evenly between the `batches` slots.
     pub batch_memory: &'a mut [u8],
+    /// Batch bookkeeping, one slot per batch buffer (1 to 65534 slots).
     pub batches: &'a mut [BatchSlot],
     /// Compression workspace: `Compression::scratch_len(batch.size)` bytes when compressing.
     pub scratch: &'a mut [u8],
     /// Receive buffers, split evenly between the `conns` slots; each bounds a response's size.
     pub rx_memory: &'a mut [u8],
+    /// Broker connections (1 to 255 slots), at least one per bootstrap server.
     pub conns: &'a mut [ConnSlot],
     /// At most 64 topics.
     pub topics: &'a mut [TopicSlot],
+    /// Partitions of every topic in use (1 to 65534 slots).
     pub partitions: &'a mut [PartitionSlot],
 }
 
@@ -63,6 +66,7 @@ impl<
         const P: usize,
     > Resources<B, S, X, C, R, T, P>
 {
+    /// Empty storage; `const`, so that it can initialize a `static`.
     pub const fn new() -> Self {
         Self {
             batch_memory: [[0; S]; B],

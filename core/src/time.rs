@@ -9,13 +9,16 @@ use core::ops::{Add, Sub};
 pub struct Instant(u64);
 
 impl Instant {
+    /// The transport's epoch.
     pub const ZERO: Self = Self(0);
     /// Later than any time a producer will see; a deadline that never comes.
     pub const NEVER: Self = Self(u64::MAX);
 
+    /// The instant `ms` milliseconds after the epoch.
     pub const fn from_millis(ms: u64) -> Self {
         Self(ms)
     }
+    /// Milliseconds since the epoch.
     pub const fn as_millis(self) -> u64 {
         self.0
     }
@@ -31,10 +34,13 @@ impl Instant {
 pub struct Duration(u64);
 
 impl Duration {
+    /// No time at all.
     pub const ZERO: Self = Self(0);
+    /// A span of `ms` milliseconds.
     pub const fn from_millis(ms: u64) -> Self {
         Self(ms)
     }
+    /// The span in milliseconds.
     pub const fn as_millis(self) -> u64 {
         self.0
     }

@@ -82,6 +82,7 @@ pub struct BatchSlot {
 }
 
 impl BatchSlot {
+    /// An unused slot, to declare storage with (`[BatchSlot::EMPTY; N]`).
     pub const EMPTY: Self = Self {
         status: BatchStatus::Free,
         partition: u16::MAX,

@@ -129,6 +129,7 @@ pub struct ConnSlot {
 }
 
 impl ConnSlot {
+    /// An unused slot, to declare storage with (`[ConnSlot::EMPTY; N]`).
     pub const EMPTY: Self = Self {
         state: ConnState::Free,
         generation: 0,

@@ -8,7 +8,9 @@ use crate::record::RecordToken;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Transmit {
+    /// The connection to write to.
     pub conn: ConnId,
+    /// How many bytes to write, from the start of the buffer given to `poll_transmit`.
     pub len: usize,
 }
 
@@ -17,14 +19,41 @@ pub struct Transmit {
 pub enum Event<'a> {
     /// Open a TCP connection to `host:port` and report it with `handle_connected` (or
     /// `handle_disconnected` if it fails).
-    Connect { conn: ConnId, host: &'a str, port: u16 },
+    Connect {
+        /// The id to report the connection under, and to write its bytes to.
+        conn: ConnId,
+        /// The broker's host name or address, from `bootstrap.servers` or from Metadata.
+        host: &'a str,
+        /// The broker's port.
+        port: u16,
+    },
     /// Close this connection; the producer has forgotten it.
-    Close { conn: ConnId },
+    Close {
+        /// The connection to close.
+        conn: ConnId,
+    },
     /// The record is in the log: at `offset` of `partition` (`-1` with acks=0, and when a broker
     /// answers a resent batch with DUPLICATE_SEQUENCE_NUMBER without its offset). Its timestamp
     /// is the broker's append time for LogAppendTime topics, else the record's own CreateTime,
     /// which `send` returned in [`Accepted::timestamp`](crate::record::Accepted::timestamp).
-    Delivered { token: RecordToken, partition: i32, offset: i64, log_append_time: Option<i64> },
+    Delivered {
+        /// The token `send` returned for the record.
+        token: RecordToken,
+        /// The partition the record was written to.
+        partition: i32,
+        /// The record's offset in the partition, `-1` when unknown (see above).
+        offset: i64,
+        /// The broker's append time, in milliseconds since the Unix epoch, for a topic with
+        /// `message.timestamp.type=LogAppendTime`; `None` otherwise.
+        log_append_time: Option<i64>,
+    },
     /// The record will not be delivered.
-    Failed { token: RecordToken, partition: i32, error: DeliveryError },
+    Failed {
+        /// The token `send` returned for the record.
+        token: RecordToken,
+        /// The partition the record was meant for.
+        partition: i32,
+        /// Why it was not delivered.
+        error: DeliveryError,
+    },
 }

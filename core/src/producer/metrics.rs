@@ -10,7 +10,9 @@ use crate::protocol::ErrorCode;
 pub struct Metrics {
     /// Records accepted by `send`.
     pub records_sent: u64,
+    /// Records delivered: acknowledged by their leader (with acks=0, written to the transport).
     pub records_delivered: u64,
+    /// Records that failed; `last_delivery_error` says why the last one did.
     pub records_failed: u64,
     /// Batch sends beyond the first (each retry counts its batch once).
     pub batches_retried: u64,
@@ -18,28 +20,47 @@ pub struct Metrics {
     pub record_bytes: u64,
     /// Bytes handed to the transport.
     pub bytes_written: u64,
+    /// Bytes passed to `handle_input` on open connections.
     pub bytes_read: u64,
+    /// Batches opened.
     pub batches_created: u64,
+    /// Batches delivered (acknowledged, or with acks=0 written).
     pub batches_delivered: u64,
+    /// Produce requests started, retries included.
     pub produce_requests: u64,
+    /// Metadata requests started.
     pub metadata_requests: u64,
+    /// Connections established (`handle_connected` for a connection being opened).
     pub connects: u64,
+    /// Connections closed on an error or lost, failed connection attempts included;
+    /// `last_connection_error` holds the last cause.
     pub disconnects: u64,
     /// Request round trips measured (responses matched to requests).
     pub responses: u64,
+    /// Longest request round trip, in milliseconds.
     pub request_latency_max_ms: u64,
+    /// Sum of the request round trips, in milliseconds: divided by `responses`, the mean.
     pub request_latency_sum_ms: u64,
+    /// The last error code a broker answered with (Produce, Metadata or InitProducerId).
     pub last_broker_error: Option<ErrorCode>,
+    /// Why the last failed record failed.
     pub last_delivery_error: Option<DeliveryError>,
+    /// Why the last connection closed on an error or was lost.
     pub last_connection_error: Option<ConnError>,
     // Gauges, filled in by `Producer::metrics`.
+    /// Batch slots holding a batch now.
     pub batches_in_use: u32,
+    /// Batch slots in all.
     pub batch_capacity: u32,
+    /// Requests sent (or being written) and not yet answered, over every connection, now.
     pub requests_in_flight: u32,
     /// Records accepted and not yet reported.
     pub queued_records: u64,
+    /// The current producer id, -1 without idempotence or before InitProducerId gave one.
     pub producer_id: i64,
+    /// The current producer id's epoch, -1 likewise.
     pub producer_epoch: i16,
+    /// The error that stopped the producer for good, if any: `send` now refuses every record.
     pub fatal: Option<ErrorCode>,
 }
 
@@ -47,11 +68,17 @@ pub struct Metrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConnPhase {
+    /// No broker assigned to the slot.
     Unused,
+    /// A known broker, no socket: connected when there is work for it.
     Idle,
+    /// `Event::Connect` handed out; waiting for `handle_connected`.
     Connecting,
+    /// Connected; the ApiVersions exchange is under way.
     Handshake,
+    /// Versions negotiated: requests flow.
     Ready,
+    /// Closed or failed; waiting out `reconnect.backoff.ms` before it may reconnect.
     Backoff,
 }
 
@@ -73,8 +100,12 @@ impl ConnPhase {
 pub struct ConnectionState<'a> {
     /// Broker id; negative for a bootstrap address not yet matched to a broker.
     pub node_id: i32,
+    /// The broker's host name or address.
     pub host: &'a str,
+    /// The broker's port.
     pub port: u16,
+    /// What the slot is doing.
     pub state: ConnPhase,
+    /// Requests on this connection not yet answered.
     pub in_flight: u32,
 }

@@ -206,6 +206,7 @@ impl<'a> Producer<'a> {
         self.unix_offset_ms = unix_ms - now.as_millis() as i64;
     }
 
+    /// The configuration in use: validated, with `batch_size` capped to a batch buffer's size.
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -44,6 +44,7 @@ pub struct TopicSlot {
 }
 
 impl TopicSlot {
+    /// An unused slot, to declare storage with (`[TopicSlot::EMPTY; N]`).
     pub const EMPTY: Self = Self {
         name: String::new(),
         state: TopicState::Free,
@@ -78,6 +79,7 @@ pub struct PartitionSlot {
 }
 
 impl PartitionSlot {
+    /// An unused slot, to declare storage with (`[PartitionSlot::EMPTY; N]`).
     pub const EMPTY: Self = Self {
         topic: NIL,
         partition: -1,

@@ -8,7 +8,9 @@ use super::header::{ApiKey, Request};
 /// version; v4 is v3 with a fixed broker-side bug).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiVersionsRequest<'a> {
+    /// `ClientSoftwareName` (v3+): the client library's name (KIP-511).
     pub client_software_name: &'a str,
+    /// `ClientSoftwareVersion` (v3+): the client library's version.
     pub client_software_version: &'a str,
 }
 
@@ -30,8 +32,11 @@ impl Request for ApiVersionsRequest<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ApiVersionRange {
+    /// `ApiKey`: the API the range is for.
     pub api_key: ApiKey,
+    /// `MinVersion`: the lowest version the broker supports, inclusive.
     pub min_version: i16,
+    /// `MaxVersion`: the highest version the broker supports, inclusive.
     pub max_version: i16,
 }
 
@@ -51,9 +56,15 @@ pub struct ApiVersionsResponse<'a> {
     /// The version the body was actually parsed at: a broker that does not support the version
     /// we asked for answers `UNSUPPORTED_VERSION` with a v0 body, as Kafka's KIP-511 prescribes.
     pub parsed_version: i16,
+    /// `ErrorCode`: the top-level error; UNSUPPORTED_VERSION if the broker cannot answer at the
+    /// version asked.
     pub error_code: ErrorCode,
+    /// `ApiKeys`: the APIs the broker supports, with their version ranges.
     pub api_keys: Array<'a, ApiVersionRange>,
+    /// `ThrottleTimeMs` (v1+): how long the broker throttled the request for a quota violation,
+    /// 0 if it did not.
     pub throttle_time_ms: i32,
+    /// The body's tagged fields (v3+: supported and finalized features), undecoded.
     pub tags: TaggedFields<'a>,
 }
 

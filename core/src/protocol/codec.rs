@@ -19,11 +19,19 @@ use super::varint;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EncodeError {
     /// The output buffer is too small; the whole encoding needs `required` bytes.
-    BufferTooSmall { required: usize },
+    BufferTooSmall {
+        /// Bytes the whole encoding needs.
+        required: usize,
+    },
     /// A string or byte field is longer than its length prefix can express.
     TooLong,
     /// The message cannot be encoded at this version.
-    UnsupportedVersion { api_key: i16, version: i16 },
+    UnsupportedVersion {
+        /// The message's API key.
+        api_key: i16,
+        /// The version asked for.
+        version: i16,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -56,15 +64,26 @@ pub enum DecodeError {
     /// A string is not UTF-8.
     InvalidUtf8,
     /// A record batch's CRC-32C does not match its contents.
-    CrcMismatch { stored: u32 },
+    CrcMismatch {
+        /// The CRC the batch carries.
+        stored: u32,
+    },
     /// A record batch has a magic byte other than 2.
     UnsupportedMagic(i8),
     /// The version is outside what this decoder knows.
-    UnsupportedVersion { api_key: i16, version: i16 },
+    UnsupportedVersion {
+        /// The message's API key.
+        api_key: i16,
+        /// The version asked for.
+        version: i16,
+    },
     /// Compressed data is malformed, or uses a codec this build does not have.
     Compression,
     /// The output buffer for decompressed data is too small; it needs `required` bytes.
-    BufferTooSmall { required: usize },
+    BufferTooSmall {
+        /// How many bytes the output needs at least.
+        required: usize,
+    },
     /// Bytes remain after a message that should have ended.
     TrailingBytes,
 }
@@ -151,6 +170,7 @@ impl<'a> Writer<'a> {
         Ok(self.pos)
     }
 
+    /// Raw bytes, without a length prefix.
     pub fn put_slice(&mut self, data: &[u8]) {
         let start = self.pos;
         let end = start + data.len();
@@ -162,39 +182,50 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// One unsigned byte.
     pub fn put_u8(&mut self, v: u8) {
         self.put_slice(&[v]);
     }
+    /// `INT8`: one signed byte.
     pub fn put_i8(&mut self, v: i8) {
         self.put_slice(&v.to_be_bytes());
     }
+    /// `BOOLEAN`: 1 for true, 0 for false.
     pub fn put_bool(&mut self, v: bool) {
         self.put_u8(u8::from(v));
     }
+    /// `INT16`, big-endian.
     pub fn put_i16(&mut self, v: i16) {
         self.put_slice(&v.to_be_bytes());
     }
+    /// `INT32`, big-endian.
     pub fn put_i32(&mut self, v: i32) {
         self.put_slice(&v.to_be_bytes());
     }
+    /// `UINT32`, big-endian.
     pub fn put_u32(&mut self, v: u32) {
         self.put_slice(&v.to_be_bytes());
     }
+    /// `INT64`, big-endian.
     pub fn put_i64(&mut self, v: i64) {
         self.put_slice(&v.to_be_bytes());
     }
+    /// `UUID`: its 16 bytes, as given.
     pub fn put_uuid(&mut self, v: &[u8; 16]) {
         self.put_slice(v);
     }
 
+    /// `UNSIGNED_VARINT`: LEB128, as compact lengths and tagged fields use it.
     pub fn put_uvarint(&mut self, v: u32) {
         let mut tmp = [0u8; varint::MAX_LEN32];
         let n = varint::encode_u32(v, &mut tmp);
         self.put_slice(&tmp[..n]);
     }
+    /// `VARINT`: a zigzag-encoded `i32`, as record fields use it.
     pub fn put_varint(&mut self, v: i32) {
         self.put_uvarint(varint::zigzag32(v));
     }
+    /// `VARLONG`: a zigzag-encoded `i64`.
     pub fn put_varlong(&mut self, v: i64) {
         let mut tmp = [0u8; varint::MAX_LEN64];
         let n = varint::encode_u64(varint::zigzag64(v), &mut tmp);
@@ -255,16 +286,20 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
+    /// Bytes read so far.
     pub fn position(&self) -> usize {
         self.pos
     }
+    /// Bytes left to read.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
+    /// Whether everything has been read.
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
@@ -277,6 +312,7 @@ impl<'a> Reader<'a> {
         &self.buf[start.min(self.pos)..self.pos]
     }
 
+    /// The next `n` bytes, borrowed from the input.
     pub fn get_slice(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::Truncated);
@@ -291,39 +327,50 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// One unsigned byte.
     pub fn get_u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.get_array::<1>()?[0])
     }
+    /// `INT8`: one signed byte.
     pub fn get_i8(&mut self) -> Result<i8, DecodeError> {
         Ok(i8::from_be_bytes(self.get_array()?))
     }
+    /// `BOOLEAN`: any non-zero byte is true.
     pub fn get_bool(&mut self) -> Result<bool, DecodeError> {
         Ok(self.get_u8()? != 0)
     }
+    /// `INT16`, big-endian.
     pub fn get_i16(&mut self) -> Result<i16, DecodeError> {
         Ok(i16::from_be_bytes(self.get_array()?))
     }
+    /// `INT32`, big-endian.
     pub fn get_i32(&mut self) -> Result<i32, DecodeError> {
         Ok(i32::from_be_bytes(self.get_array()?))
     }
+    /// `UINT32`, big-endian.
     pub fn get_u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.get_array()?))
     }
+    /// `INT64`, big-endian.
     pub fn get_i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_be_bytes(self.get_array()?))
     }
+    /// `UUID`: 16 bytes.
     pub fn get_uuid(&mut self) -> Result<[u8; 16], DecodeError> {
         self.get_array()
     }
 
+    /// `UNSIGNED_VARINT` of at most 32 bits.
     pub fn get_uvarint(&mut self) -> Result<u32, DecodeError> {
         let (v, n) = varint::decode_u32(self.rest())?;
         self.pos += n;
         Ok(v)
     }
+    /// `VARINT`: a zigzag-encoded `i32`.
     pub fn get_varint(&mut self) -> Result<i32, DecodeError> {
         Ok(varint::unzigzag32(self.get_uvarint()?))
     }
+    /// `VARLONG`: a zigzag-encoded `i64`.
     pub fn get_varlong(&mut self) -> Result<i64, DecodeError> {
         let (v, n) = varint::decode_u64(self.rest())?;
         self.pos += n;
@@ -354,6 +401,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `NULLABLE_STRING` or `COMPACT_NULLABLE_STRING`; `None` for null.
     pub fn get_nullable_string(&mut self, compact: bool) -> Result<Option<&'a str>, DecodeError> {
         match self.get_str_bytes(compact)? {
             None => Ok(None),
@@ -361,10 +409,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `STRING` or `COMPACT_STRING`; a null is [`DecodeError::InvalidLength`].
     pub fn get_string(&mut self, compact: bool) -> Result<&'a str, DecodeError> {
         self.get_nullable_string(compact)?.ok_or(DecodeError::InvalidLength)
     }
 
+    /// `NULLABLE_BYTES` or `COMPACT_NULLABLE_BYTES` (also `RECORDS`); `None` for null.
     pub fn get_nullable_bytes(&mut self, compact: bool) -> Result<Option<&'a [u8]>, DecodeError> {
         match self.get_len(compact, false)? {
             None => Ok(None),
@@ -497,13 +547,16 @@ impl<'a, T> Array<'a, T> {
         Ok(Self { raw: r.since(start), len, version, decode })
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.len
     }
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The elements, decoded one by one as the iterator advances.
     pub fn iter(&self) -> ArrayIter<'a, T> {
         ArrayIter {
             reader: Reader::new(self.raw),

@@ -12,7 +12,13 @@ macro_rules! error_codes {
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         #[repr(i16)]
         pub enum ErrorCode {
-            $($name = $code,)*
+            $(
+                #[doc = concat!(
+                    "Kafka's `", $text, "`, code ", stringify!($code), error_codes!(@doc $kind), "."
+                )]
+                $name = $code,
+            )*
+            /// A code this crate does not know, as the broker sent it; not retriable.
             Unknown(i16) = i16::MIN,
         }
 
@@ -56,6 +62,8 @@ macro_rules! error_codes {
     };
     (@bit retriable $code:literal) => { 1u128 << $code };
     (@bit fatal $code:literal) => { 0 };
+    (@doc retriable) => { ", retriable" };
+    (@doc fatal) => { "" };
 }
 
 error_codes! {
@@ -191,6 +199,7 @@ error_codes! {
 }
 
 impl ErrorCode {
+    /// Whether this is `NONE` (0): no error.
     pub const fn is_ok(self) -> bool {
         matches!(self, Self::NoError)
     }

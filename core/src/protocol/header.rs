@@ -8,7 +8,11 @@ macro_rules! api_keys {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         pub enum ApiKey {
-            $($name,)*
+            $(
+                #[doc = concat!("The ", stringify!($name), " API, key ", stringify!($code), ".")]
+                $name,
+            )*
+            /// A key this crate does not know, with its number.
             Unknown(i16),
         }
 
@@ -85,9 +89,11 @@ impl ApiKey {
 
 /// A request body: encodes itself at an explicit version.
 pub trait Request {
+    /// The API this request belongs to.
     const API_KEY: ApiKey;
-    /// Lowest and highest versions this crate encodes.
+    /// Lowest version this crate encodes.
     const MIN_VERSION: i16;
+    /// Highest version this crate encodes.
     const MAX_VERSION: i16;
 
     /// Writes the body at `version`, which the caller has checked is in range.
@@ -104,13 +110,18 @@ pub trait Request {
 /// Request header v1 (v2 adds an empty tagged-field section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHeader<'a> {
+    /// `RequestApiKey`: the API of the request.
     pub api_key: ApiKey,
+    /// `RequestApiVersion`: the version the body is encoded at.
     pub api_version: i16,
+    /// `CorrelationId`: echoed in the response, which it matches to this request.
     pub correlation_id: i32,
+    /// `ClientId`: the `client.id`, for the broker's logs and quotas.
     pub client_id: Option<&'a str>,
 }
 
 impl RequestHeader<'_> {
+    /// Writes the header: v1, or v2 (with tagged fields) at a flexible version of the API.
     pub fn encode(&self, w: &mut Writer<'_>) {
         w.put_i16(self.api_key.into());
         w.put_i16(self.api_version);
@@ -171,7 +182,9 @@ pub fn encode_request<R: Request>(
 /// A response header: the correlation id, and tagged fields in v1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseHeader<'a> {
+    /// The correlation id of the request this answers.
     pub correlation_id: i32,
+    /// Tagged fields (header v1), undecoded; empty in header v0.
     pub tags: TaggedFields<'a>,
 }
 

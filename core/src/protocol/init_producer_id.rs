@@ -8,10 +8,14 @@ use super::header::{ApiKey, Request};
 /// producer can bump its epoch instead of getting a new id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitProducerIdRequest<'a> {
+    /// `TransactionalId`: the `transactional.id`, or null for a producer that is only idempotent.
     pub transactional_id: Option<&'a str>,
+    /// `TransactionTimeoutMs`: how long the coordinator waits before aborting an idle
+    /// transaction; meaningful only with a transactional id.
     pub transaction_timeout_ms: i32,
     /// `-1` to get a new id; the current id to bump its epoch (v3+).
     pub producer_id: i64,
+    /// `ProducerEpoch`: `-1` to get a new id; the current epoch to bump it (v3+).
     pub producer_epoch: i16,
 }
 
@@ -37,16 +41,23 @@ impl Request for InitProducerIdRequest<'_> {
 /// InitProducerId response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitProducerIdResponse<'a> {
+    /// `ThrottleTimeMs`: how long the broker throttled the request for a quota violation, 0 if
+    /// it did not.
     pub throttle_time_ms: i32,
+    /// `ErrorCode`: NONE, or why no producer id was given.
     pub error_code: ErrorCode,
+    /// `ProducerId`: the producer id to stamp batches with.
     pub producer_id: i64,
+    /// `ProducerEpoch`: the epoch that goes with it.
     pub producer_epoch: i16,
+    /// Tagged fields (v2+), undecoded.
     pub tags: TaggedFields<'a>,
     /// Bytes after the last field, ignored as the Java client ignores them.
     pub trailing_bytes: usize,
 }
 
 impl<'a> InitProducerIdResponse<'a> {
+    /// Decodes a response body at `version` (0–5).
     pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         if !(0..=5).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key: 22, version });

@@ -10,7 +10,10 @@ use super::header::{ApiKey, Request};
 /// (`names.iter().copied()`) or names kept in their own fixed storage without copying them.
 #[derive(Debug, Clone)]
 pub struct MetadataRequest<T> {
+    /// `Topics`: the names to describe; `None` (null) asks for every topic.
     pub topics: Option<T>,
+    /// `AllowAutoTopicCreation` (v4+): lets the broker create topics that do not exist, if it is
+    /// configured to.
     pub allow_auto_topic_creation: bool,
 }
 
@@ -55,9 +58,13 @@ impl<'n, T: Iterator<Item = &'n str> + Clone> Request for MetadataRequest<T> {
 /// A broker as Metadata describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Broker<'a> {
+    /// `NodeId`: the broker id.
     pub node_id: i32,
+    /// `Host`: the broker's host name.
     pub host: &'a str,
+    /// `Port`: the broker's port.
     pub port: i32,
+    /// `Rack`: the broker's rack, `None` if it has none.
     pub rack: Option<&'a str>,
 }
 
@@ -77,11 +84,17 @@ fn decode_broker<'a>(r: &mut Reader<'a>, version: i16) -> Result<Broker<'a>, Dec
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PartitionMetadata {
+    /// `ErrorCode`: the partition's error (LEADER_NOT_AVAILABLE, say), NONE if none.
     pub error_code: ErrorCode,
+    /// `PartitionIndex`: the partition's number.
     pub partition_index: i32,
+    /// `LeaderId`: the leader's broker id, -1 if there is none.
     pub leader_id: i32,
+    /// `LeaderEpoch` (v7+): the partition's leader epoch (KIP-320), -1 if unknown.
     pub leader_epoch: i32,
+    /// How many brokers host the partition (`ReplicaNodes`).
     pub replica_count: usize,
+    /// How many replicas are in sync with the leader (`IsrNodes`).
     pub isr_count: usize,
 }
 
@@ -111,11 +124,16 @@ fn decode_partition(r: &mut Reader<'_>, version: i16) -> Result<PartitionMetadat
 /// A topic as Metadata describes it.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicMetadata<'a> {
+    /// `ErrorCode`: the topic's error (UNKNOWN_TOPIC_OR_PARTITION, TOPIC_AUTHORIZATION_FAILED,
+    /// ...), NONE if none.
     pub error_code: ErrorCode,
     /// Null only in v12+ responses to requests by topic id, which we never send.
     pub name: Option<&'a str>,
+    /// `TopicId` (v10+): the topic's UUID; all zeros before v10.
     pub topic_id: [u8; 16],
+    /// `IsInternal`: whether the topic is one Kafka keeps for itself (`__consumer_offsets`, ...).
     pub is_internal: bool,
+    /// `Partitions`: each partition of the topic.
     pub partitions: Array<'a, PartitionMetadata>,
 }
 
@@ -139,11 +157,18 @@ fn decode_topic<'a>(r: &mut Reader<'a>, version: i16) -> Result<TopicMetadata<'a
 /// Metadata response, v1–v12.
 #[derive(Debug, Clone, Copy)]
 pub struct MetadataResponse<'a> {
+    /// `ThrottleTimeMs` (v3+): how long the broker throttled the request for a quota violation,
+    /// 0 if it did not.
     pub throttle_time_ms: i32,
+    /// `Brokers`: the brokers of the cluster.
     pub brokers: Array<'a, Broker<'a>>,
+    /// `ClusterId` (v2+): the id of the cluster, if the broker gives one.
     pub cluster_id: Option<&'a str>,
+    /// `ControllerId`: the controller's broker id, -1 if unknown.
     pub controller_id: i32,
+    /// `Topics`: each topic asked about.
     pub topics: Array<'a, TopicMetadata<'a>>,
+    /// Tagged fields (v9+), undecoded.
     pub tags: TaggedFields<'a>,
     /// Bytes after the last field, ignored as the Java client and librdkafka ignore them
     /// (librdkafka's mock cluster sends a field v11+ dropped).
@@ -151,6 +176,7 @@ pub struct MetadataResponse<'a> {
 }
 
 impl<'a> MetadataResponse<'a> {
+    /// Decodes a response body at `version` (1–12).
     pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         if !(1..=12).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key: 3, version });

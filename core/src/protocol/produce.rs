@@ -11,7 +11,9 @@ use super::codec::{Array, DecodeError, Reader, Writer};
 use super::error_code::ErrorCode;
 use super::header::{ApiKey, Request};
 
+/// Lowest Produce version spoken: v3, the first with RecordBatch v2.
 pub const MIN_VERSION: i16 = 3;
+/// Highest Produce version spoken.
 pub const MAX_VERSION: i16 = 11;
 
 const fn flexible(version: i16) -> bool {
@@ -48,12 +50,14 @@ pub fn encode_partition(w: &mut Writer<'_>, version: i16, index: i32, records: &
     }
 }
 
+/// Ends a topic's entry (its tagged fields, when flexible).
 pub fn encode_topic_end(w: &mut Writer<'_>, version: i16) {
     if flexible(version) {
         w.put_empty_tags();
     }
 }
 
+/// Ends the request (its tagged fields, when flexible).
 pub fn encode_end(w: &mut Writer<'_>, version: i16) {
     if flexible(version) {
         w.put_empty_tags();
@@ -63,6 +67,7 @@ pub fn encode_end(w: &mut Writer<'_>, version: i16) {
 /// One partition's data in a [`ProduceRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionData<'a> {
+    /// `PartitionIndex`: the partition to write to.
     pub index: i32,
     /// One or more encoded record batches.
     pub records: &'a [u8],
@@ -71,17 +76,22 @@ pub struct PartitionData<'a> {
 /// One topic's data in a [`ProduceRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicData<'a> {
+    /// `Name`: the topic's name.
     pub name: &'a str,
+    /// `Partitions`: the data for each partition of the topic.
     pub partitions: &'a [PartitionData<'a>],
 }
 
 /// A Produce request over borrowed slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProduceRequest<'a> {
+    /// `TransactionalId`, or null when the producer is not transactional.
     pub transactional_id: Option<&'a str>,
     /// 0, 1 or -1 (all in-sync replicas).
     pub acks: i16,
+    /// `TimeoutMs`: how long the broker waits for the replication `acks` asks for.
     pub timeout_ms: i32,
+    /// `Topics`: the data for each topic.
     pub topics: &'a [TopicData<'a>],
 }
 
@@ -106,7 +116,9 @@ impl Request for ProduceRequest<'_> {
 /// A record the broker rejected, which made it drop the whole batch (v8+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordError<'a> {
+    /// `BatchIndex`: the record's position in its batch.
     pub batch_index: i32,
+    /// `BatchIndexErrorMessage`: why the record was rejected, if the broker says.
     pub message: Option<&'a str>,
 }
 
@@ -123,22 +135,30 @@ fn decode_record_error<'a>(r: &mut Reader<'a>, version: i16) -> Result<RecordErr
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LeaderIdAndEpoch {
+    /// `LeaderId`: the current leader's broker id, -1 if unknown.
     pub leader_id: i32,
+    /// `LeaderEpoch`: the current leader's epoch, -1 if unknown.
     pub leader_epoch: i32,
 }
 
 /// One partition's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionResponse<'a> {
+    /// `PartitionIndex`: the partition.
     pub index: i32,
+    /// `ErrorCode`: NONE, or why the batch was not written.
     pub error_code: ErrorCode,
     /// Offset of the first record of the batch.
     pub base_offset: i64,
     /// The broker's append time if the topic uses LogAppendTime, else -1.
     pub log_append_time_ms: i64,
+    /// `LogStartOffset` (v5+): the partition's first offset, -1 if unknown.
     pub log_start_offset: i64,
+    /// `RecordErrors` (v8+): the records that made the broker drop the batch.
     pub record_errors: Array<'a, RecordError<'a>>,
+    /// `ErrorMessage` (v8+): the broker's summary of why the batch was dropped.
     pub error_message: Option<&'a str>,
+    /// `CurrentLeader` (v10+, tagged): the leader to use instead, with NOT_LEADER_OR_FOLLOWER.
     pub current_leader: Option<LeaderIdAndEpoch>,
 }
 
@@ -181,7 +201,9 @@ fn decode_partition_response<'a>(
 /// One topic's outcomes.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicResponse<'a> {
+    /// `Name`: the topic's name.
     pub name: &'a str,
+    /// `Partitions`: each partition's outcome.
     pub partitions: Array<'a, PartitionResponse<'a>>,
 }
 
@@ -198,9 +220,13 @@ fn decode_topic_response<'a>(r: &mut Reader<'a>, version: i16) -> Result<TopicRe
 /// before the next Metadata refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeEndpoint<'a> {
+    /// `NodeId`: the broker id.
     pub node_id: i32,
+    /// `Host`: the broker's host name.
     pub host: &'a str,
+    /// `Port`: the broker's port.
     pub port: i32,
+    /// `Rack`: the broker's rack, `None` if it has none.
     pub rack: Option<&'a str>,
 }
 
@@ -216,14 +242,19 @@ fn decode_node_endpoint<'a>(r: &mut Reader<'a>, _version: i16) -> Result<NodeEnd
 /// Produce response, v3–v11.
 #[derive(Debug, Clone, Copy)]
 pub struct ProduceResponse<'a> {
+    /// `Responses`: each topic's outcomes.
     pub responses: Array<'a, TopicResponse<'a>>,
+    /// `ThrottleTimeMs`: how long the broker throttled the request for a quota violation, 0 if
+    /// it did not.
     pub throttle_time_ms: i32,
+    /// `NodeEndpoints` (v10+, tagged): the addresses of the leaders named in `current_leader`.
     pub node_endpoints: Array<'a, NodeEndpoint<'a>>,
     /// Bytes after the last field, ignored as the Java client ignores them.
     pub trailing_bytes: usize,
 }
 
 impl<'a> ProduceResponse<'a> {
+    /// Decodes a response body at `version` (3–11).
     pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key: 0, version });

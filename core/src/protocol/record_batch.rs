@@ -54,15 +54,21 @@ const ATTR_CONTROL: i16 = 0x20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Compression {
+    /// Uncompressed (attribute id 0).
     #[default]
     None,
+    /// gzip (id 1); needs the `gzip` feature.
     Gzip,
+    /// Snappy (id 2), as a raw block; needs the `snappy` feature.
     Snappy,
+    /// LZ4 (id 3), in Kafka's LZ4 frame format; in every build.
     Lz4,
+    /// Zstandard (id 4); needs the `zstd` feature.
     Zstd,
 }
 
 impl Compression {
+    /// The codec's id in a batch's attributes.
     pub const fn id(self) -> i16 {
         match self {
             Self::None => 0,
@@ -73,6 +79,7 @@ impl Compression {
         }
     }
 
+    /// The codec with attribute id `id`; `None` for an id Kafka does not define.
     pub const fn from_id(id: i16) -> Option<Self> {
         match id {
             0 => Some(Self::None),
@@ -101,7 +108,9 @@ impl Compression {
 /// A record header: a string key and optional bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header<'a> {
+    /// The header's key, never null.
     pub key: &'a str,
+    /// The header's value, `None` for null.
     pub value: Option<&'a [u8]>,
 }
 
@@ -217,7 +226,10 @@ fn field_len(b: Option<&[u8]>) -> Option<usize> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PushError {
     /// Not enough room left; the record needs `required` bytes. The batch is unchanged.
-    Full { required: usize },
+    Full {
+        /// Bytes the record takes in this batch.
+        required: usize,
+    },
     /// A key, value or header is longer than Kafka allows (`i32::MAX`), or the batch holds as
     /// many records as an `i32` offset delta can count.
     TooLarge,
@@ -240,8 +252,11 @@ impl core::error::Error for PushError {}
 pub struct BatchState {
     /// Bytes used, header included.
     pub len: usize,
+    /// Records appended so far.
     pub record_count: i32,
+    /// The first record's timestamp: the batch's `baseTimestamp`.
     pub base_timestamp: i64,
+    /// The largest record timestamp so far: the batch's `maxTimestamp`.
     pub max_timestamp: i64,
 }
 
@@ -258,9 +273,11 @@ impl BatchState {
 pub struct ProducerState {
     /// `-1` when the producer is not idempotent.
     pub producer_id: i64,
+    /// The producer id's epoch, `-1` when not idempotent.
     pub producer_epoch: i16,
     /// Sequence number of the batch's first record, `-1` when not idempotent.
     pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction (attribute bit 4).
     pub transactional: bool,
 }
 
@@ -291,10 +308,12 @@ impl<'a> BatchBuilder<'a> {
         Self { buf, state }
     }
 
+    /// The state to keep, to continue the batch with [`BatchBuilder::resume`].
     pub fn state(&self) -> BatchState {
         self.state
     }
 
+    /// Records appended so far.
     pub fn record_count(&self) -> i32 {
         self.state.record_count
     }
@@ -304,6 +323,7 @@ impl<'a> BatchBuilder<'a> {
         self.state.len
     }
 
+    /// Whether no record has been appended yet.
     pub fn is_empty(&self) -> bool {
         self.state.record_count == 0
     }
@@ -435,7 +455,12 @@ impl<'a> BatchBuilder<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FinishError {
-    ScratchTooSmall { required: usize },
+    /// The compression scratch is too small for the records.
+    ScratchTooSmall {
+        /// Bytes the codec needs: [`Compression::scratch_len`] of the records' length.
+        required: usize,
+    },
+    /// The codec is not in this build (see [`Compression::is_available`]).
     UnsupportedCompression(Compression),
 }
 
@@ -475,16 +500,28 @@ pub fn set_producer_state(batch: &mut [u8], producer: ProducerState) {
 /// A decoded RecordBatch v2 header, with its records still encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordBatch<'a> {
+    /// `baseOffset`: the first record's offset, assigned by the broker (0 as a producer writes it).
     pub base_offset: i64,
+    /// `partitionLeaderEpoch`: set by the broker (-1 as a producer writes it).
     pub partition_leader_epoch: i32,
+    /// `crc`: CRC-32C of everything from `attributes` on, checked by [`RecordBatch::decode`].
     pub crc: u32,
+    /// `attributes`: codec (bits 0–2), timestamp type (bit 3), transactional (bit 4), control
+    /// (bit 5).
     pub attributes: i16,
+    /// `lastOffsetDelta`: the last record's offset delta.
     pub last_offset_delta: i32,
+    /// `baseTimestamp`: the first record's timestamp; the records hold deltas from it.
     pub base_timestamp: i64,
+    /// `maxTimestamp`: the largest record timestamp (the append time, for LogAppendTime).
     pub max_timestamp: i64,
+    /// `producerId`: -1 without idempotence.
     pub producer_id: i64,
+    /// `producerEpoch`: -1 without idempotence.
     pub producer_epoch: i16,
+    /// `baseSequence`: the first record's sequence number, -1 without idempotence.
     pub base_sequence: i32,
+    /// `recordCount`: how many records the batch holds.
     pub record_count: i32,
     /// The records section, compressed or not.
     pub records_data: &'a [u8],
@@ -533,15 +570,19 @@ impl<'a> RecordBatch<'a> {
         Ok((batch, rest))
     }
 
+    /// The codec, from `attributes`; `None` for an id Kafka does not define.
     pub fn compression(&self) -> Option<Compression> {
         Compression::from_id(self.attributes & ATTR_COMPRESSION_MASK)
     }
+    /// Whether timestamps are the broker's append time (LogAppendTime, attribute bit 3).
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
     }
+    /// Whether the batch belongs to a transaction (attribute bit 4).
     pub fn is_transactional(&self) -> bool {
         self.attributes & ATTR_TRANSACTIONAL != 0
     }
+    /// Whether it is a control batch, such as a transaction marker (attribute bit 5).
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
     }
@@ -588,11 +629,17 @@ fn decode_records(data: &[u8], count: i32) -> Result<Array<'_, Record<'_>>, Deco
 /// A decoded record. Offsets and timestamps are deltas from the batch's base.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
+    /// Record attributes: unused by Kafka, 0.
     pub attributes: i8,
+    /// Timestamp minus the batch's `baseTimestamp`.
     pub timestamp_delta: i64,
+    /// Offset minus the batch's `baseOffset`.
     pub offset_delta: i32,
+    /// The key, `None` for null.
     pub key: Option<&'a [u8]>,
+    /// The value, `None` for null.
     pub value: Option<&'a [u8]>,
+    /// The record's headers.
     pub headers: Array<'a, Header<'a>>,
 }
 

@@ -2,18 +2,25 @@
 
 use super::codec::DecodeError;
 
+/// Longest encoding of a 32-bit varint, in bytes.
 pub const MAX_LEN32: usize = 5;
+/// Longest encoding of a 64-bit varint, in bytes.
 pub const MAX_LEN64: usize = 10;
 
+/// Zigzag encoding (0, -1, 1, -2, ... to 0, 1, 2, 3, ...), which keeps small negative
+/// values short as varints.
 pub const fn zigzag32(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
+/// Undoes [`zigzag32`].
 pub const fn unzigzag32(v: u32) -> i32 {
     ((v >> 1) as i32) ^ -((v & 1) as i32)
 }
+/// Zigzag encoding of an `i64`, as for [`zigzag32`].
 pub const fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
+/// Undoes [`zigzag64`].
 pub const fn unzigzag64(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
@@ -33,6 +40,7 @@ pub const fn len_u64(v: u64) -> usize {
         bits.div_ceil(7)
     }
 }
+/// Encoded length of an unsigned 32-bit varint.
 #[inline(always)]
 pub const fn len_u32(v: u32) -> usize {
     len_u64(v as u64)
@@ -60,6 +68,8 @@ pub fn encode_u64(mut v: u64, out: &mut [u8]) -> usize {
     out[i] = v as u8;
     i + 1
 }
+/// Writes `v` at the start of `out` (at least [`MAX_LEN32`] bytes or `len_u32(v)`), returns
+/// the length.
 pub fn encode_u32(v: u32, out: &mut [u8]) -> usize {
     encode_u64(u64::from(v), out)
 }
@@ -80,11 +90,13 @@ fn decode(buf: &[u8], max_len: usize) -> Result<(u64, usize), DecodeError> {
     }
 }
 
+/// Reads an unsigned varint of at most 5 bytes that fits a `u32`; returns it and its length.
 pub fn decode_u32(buf: &[u8]) -> Result<(u32, usize), DecodeError> {
     let (v, n) = decode(buf, MAX_LEN32)?;
     let v = u32::try_from(v).map_err(|_| DecodeError::InvalidVarint)?;
     Ok((v, n))
 }
+/// Reads an unsigned varint of at most 10 bytes; returns it and its length.
 pub fn decode_u64(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
     decode(buf, MAX_LEN64)
 }
