@@ -74,7 +74,7 @@ fn from_hex(text: &str) -> Vec<u8> {
         .filter(|c| !c.is_whitespace())
         .map(|c| c.to_digit(16).unwrap_or_else(|| panic!("not a hex digit: {c:?}")) as u8)
         .collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits");
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
     digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect()
 }
 

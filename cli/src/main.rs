@@ -8,6 +8,8 @@
 //! picokafka metadata -b HOST:PORT [-t TOPIC]...
 //! ```
 
+#![deny(missing_docs)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -40,6 +40,7 @@ impl Acks {
 /// A configuration problem, named by the property it concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConfigError {
     /// Not a property this producer knows.
     UnknownProperty,

@@ -7,6 +7,10 @@ use crate::record::Record;
 
 /// Why `send` refused a record. Nothing was queued; variants that may clear up hand the record
 /// back so the caller can try again.
+///
+/// Exhaustive on purpose, unlike the other error enums: a transport maps each refusal to an
+/// error of its own that hands the record back or names the cause, so a new refusal must be a
+/// compile error there, not a catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError<'r> {
     /// Every batch buffer is in use. Retry once deliveries have freed one (or give up).
@@ -75,6 +79,7 @@ impl core::error::Error for SendError<'_> {}
 /// Why an accepted record was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum DeliveryError {
     /// The broker answered with a non-retriable error, or retries ran out on a retriable one.
     Broker(ErrorCode),
@@ -112,6 +117,7 @@ impl core::error::Error for DeliveryError {}
 /// Why a connection was closed by the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConnError {
     /// A response frame longer than the receive buffer, or a negative length.
     FrameTooLarge {

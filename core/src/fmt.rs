@@ -1,8 +1,6 @@
 //! One logging shim: `trace!` .. `error!` go to `defmt`, to `log`, or nowhere, by feature.
+//! Features add up: with both on (as `--all-features` builds), each message goes to both.
 #![allow(unused_macros)]
-
-#[cfg(all(feature = "defmt", feature = "log"))]
-compile_error!("features `defmt` and `log` are mutually exclusive: pick one logger");
 
 macro_rules! trace {
     ($($arg:tt)*) => {{

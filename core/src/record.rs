@@ -51,10 +51,30 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Identifies an accepted record in its delivery report. Unique among records not yet reported.
+/// Identifies an accepted record in its delivery report. Unique among records not yet reported;
+/// its layout is the core's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct RecordToken(pub u64);
+pub struct RecordToken(pub(crate) u64);
+
+impl RecordToken {
+    /// The token as a number, for maps keyed by record.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// The report queue the record is in: every record of one partition has the same queue,
+    /// never shared with another topic-partition while any of its records is unreported.
+    pub const fn queue(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The record's place in its queue: reports of one queue come in send order, and the
+    /// place grows by one per record (wrapping), so a transport can keep a FIFO per queue.
+    pub const fn place(self) -> u32 {
+        self.0 as u32
+    }
+}
 
 /// What `send` tells about an accepted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

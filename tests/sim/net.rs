@@ -783,10 +783,10 @@ impl<'m> Sim<'m> {
             Ok(accepted) => {
                 let order = self.ledger.accepted_count;
                 self.ledger.accepted_count += 1;
-                if let Some(other) = self.ledger.pending.insert(accepted.token.0, id) {
+                if let Some(other) = self.ledger.pending.insert(accepted.token.as_u64(), id) {
                     self.violation(format!(
                         "send r{id}: token {:#x} is still pending for r{other}",
-                        accepted.token.0
+                        accepted.token.as_u64()
                     ));
                 }
                 self.ledger.entries[id as usize].accepted = Some((self.now, accepted, order));
@@ -1066,6 +1066,7 @@ impl<'m> Sim<'m> {
                 OwnedEvent::Delivered { token, partition, offset, log_append_time }
             }
             Event::Failed { token, partition, error } => OwnedEvent::Failed { token, partition, error },
+            other => panic!("the simulation does not model event {other:?} yet"),
         })
     }
 
@@ -1088,8 +1089,11 @@ impl<'m> Sim<'m> {
     }
 
     fn on_report(&mut self, token: RecordToken, outcome: Outcome) {
-        let Some(id) = self.ledger.pending.remove(&token.0) else {
-            self.violation(format!("report {outcome:?} for token {:#x}, which is not pending", token.0));
+        let Some(id) = self.ledger.pending.remove(&token.as_u64()) else {
+            self.violation(format!(
+                "report {outcome:?} for token {:#x}, which is not pending",
+                token.as_u64()
+            ));
             return;
         };
         let e = &mut self.ledger.entries[id as usize];

@@ -19,6 +19,8 @@
 //! spawner.spawn(kafka_task(runner));          // async fn kafka_task(mut r: Runner<..>) -> ! { r.run().await }
 //! handle.send(Record::new("telemetry").value(b"42")).await?;
 //! ```
+
+#![deny(missing_docs)]
 #![no_std]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![forbid(unsafe_code)]
@@ -42,8 +44,11 @@ use picokafka::{Accepted, ConnId, DeliveryError, Event, Metrics, Producer, Recor
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Report {
+    /// The record, as `send` returned it.
     pub token: RecordToken,
+    /// The partition it went to.
     pub partition: i32,
+    /// Where it landed, or why it was not delivered.
     pub outcome: Result<Delivered, DeliveryError>,
 }
 
@@ -96,6 +101,7 @@ pub struct State<'d, M: RawMutex, const REPORTS: usize> {
 }
 
 impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
+    /// Empty state for a `static`.
     pub const fn new() -> Self {
         Self {
             producer: Mutex::new(RefCell::new(None)),
@@ -125,6 +131,7 @@ pub struct SocketBuffers<const N: usize, const RX: usize, const TX: usize> {
 }
 
 impl<const N: usize, const RX: usize, const TX: usize> SocketBuffers<N, RX, TX> {
+    /// Zeroed socket buffers for a `static`.
     pub const fn new() -> Self {
         Self { rx: [[0; RX]; N], tx: [[0; TX]; N] }
     }
@@ -251,6 +258,7 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
         self.state.reports.receive().await
     }
 
+    /// The next delivery report, if one is waiting.
     pub fn try_report(&self) -> Option<Report> {
         self.state.reports.try_receive().ok()
     }
@@ -277,6 +285,7 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
         self.with(|p| p.pending_records()).unwrap_or(0)
     }
 
+    /// The core's counters and gauges.
     pub fn metrics(&self) -> Metrics {
         self.with(|p| p.metrics()).unwrap_or_default()
     }
@@ -374,6 +383,8 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
                     Event::Failed { token, partition, error } => {
                         Report { token, partition, outcome: Err(error) }
                     }
+                    // Events a newer core may add concern no socket and no report.
+                    _ => continue,
                 };
                 if state.awaited.lock(|a| a.get() == Some(report.token)) {
                     state.awaited.lock(|a| a.set(None));

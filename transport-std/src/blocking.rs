@@ -19,6 +19,7 @@ pub struct BlockingProducer {
 }
 
 impl BlockingProducer {
+    /// Starts a producer on a runtime of its own.
     pub fn new(config: &ClientConfig) -> Result<Self, Error> {
         Self::build_with(config, |b| b)
     }
@@ -73,18 +74,22 @@ impl BlockingProducer {
         self.runtime.block_on(self.producer.send_with_opaque(record, opaque))
     }
 
+    /// Blocks until the record behind `delivery` is reported.
     pub fn wait(&self, delivery: DeliveryFuture) -> Result<Delivery, Error> {
         self.runtime.block_on(delivery)
     }
 
+    /// Blocks until every record sent before the call is reported.
     pub fn flush(&self) {
         self.runtime.block_on(self.producer.flush());
     }
 
+    /// Stops accepting records and blocks until each queued one is reported, or `timeout` passes.
     pub fn close(&self, timeout: Duration) {
         self.runtime.block_on(self.producer.close(timeout));
     }
 
+    /// The core's counters and gauges.
     pub fn metrics(&self) -> Metrics {
         self.runtime.block_on(self.producer.metrics())
     }

@@ -41,6 +41,7 @@ pub(crate) struct Settings {
 }
 
 impl ClientConfig {
+    /// An empty configuration: every property at its default.
     pub fn new() -> Self {
         Self::default()
     }
@@ -51,6 +52,7 @@ impl ClientConfig {
         self
     }
 
+    /// The value set for property `key`, if any.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.props.get(key).map(String::as_str)
     }

@@ -13,15 +13,18 @@ use crate::error::Error;
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// The topic it was written to.
     pub topic: Arc<str>,
+    /// The partition it was written to.
     pub partition: i32,
     /// `-1` with acks=0.
     pub offset: i64,
+    /// CreateTime, or the broker's append time for LogAppendTime topics (ms since the Unix epoch).
     pub timestamp: i64,
 }
 
 /// The producer-wide delivery report handler, librdkafka's `dr_msg_cb`: called on the
-/// producer's task with the opaque value given to [`Producer::send_with_opaque`] and the
+/// producer's task with the opaque value given to [`Producer::send_with_opaque`](crate::Producer::send_with_opaque) and the
 /// record's outcome. It must not block.
 pub type DeliveryHandler = Arc<dyn Fn(u64, Result<Delivery, Error>) + Send + Sync>;
 

@@ -355,6 +355,8 @@ impl Driver<'_> {
                             self.done_in_epoch(o.epoch);
                         }
                     }
+                    // Events a newer core may add concern no socket and no report.
+                    _ => {}
                 }
             }
             let now = self.now();

@@ -6,6 +6,7 @@ use picokafka::{DeliveryError, SendError};
 
 /// Everything that can go wrong for a caller of this crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A property is unknown or invalid; the message names it.
     Config(String),
@@ -13,17 +14,26 @@ pub enum Error {
     QueueFull,
     /// The topic's metadata did not arrive within `max.block.ms` (it may not exist).
     MetadataTimeout {
+        /// The topic that never appeared.
         topic: String,
     },
+    /// The record does not fit a batch: `size` bytes, at most `max`.
     RecordTooLarge {
+        /// Its encoded size.
         size: usize,
+        /// The most a batch takes.
         max: usize,
     },
+    /// The topic name is not one Kafka allows.
     InvalidTopic {
+        /// The name refused.
         topic: String,
     },
+    /// The record named partition `partition` of a topic with `count`.
     PartitionOutOfRange {
+        /// The partition asked for.
         partition: i32,
+        /// The topic's partition count.
         count: i32,
     },
     /// The broker refused the topic (authorization, invalid name, ...).
@@ -66,7 +76,15 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// A failed delivery's cause is the core's [`DeliveryError`].
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Delivery(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 pub(crate) fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
     match *e {

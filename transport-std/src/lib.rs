@@ -17,6 +17,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 // The application's side.
 mod blocking;
 mod config;

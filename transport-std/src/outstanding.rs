@@ -17,11 +17,11 @@ pub(crate) struct Outstanding {
     pub(crate) n: u32,
 }
 
-/// Records handed to the core and not yet reported, per partition. A token is the partition's
-/// number (high half, never reused for another topic-partition) and a counter (low half) issued
-/// in send order, and reports come back in that order within a partition: the next report is
-/// almost always the front of its queue, so no per-record hashing or tree is needed, and the
-/// topic is kept once per partition rather than per record.
+/// Records handed to the core and not yet reported, per report queue. A token names its queue
+/// (one per partition, `RecordToken::queue`) and its place in it, and reports come back in
+/// that order within a queue: the next report is almost always the front of its queue, so no
+/// per-record hashing or tree is needed, and the topic is kept once per partition rather than
+/// per record.
 #[derive(Default)]
 pub(crate) struct Outstandings {
     by_partition: HashMap<u32, (Arc<str>, VecDeque<Outstanding>)>,
@@ -29,13 +29,13 @@ pub(crate) struct Outstandings {
 
 impl Outstandings {
     pub(crate) fn push(&mut self, token: picokafka::RecordToken, topic: &Arc<str>, mut o: Outstanding) {
-        let (partition, n) = ((token.0 >> 32) as u32, token.0 as u32);
+        let (partition, n) = (token.queue(), token.place());
         o.n = n;
         self.by_partition.entry(partition).or_insert_with(|| (topic.clone(), VecDeque::new())).1.push_back(o);
     }
 
     pub(crate) fn take(&mut self, token: picokafka::RecordToken) -> Option<(Arc<str>, Outstanding)> {
-        let (partition, n) = ((token.0 >> 32) as u32, token.0 as u32);
+        let (partition, n) = (token.queue(), token.place());
         let (topic, queue) = self.by_partition.get_mut(&partition)?;
         let o = if queue.front().is_some_and(|o| o.n == n) {
             queue.pop_front()

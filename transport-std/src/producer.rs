@@ -28,8 +28,11 @@ pub struct Health {
     pub brokers_ready: usize,
     /// Connection slots assigned to a broker or bootstrap address.
     pub brokers_known: usize,
+    /// Records accepted and not yet reported.
     pub queued_records: u64,
+    /// The most recent error worth a look: a TLS handshake, a broker error code, a lost connection.
     pub last_error: Option<String>,
+    /// Why the producer stopped for good, if it did.
     pub fatal: Option<String>,
 }
 

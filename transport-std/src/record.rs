@@ -5,16 +5,22 @@ use std::sync::Arc;
 /// A record that owns its data, ready to cross into the producer's task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedRecord {
+    /// The topic it goes to.
     pub topic: Arc<str>,
+    /// The partition, if the caller picks it.
     pub partition: Option<i32>,
+    /// The key, if any.
     pub key: Option<Vec<u8>>,
+    /// The value; `None` is a null value (a tombstone on compacted topics).
     pub value: Option<Vec<u8>>,
+    /// Headers in order: name and optional value.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// CreateTime, ms since the Unix epoch; `None` takes the time of sending.
     pub timestamp: Option<i64>,
 }
 
 impl OwnedRecord {
+    /// A record for `topic`, with no key, value or headers yet.
     pub fn new(topic: impl Into<Arc<str>>) -> Self {
         Self {
             topic: topic.into(),
@@ -25,22 +31,27 @@ impl OwnedRecord {
             timestamp: None,
         }
     }
+    /// Sets the key (murmur2 of it picks the partition, as in the Java client).
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.key = Some(key.into());
         self
     }
+    /// Sets the value.
     pub fn value(mut self, value: impl Into<Vec<u8>>) -> Self {
         self.value = Some(value.into());
         self
     }
+    /// Sends it to this partition, whatever its key.
     pub fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
     }
+    /// Adds a header; `None` is a header without a value.
     pub fn header(mut self, name: impl Into<String>, value: Option<impl Into<Vec<u8>>>) -> Self {
         self.headers.push((name.into(), value.map(Into::into)));
         self
     }
+    /// Sets its CreateTime, ms since the Unix epoch.
     pub fn timestamp(mut self, ms: i64) -> Self {
         self.timestamp = Some(ms);
         self

@@ -39,6 +39,7 @@ impl std::error::Error for SerializeError {}
 
 /// Turns a `T` into the bytes of a key or value.
 pub trait Serializer<T: ?Sized> {
+    /// The bytes of `value`.
     fn serialize(&self, value: &T) -> Result<Vec<u8>, SerializeError>;
 }
 
@@ -93,10 +94,12 @@ impl<T: serde::Serialize + ?Sized> Serializer<T> for Json {
 /// (big-endian `i32`), the Protobuf message-index path if any, then the payload.
 #[derive(Debug, Clone)]
 pub struct SchemaRegistry<S> {
+    /// The schema's id in the Schema Registry.
     pub schema_id: u32,
     /// Protobuf only: the indexes of the message type within the schema file, outermost first
     /// (`[]` for the first top-level message). `None` for Avro and JSON Schema.
     pub message_indexes: Option<Vec<i32>>,
+    /// The serializer of the payload after the header.
     pub inner: S,
 }
 
@@ -153,6 +156,7 @@ impl<T: ?Sized, S: Serializer<T>> Serializer<T> for SchemaRegistry<S> {
 #[cfg(feature = "avro")]
 #[derive(Debug, Clone)]
 pub struct Avro {
+    /// The writer's schema.
     pub schema: apache_avro::Schema,
 }
 

@@ -16,6 +16,7 @@ pub struct Transmit {
 
 /// What the producer asks of the transport, or tells the application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// Open a TCP connection to `host:port` and report it with `handle_connected` (or
     /// `handle_disconnected` if it fails).

@@ -36,6 +36,7 @@
 //!         Event::Close { conn } => { /* close it */ }
 //!         Event::Delivered { token, partition, offset, .. } => { /* report */ }
 //!         Event::Failed { token, error, .. } => { /* report */ }
+//!         _ => { /* events a later version adds */ }
 //!     }
 //! }
 //! while let Some(t) = producer.poll_transmit(now, &mut buf) {

@@ -32,7 +32,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// slice-by-16 one (16 KiB of flash, and measured no faster than this on a Cortex-M4 at
 /// opt-level `s`), and `crc32c` needs `std`. The tables are built at compile time from the
 /// polynomial, so there is no table to get wrong by hand.
-#[cfg(any(test, feature = "crc-slice4"))]
+#[cfg(any(test, all(feature = "crc-slice4", not(feature = "std"))))]
 mod slice4 {
     /// The reflected CRC-32C polynomial.
     const POLY: u32 = 0x82F6_3B78;
