@@ -326,3 +326,16 @@ async fn close_while_the_broker_is_down_reports_every_record() {
     }
     assert_eq!(failed, 50, "every record reported, none vanished");
 }
+
+/// `transactional.id` is refused, naming the property, until transactions work: a producer that
+/// accepted it would write ordinary records to a user who believes in exactly-once.
+#[test]
+fn transactional_id_is_refused_not_ignored() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = rt.enter();
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", "127.0.0.1:9").set("transactional.id", "orders-1");
+    let err = Producer::new(&c).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("transactional.id is not supported yet"), "{err}");
+}

@@ -55,6 +55,14 @@ pub enum ConfigError {
     Conflict(&'static str),
     /// The resources given to the producer cannot hold what the configuration asks for.
     Capacity(&'static str),
+    /// A property this producer knows but does not implement yet: accepting it would promise
+    /// what it does not do.
+    Unsupported {
+        /// The property's Kafka name.
+        property: &'static str,
+        /// What a user would get instead.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -66,11 +74,17 @@ impl fmt::Display for ConfigError {
             }
             Self::Conflict(why) => write!(f, "conflicting settings: {why}"),
             Self::Capacity(why) => write!(f, "resources too small: {why}"),
+            Self::Unsupported { property, why } => write!(f, "{property} is not supported yet: {why}"),
         }
     }
 }
 
 impl core::error::Error for ConfigError {}
+
+const TRANSACTIONS_UNSUPPORTED: ConfigError = ConfigError::Unsupported {
+    property: "transactional.id",
+    why: "transactions are not implemented; its records would be written outside any transaction",
+};
 
 /// Producer settings. Field names follow Kafka's properties (`linger.ms` is `linger_ms`).
 #[derive(Debug, Clone)]
@@ -126,8 +140,8 @@ pub struct Config {
     /// `allow.auto.create.topics`: lets brokers configured for it create the topics Metadata
     /// requests ask about that do not exist yet.
     pub allow_auto_create_topics: bool,
-    /// `transactional.id`: sent in InitProducerId and Produce requests. Transactions themselves
-    /// (AddPartitionsToTxn, EndTxn) are not implemented yet.
+    /// `transactional.id`: refused by `set` and `validate` until transactions are implemented
+    /// (a producer that accepted it would write ordinary records).
     pub transactional_id: Option<String<TRANSACTIONAL_ID_MAX>>,
     /// `transaction.timeout.ms`: sent in InitProducerId; how long the transaction coordinator lets
     /// a transaction stay idle before it aborts it.
@@ -306,7 +320,9 @@ impl Config {
             "allow.auto.create.topics" => {
                 self.allow_auto_create_topics = parse_bool(value, "allow.auto.create.topics")?
             }
-            "transactional.id" => self.transactional_id = Some(bounded(value, "transactional.id")?),
+            // Refused until transactions work: a user who sets it believes in exactly-once and
+            // would get ordinary records.
+            "transactional.id" => return Err(TRANSACTIONS_UNSUPPORTED),
             "transaction.timeout.ms" => self.transaction_timeout_ms = ms("transaction.timeout.ms")?,
             "random.seed" => self.random_seed = parse(value, "random.seed", "an unsigned 64-bit integer")?,
             _ => return Err(ConfigError::UnknownProperty),
@@ -323,6 +339,9 @@ impl Config {
                 property: "bootstrap.servers",
                 expected: "host:port[,host:port...]",
             });
+        }
+        if self.transactional_id.is_some() {
+            return Err(TRANSACTIONS_UNSUPPORTED);
         }
         if self.transactional_id.is_some() && !self.enable_idempotence {
             return Err(ConfigError::Conflict("transactional.id requires enable.idempotence=true"));
@@ -377,6 +396,12 @@ mod tests {
             })
         );
         assert_eq!(c.set("no.such.thing", "1"), Err(ConfigError::UnknownProperty));
+        // Not silently ignored: refused, naming the property.
+        let err = c.set("transactional.id", "tx-1").unwrap_err();
+        assert!(matches!(err, ConfigError::Unsupported { property: "transactional.id", .. }));
+        let mut text = heapless::String::<160>::new();
+        core::fmt::write(&mut text, format_args!("{err}")).unwrap();
+        assert!(text.starts_with("transactional.id is not supported yet"), "{text}");
         assert!(c.set("bootstrap.servers", "nohostport").is_err());
         assert!(c.set("bootstrap.servers", "h:99999").is_err());
         c.validate().unwrap();
