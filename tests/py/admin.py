@@ -4,10 +4,18 @@ wrote), for the scripts and tests:
   admin.py create-topic NAME PARTITIONS BOOTSTRAP [RF [CONFIG=VALUE ...]]
   admin.py version BOOTSTRAP        the broker's software name and version, from ApiVersions
   admin.py leader TOPIC PARTITION BOOTSTRAP    the id of the partition's leader
+  admin.py leaders TOPIC BOOTSTRAP     the leader of every partition, one line each, in order
+  admin.py wait-healthy BOOTSTRAP BROKERS [TIMEOUT]
+        wait until BROKERS brokers are in the metadata and every partition of every topic has
+        its whole replica set in sync, then elect preferred leaders and wait until each
+        partition is led by its first replica (a cluster back in its balanced shape)
+  admin.py end-offsets TOPIC BOOTSTRAP   the number of records on the log of every partition
+        (high watermark minus log start), one "PARTITION COUNT" line each, then "total N"
 """
 import sys
 import time
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -42,12 +50,95 @@ def leader(topic, partition, bootstrap):
     print(md.partitions[int(partition)].leader)
 
 
+def leaders(topic, bootstrap):
+    md = admin(bootstrap).list_topics(topic, timeout=10).topics[topic]
+    for p in sorted(md.partitions):
+        print(md.partitions[p].leader)
+
+
+def unhealthy(md, brokers):
+    """Why the cluster is not (yet) healthy, or None."""
+    if len(md.brokers) != brokers:
+        return f"{len(md.brokers)} of {brokers} brokers in the metadata"
+    for name, t in md.topics.items():
+        if t.error is not None:
+            return f"topic {name}: {t.error}"
+        for p in t.partitions.values():
+            if p.error is not None or p.leader < 0:
+                return f"{name}[{p.id}]: leader {p.leader}, {p.error}"
+            if sorted(p.isrs) != sorted(p.replicas):
+                return f"{name}[{p.id}]: ISR {p.isrs} of replicas {p.replicas}"
+    return None
+
+
+def not_preferred(md):
+    return [
+        TopicPartition(name, p.id)
+        for name, t in md.topics.items()
+        for p in t.partitions.values()
+        if p.replicas and p.leader != p.replicas[0]
+    ]
+
+
+def wait_healthy(bootstrap, brokers, timeout="180"):
+    from confluent_kafka import ElectionType
+
+    a = admin(bootstrap)
+    brokers, start = int(brokers), time.monotonic()
+    deadline = start + float(timeout)
+    why, elected = "no metadata yet", False
+    while time.monotonic() < deadline:
+        try:
+            md = a.list_topics(timeout=5)
+        except Exception as e:  # a broker still starting: try again
+            why = f"metadata: {e}"
+            time.sleep(0.5)
+            continue
+        why = unhealthy(md, brokers)
+        if why is None:
+            moves = not_preferred(md)
+            if not moves:
+                print(f"admin.py: cluster healthy after {time.monotonic() - start:.1f} s", file=sys.stderr)
+                return
+            why = f"{len(moves)} partitions not led by their preferred replica"
+            if not elected:
+                try:
+                    a.elect_leaders(ElectionType.PREFERRED, moves).result(30)
+                except Exception as e:  # ELECTION_NOT_NEEDED and the like: look again
+                    why += f" (election: {e})"
+                elected = True
+        else:
+            elected = False
+        time.sleep(0.5)
+    sys.exit(f"admin.py: cluster not healthy after {timeout} s: {why}")
+
+
+def end_offsets(topic, bootstrap):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "picokafka-end-offsets"})
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        total = 0
+        for p in sorted(md.partitions):
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            print(p, high - low)
+            total += high - low
+        print("total", total)
+    finally:
+        c.close()
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "create-topic":
         create_topic(*args)
     elif cmd == "leader":
         leader(*args)
+    elif cmd == "leaders":
+        leaders(*args)
+    elif cmd == "wait-healthy":
+        wait_healthy(*args)
+    elif cmd == "end-offsets":
+        end_offsets(*args)
     else:
         sys.exit(f"admin.py: unknown command {cmd!r}")
 
