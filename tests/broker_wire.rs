@@ -14,7 +14,7 @@ use picokafka::protocol::metadata::{MetadataRequest, MetadataResponse};
 use picokafka::protocol::produce::{PartitionData, ProduceRequest, ProduceResponse, TopicData};
 use picokafka::protocol::record_batch::{BatchBuilder, Compression, Header, ProducerState};
 use picokafka::protocol::{encode_request, ApiKey, ErrorCode, Reader, Request, ResponseHeader, Writer};
-use picokafka_tests::{consume, Broker, Consumer, Kafka, Tansu};
+use picokafka_tests::{consume, consume_with, Broker, Consumer, Kafka, Tansu};
 
 struct Conn {
     stream: TcpStream,
@@ -90,6 +90,40 @@ fn the_reference_broker_is_apache_kafka() {
         resp.api_keys.len()
     );
     assert!(version.starts_with("4."), "Apache Kafka 4.x expected, the broker's log says {version}");
+}
+
+/// The test broker runs transactions (transaction state log RF 1, min ISR 1): confluent-kafka's
+/// transactional producer commits one and aborts one; a `read_committed` consumer sees only the
+/// committed records, a `read_uncommitted` one both.
+#[test]
+fn the_test_broker_runs_transactions() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("txn-probe", 1);
+    let status = std::process::Command::new(picokafka_tests::python())
+        .arg(picokafka_tests::root().join("tests/py/txn_probe.py"))
+        .args([&kafka.bootstrap(), &topic, "10", "5"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the transactional probe failed: {status}");
+    let committed = consume_with(
+        &kafka.bootstrap(),
+        &[&topic],
+        10,
+        Consumer::Confluent,
+        &[("isolation.level", "read_committed")],
+    );
+    assert!(committed.iter().all(|r| r.value.as_deref().is_some_and(|v| v.starts_with(b"committed-"))));
+    let all = consume_with(
+        &kafka.bootstrap(),
+        &[&topic],
+        15,
+        Consumer::Confluent,
+        &[("isolation.level", "read_uncommitted")],
+    );
+    assert_eq!(
+        all.iter().filter(|r| r.value.as_deref().is_some_and(|v| v.starts_with(b"aborted-"))).count(),
+        5
+    );
 }
 
 #[test]
