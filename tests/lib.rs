@@ -222,25 +222,34 @@ fn read_back(
 /// The `picokafka` binary (debug profile), built once per test process.
 pub fn cli() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = root();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "picokafka-cli"])
-            .current_dir(&root)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run cargo build -p picokafka-cli");
-        assert!(status.success(), "cargo build -p picokafka-cli failed: {status}");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_relative() { root.join(t) } else { t })
-            .unwrap_or_else(|| root.join("target"));
-        let bin = target.join("debug").join(format!("picokafka{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} missing after cargo build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| built_binary("picokafka-cli", "picokafka", false)).clone()
+}
+
+/// Builds `package` (`--release` if asked) and returns its binary `bin` from the target
+/// directory (`CARGO_TARGET_DIR`, else `<workspace>/target`). `env!("CARGO_BIN_EXE_…")` only
+/// sees binaries of this package, hence the build.
+pub fn built_binary(package: &str, bin: &str, release: bool) -> PathBuf {
+    let root = root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .current_dir(&root)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+    assert!(status.success(), "cargo build -p {package} failed: {status}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_relative() { root.join(t) } else { t })
+        .unwrap_or_else(|| root.join("target"));
+    let profile = if release { "release" } else { "debug" };
+    let path = target.join(profile).join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "{} missing after cargo build", path.display());
+    path
 }
 
 /// librdkafka's mock cluster as a child process (several brokers, fault injection).

@@ -31,25 +31,7 @@ pub mod api {
 /// (`CARGO_TARGET_DIR`, else `<workspace>/target`).
 pub fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = crate::root();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--release", "-p", "mock-cluster"])
-            .current_dir(&root)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run cargo build -p mock-cluster");
-        assert!(status.success(), "cargo build -p mock-cluster failed: {status}");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_relative() { root.join(t) } else { t })
-            .unwrap_or_else(|| root.join("target"));
-        let bin = target.join("release").join(format!("mock-cluster{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} missing after cargo build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| crate::built_binary("mock-cluster", "mock-cluster", true)).clone()
 }
 
 /// A running `mock-cluster`: brokers 1..=N. Dropping it stops the process.
