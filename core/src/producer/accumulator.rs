@@ -7,11 +7,58 @@ use super::topics::{PartitionTable, TopicState};
 use super::Producer;
 use crate::error::SendError;
 use crate::partitioner;
-use crate::protocol::record_batch::PushError;
-use crate::record::{Record, RecordToken};
+use crate::protocol::record_batch::{self, BatchBuilder, PushError};
+use crate::protocol::ErrorCode;
+use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
 use crate::time::Instant;
 
 impl Producer<'_> {
+    /// `send`'s work: the record checked, its topic found (or metadata asked for), its
+    /// partition chosen, its bytes appended.
+    pub(super) fn accept<'r>(&mut self, now: Instant, record: Record<'r>) -> Result<Accepted, SendError<'r>> {
+        if let Some(code) = self.fatal {
+            return Err(SendError::Fatal(code));
+        }
+        if self.closing.is_some() {
+            return Err(SendError::Closed);
+        }
+        if !is_valid_topic_name(record.topic) {
+            return Err(SendError::InvalidTopic);
+        }
+        let headers_ok = record.headers.len() <= i32::MAX as usize;
+        let timestamp = record.timestamp.unwrap_or(now.as_millis() as i64 + self.unix_offset_ms);
+        // Size on an empty batch: the least room this record can ever need.
+        let size = record_batch::HEADER_LEN
+            + BatchBuilder::new(&mut [0u8; record_batch::HEADER_LEN])
+                .map(|b| b.record_size(timestamp, record.key, record.value, record.headers))
+                .unwrap_or(usize::MAX);
+        if !headers_ok || size > self.config.batch_size {
+            return Err(SendError::RecordTooLarge { size, max: self.config.batch_size });
+        }
+        let topic = self.topic_slot(now, record.topic).ok_or(SendError::Capacity("topic slots"))?;
+        let (first, count) = match self.topics[topic].state {
+            TopicState::Known { first, count } => (first, count),
+            TopicState::Error(code) if !code.is_retriable() && code != ErrorCode::UnknownTopicOrPartition => {
+                return Err(SendError::Topic(code));
+            }
+            _ => {
+                // Unless the request in flight already asks about this topic.
+                if !self.metadata.asking_about(topic) {
+                    self.want_metadata();
+                }
+                self.schedule(now);
+                return Err(SendError::MetadataPending(record));
+            }
+        };
+        let count_i32 = i32::from(count);
+        let partition = self.choose_partition(topic, &record, count_i32)?;
+        let slot = usize::from(first) + partition as usize;
+        let token = self.append(now, topic, slot, &record, timestamp)?;
+        self.metrics.records_sent += 1;
+        self.metrics.record_bytes += size as u64 - record_batch::HEADER_LEN as u64;
+        Ok(Accepted { token, partition, timestamp })
+    }
+
     pub(super) fn choose_partition(
         &mut self,
         topic: usize,

@@ -60,6 +60,7 @@ pub mod bootstrap;
 mod cluster;
 mod outcomes;
 mod requests;
+mod timers;
 mod transport;
 
 use heapless::String;
@@ -71,14 +72,14 @@ pub use self::event::{Event, Transmit};
 use self::idempotence::Idempotence;
 use self::metadata::MetadataState;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
-use self::topics::{PartitionTable, TopicState, TopicTable};
+use self::topics::{PartitionTable, TopicTable};
 use crate::config::{Acks, Config, ConfigError};
-use crate::error::{DeliveryError, SendError};
+use crate::error::SendError;
 use crate::partitioner::Partitioner;
-use crate::protocol::record_batch::{self, BatchBuilder};
+use crate::protocol::record_batch;
 use crate::protocol::ErrorCode;
 use crate::rand::Rng;
-use crate::record::{is_valid_topic_name, Accepted, Record};
+use crate::record::{Accepted, Record};
 use crate::storage::Storage;
 use crate::time::{Duration, Instant};
 
@@ -214,47 +215,7 @@ impl<'a> Producer<'a> {
 
     /// Copies `record` into a batch buffer. Never blocks; a refused record is untouched.
     pub fn send<'r>(&mut self, now: Instant, record: Record<'r>) -> Result<Accepted, SendError<'r>> {
-        if let Some(code) = self.fatal {
-            return Err(SendError::Fatal(code));
-        }
-        if self.closing.is_some() {
-            return Err(SendError::Closed);
-        }
-        if !is_valid_topic_name(record.topic) {
-            return Err(SendError::InvalidTopic);
-        }
-        let headers_ok = record.headers.len() <= i32::MAX as usize;
-        let timestamp = record.timestamp.unwrap_or(now.as_millis() as i64 + self.unix_offset_ms);
-        // Size on an empty batch: the least room this record can ever need.
-        let size = record_batch::HEADER_LEN
-            + BatchBuilder::new(&mut [0u8; record_batch::HEADER_LEN])
-                .map(|b| b.record_size(timestamp, record.key, record.value, record.headers))
-                .unwrap_or(usize::MAX);
-        if !headers_ok || size > self.config.batch_size {
-            return Err(SendError::RecordTooLarge { size, max: self.config.batch_size });
-        }
-        let topic = self.topic_slot(now, record.topic).ok_or(SendError::Capacity("topic slots"))?;
-        let (first, count) = match self.topics[topic].state {
-            TopicState::Known { first, count } => (first, count),
-            TopicState::Error(code) if !code.is_retriable() && code != ErrorCode::UnknownTopicOrPartition => {
-                return Err(SendError::Topic(code));
-            }
-            _ => {
-                // Unless the request in flight already asks about this topic.
-                if !self.metadata.asking_about(topic) {
-                    self.want_metadata();
-                }
-                self.schedule(now);
-                return Err(SendError::MetadataPending(record));
-            }
-        };
-        let count_i32 = i32::from(count);
-        let partition = self.choose_partition(topic, &record, count_i32)?;
-        let slot = usize::from(first) + partition as usize;
-        let token = self.append(now, topic, slot, &record, timestamp)?;
-        self.metrics.records_sent += 1;
-        self.metrics.record_bytes += size as u64 - record_batch::HEADER_LEN as u64;
-        Ok(Accepted { token, partition, timestamp })
+        self.accept(now, record)
     }
 
     /// The topic slot for `name`, added if new. A slot is never reclaimed while a Metadata
@@ -341,143 +302,12 @@ impl<'a> Producer<'a> {
     /// act on count: a batch done lingering whose leader is not connected waits for the
     /// connection, not for a timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = Instant::NEVER;
-        let linger = Duration::from_millis(u64::from(self.config.linger_ms));
-        let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
-        let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
-        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
-        // The oldest batch not in flight, per partition: a partition's batches are chained in
-        // creation order, so it is the first such one in its chain (past the few in flight or
-        // awaiting reports). Walking chains instead of every batch slot matters: this runs on
-        // every turn of a transport's loop, and a host producer has thousands of slots.
-        for p in self.partitions.iter() {
-            if let Some((_, s)) = self.batches.partition_chain(p.head).find(|(_, s)| s.is_queued()) {
-                t = t.min(s.created + delivery);
-            }
-        }
-        for c in self.conns.iter() {
-            match c.state {
-                ConnState::Connecting { since } => t = t.min(since + setup),
-                ConnState::Backoff { until } => t = t.min(until),
-                _ => {}
-            }
-            if let Some(f) = c.in_flight.iter().find(|f| f.is_awaited()) {
-                t = t.min(f.sent_at + request);
-            }
-        }
-        let control = self.control_conn().is_some_and(|i| self.can_start(i));
-        let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
-        t = t.min(self.metadata.expires(max_age));
-        if let Some(at) = self.metadata.next_request().filter(|_| control) {
-            t = t.min(at);
-        }
-        if self.idempotence.is_wanted() && control && !self.any_produce_in_flight() {
-            t = t.min(self.idempotence.next_attempt());
-        }
-        if self.idempotence.allows_produce() {
-            for pi in 0..self.partitions.len() {
-                let p = &self.partitions[pi];
-                if p.is_free() || p.head.is_none() || p.leader < 0 {
-                    continue;
-                }
-                let Some(i) = self.conns.of_node(p.leader) else { continue };
-                if self.conns[i].state == ConnState::Ready && self.can_start(i) {
-                    if let Some((_, at)) = self.candidate(pi, i, linger) {
-                        t = t.min(at);
-                    }
-                }
-            }
-        }
-        if let Some(d) = self.closing {
-            t = t.min(d);
-        }
-        (t != Instant::NEVER).then_some(t)
+        self.next_deadline()
     }
 
     /// Acts on every deadline that has passed: linger, retries, timeouts, refreshes.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
-        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
-        for i in 0..self.conns.len() {
-            let c = &self.conns[i];
-            let timed_out =
-                c.in_flight.iter().find(|f| f.is_awaited()).is_some_and(|f| f.sent_at + request <= now);
-            match c.state {
-                ConnState::Connecting { since } if since + setup <= now => {
-                    self.close_conn(now, i, crate::error::ConnError::ConnectTimeout)
-                }
-                ConnState::Backoff { until } if until <= now => self.conns[i].state = ConnState::Idle,
-                _ if timed_out => self.close_conn(now, i, crate::error::ConnError::RequestTimeout),
-                _ => {}
-            }
-        }
-        let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));
-        if self.metadata.expires(max_age) <= now {
-            self.want_metadata();
-        }
-        self.expire_batches(now);
-        if let Some(deadline) = self.closing {
-            if deadline <= now {
-                self.abandon_all(DeliveryError::Closed);
-            }
-        }
-        self.schedule(now);
-    }
-
-    /// Fails batches whose `delivery.timeout.ms` has passed and that are not in flight (an
-    /// in-flight batch waits for its answer or its request's timeout, which comes first).
-    fn expire_batches(&mut self, now: Instant) {
-        let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
-        for b in self.batches.ids() {
-            let s = &self.batches[b];
-            if s.is_queued() && s.created + delivery <= now {
-                let last = s.last_error;
-                self.fail_batch(b, DeliveryError::Timeout { last });
-            }
-        }
-    }
-
-    /// Fails every batch not yet done (close deadline, fatal error).
-    fn abandon_all(&mut self, error: DeliveryError) {
-        for b in self.batches.ids() {
-            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done) {
-                self.batches[b].request = None;
-                self.fail_batch(b, error);
-            }
-        }
-    }
-
-    /// Records the outcome of a batch; its reports are handed out in partition order.
-    fn finish_batch(&mut self, b: BatchId, outcome: Outcome) {
-        if !self.batches.finish(b, outcome) {
-            return;
-        }
-        let records = u64::from(self.batches[b].builder.record_count.max(0) as u32);
-        match outcome {
-            Outcome::Delivered { .. } => {
-                self.metrics.batches_delivered += 1;
-                self.metrics.records_delivered += records;
-            }
-            Outcome::Failed(e) => {
-                self.metrics.records_failed += records;
-                self.metrics.last_delivery_error = Some(e);
-            }
-        }
-    }
-
-    /// Fails a batch. A failed batch that reached a broker may or may not be in the log (a
-    /// timeout after a lost answer); if it is not, the broker answers the partition's next batch
-    /// with OUT_OF_ORDER_SEQUENCE_NUMBER, and only then does the partition start over under a new
-    /// producer id. Guessing earlier could write a batch twice.
-    fn fail_batch(&mut self, b: BatchId, error: DeliveryError) {
-        self.finish_batch(b, Outcome::Failed(error));
-    }
-
-    /// Asks for a new producer id because partition `slot`'s sequence broke; its batches not yet
-    /// acknowledged are renumbered under the new id. Other partitions move over lazily.
-    fn request_epoch_bump(&mut self, slot: usize) {
-        self.partitions[slot].seq.rewrite = true;
-        self.idempotence.request_new_id();
+        self.on_timeout(now);
     }
 }
 

@@ -217,3 +217,48 @@ impl Producer<'_> {
         }
     }
 }
+
+impl Producer<'_> {
+    /// Fails every batch not yet done (close deadline, fatal error).
+    pub(super) fn abandon_all(&mut self, error: DeliveryError) {
+        for b in self.batches.ids() {
+            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done) {
+                self.batches[b].request = None;
+                self.fail_batch(b, error);
+            }
+        }
+    }
+
+    /// Records the outcome of a batch; its reports are handed out in partition order.
+    pub(super) fn finish_batch(&mut self, b: BatchId, outcome: Outcome) {
+        if !self.batches.finish(b, outcome) {
+            return;
+        }
+        let records = u64::from(self.batches[b].builder.record_count.max(0) as u32);
+        match outcome {
+            Outcome::Delivered { .. } => {
+                self.metrics.batches_delivered += 1;
+                self.metrics.records_delivered += records;
+            }
+            Outcome::Failed(e) => {
+                self.metrics.records_failed += records;
+                self.metrics.last_delivery_error = Some(e);
+            }
+        }
+    }
+
+    /// Fails a batch. A failed batch that reached a broker may or may not be in the log (a
+    /// timeout after a lost answer); if it is not, the broker answers the partition's next batch
+    /// with OUT_OF_ORDER_SEQUENCE_NUMBER, and only then does the partition start over under a new
+    /// producer id. Guessing earlier could write a batch twice.
+    pub(super) fn fail_batch(&mut self, b: BatchId, error: DeliveryError) {
+        self.finish_batch(b, Outcome::Failed(error));
+    }
+
+    /// Asks for a new producer id because partition `slot`'s sequence broke; its batches not yet
+    /// acknowledged are renumbered under the new id. Other partitions move over lazily.
+    pub(super) fn request_epoch_bump(&mut self, slot: usize) {
+        self.partitions[slot].seq.rewrite = true;
+        self.idempotence.request_new_id();
+    }
+}
