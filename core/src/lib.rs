@@ -6,6 +6,16 @@
 //! of [`Producer::poll_event`]. Transports (tokio on hosts, embassy-net on microcontrollers) only
 //! move bytes and keep time. The Kafka wire codec it is built on is in [`protocol`].
 //!
+//! # What is public, and why
+//! A producer's user needs the crate root: [`Producer`], [`Config`], [`Record`], the events and
+//! errors, [`Storage`] / [`Resources`]. [`protocol`] is public too, for two kinds of users: its
+//! [`ErrorCode`](protocol::ErrorCode) and [`ApiKey`](protocol::ApiKey) appear in this crate's
+//! errors and metrics, and its codec (request and response messages, record batches, LZ4 frames,
+//! CRC-32C) serves those who speak Kafka without the state machine — the raw-wire example, the
+//! second-codec and golden-vector tests, the fuzz targets. The state machine's own tables (batch,
+//! connection, topic and partition slots) are public only as types to declare storage with;
+//! their contents are private.
+//!
 //! # Panic policy
 //! A panic is a bug in this crate. Nothing a broker sends and nothing a caller passes may cause
 //! one: decoders return [`protocol::DecodeError`], `send` returns [`SendError`], broken

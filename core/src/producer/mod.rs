@@ -242,7 +242,7 @@ impl<'a> Producer<'a> {
     }
 
     /// Stops accepting records and sends what is queued. Records not delivered by
-    /// `now + timeout` are reported failed with [`DeliveryError::Closed`]; then every connection
+    /// `now + timeout` are reported failed with [`DeliveryError::Closed`](crate::DeliveryError::Closed); then every connection
     /// is closed and [`Producer::is_closed`] turns true.
     pub fn close(&mut self, now: Instant, timeout: Duration) {
         self.flush(now);
