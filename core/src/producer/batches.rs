@@ -6,6 +6,7 @@
 //! walked with [`BatchTable::partition_chain`] / [`BatchTable::request_chain`] or, where the
 //! walk changes the batches it passes, with the `next_in_*` links read before each change.
 
+use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
 use crate::error::DeliveryError;
@@ -13,18 +14,25 @@ use crate::protocol::record_batch::{BatchBuilder, BatchState, Compression, Produ
 use crate::protocol::ErrorCode;
 use crate::time::Instant;
 
-/// A batch slot. `u16::MAX` slots at most (checked in `Producer::new`).
+/// A batch slot. `u16::MAX - 1` slots at most (checked in `Producer::new`). Kept as index + 1
+/// so that `Option<BatchId>`, the chains' links, is as small as the id (no tag word, no extra
+/// code for it on a microcontroller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BatchId(u16);
+pub(crate) struct BatchId(NonZeroU16);
 
 impl BatchId {
+    fn new(index: usize) -> Self {
+        // `index < u16::MAX - 1`: the table is at most that long.
+        Self(NonZeroU16::MIN.saturating_add(index as u16))
+    }
+
     pub(crate) fn index(self) -> usize {
-        usize::from(self.0)
+        usize::from(self.0.get() - 1)
     }
 
     #[cfg(test)]
     pub(crate) fn for_test(index: u16) -> Self {
-        Self(index)
+        Self::new(usize::from(index))
     }
 }
 
@@ -145,7 +153,7 @@ impl<'a> BatchTable<'a> {
     }
 
     pub(crate) fn ids(&self) -> impl Iterator<Item = BatchId> {
-        (0..self.slots.len() as u16).map(BatchId)
+        (0..self.slots.len()).map(BatchId::new)
     }
 
     pub(crate) fn in_use(&self) -> usize {
@@ -172,7 +180,7 @@ impl<'a> BatchTable<'a> {
             first_token,
             ..BatchSlot::EMPTY
         };
-        Some(BatchId(i as u16))
+        Some(BatchId::new(i))
     }
 
     /// Appends a record to open batch `b`'s buffer.

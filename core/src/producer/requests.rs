@@ -230,24 +230,33 @@ impl Request for ProduceBody<'_> {
 
     fn encode(&self, w: &mut Writer<'_>, version: i16) {
         // The list is grouped by topic: count the groups, then walk them.
-        let chain = || self.batches.request_chain(Some(self.head)).map(|(b, _)| b);
+        let next = |b: BatchId| self.batches[b].next_in_request;
         let mut topic_count = 0;
         let mut prev = None;
-        for b in chain() {
+        let mut at = Some(self.head);
+        while let Some(b) = at {
             if Some(self.topic_of(b)) != prev {
                 topic_count += 1;
                 prev = Some(self.topic_of(b));
             }
+            at = next(b);
         }
         produce::encode_start(w, version, self.transactional_id, self.acks, self.timeout_ms, topic_count);
-        let mut batches = chain().peekable();
-        while let Some(&first) = batches.peek() {
+        let mut at = Some(self.head);
+        while let Some(first) = at {
             let topic = self.topic_of(first);
-            let n = chain().skip_while(|&b| b != first).take_while(|&b| self.topic_of(b) == topic).count();
+            let mut n = 0;
+            let mut end = at;
+            while let Some(c) = end.filter(|&c| self.topic_of(c) == topic) {
+                n += 1;
+                end = next(c);
+            }
             produce::encode_topic(w, version, &self.topics[usize::from(topic)].name, n);
-            for b in batches.by_ref().take(n) {
+            while at != end {
+                let Some(b) = at else { break };
                 let partition = self.partitions[usize::from(self.batches[b].partition)].partition;
                 produce::encode_partition(w, version, partition, self.batches.sealed_bytes(b));
+                at = next(b);
             }
             produce::encode_topic_end(w, version);
         }
