@@ -113,13 +113,33 @@ def wait_healthy(bootstrap, brokers, timeout="180"):
     sys.exit(f"admin.py: cluster not healthy after {timeout} s: {why}")
 
 
-def end_offsets(topic, bootstrap):
+def end_offsets(topic, bootstrap, timeout="60"):
+    # Right after a fault heals, a partition's leader may still be moving and a watermark query
+    # can time out or meet NOT_LEADER: ask again until the deadline, then name the last error.
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "picokafka-end-offsets"})
+    deadline = time.monotonic() + float(timeout)
     try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
+        md = None
+        while md is None:
+            try:
+                md = c.list_topics(topic, timeout=10).topics[topic]
+                if md.error is not None or not md.partitions:
+                    raise RuntimeError(f"metadata of {topic!r}: {md.error}")
+            except Exception as e:
+                md = None
+                if time.monotonic() > deadline:
+                    sys.exit(f"admin.py end-offsets {topic}: {e}")
+                time.sleep(0.5)
         total = 0
         for p in sorted(md.partitions):
-            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            while True:
+                try:
+                    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+                    break
+                except Exception as e:
+                    if time.monotonic() > deadline:
+                        sys.exit(f"admin.py end-offsets {topic}[{p}]: {e}")
+                    time.sleep(0.5)
             print(p, high - low)
             total += high - low
         print("total", total)
