@@ -146,6 +146,10 @@ pub struct Config {
     /// `transaction.timeout.ms`: sent in InitProducerId; how long the transaction coordinator lets
     /// a transaction stay idle before it aborts it.
     pub transaction_timeout_ms: u32,
+    /// `security.protocol`: TLS is the transport's to add; SASL is the core's.
+    pub security_protocol: crate::sasl::SecurityProtocol,
+    /// `sasl.*`: the mechanism and credentials, with `security.protocol=SASL_*`.
+    pub sasl: crate::sasl::SaslConfig,
     /// Seed of the producer's PRNG (sticky partitions, backoff jitter): same seed, same bytes.
     pub random_seed: u64,
     /// Whether `enable.idempotence` was set explicitly (Java then refuses conflicts instead of
@@ -178,6 +182,8 @@ impl Default for Config {
             allow_auto_create_topics: true,
             transactional_id: None,
             transaction_timeout_ms: 60_000,
+            security_protocol: crate::sasl::SecurityProtocol::Plaintext,
+            sasl: crate::sasl::SaslConfig::default(),
             random_seed: 0x5eed,
             idempotence_explicit: false,
         }
@@ -191,11 +197,11 @@ fn copy_str<const N: usize>(s: &str) -> String<N> {
     out
 }
 
-fn parse<T: FromStr>(value: &str, property: &'static str, expected: &'static str) -> Result<T, ConfigError> {
+pub(crate) fn parse<T: FromStr>(value: &str, property: &'static str, expected: &'static str) -> Result<T, ConfigError> {
     value.trim().parse().map_err(|_| ConfigError::InvalidValue { property, expected })
 }
 
-fn parse_bool(value: &str, property: &'static str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(value: &str, property: &'static str) -> Result<bool, ConfigError> {
     match value.trim() {
         "true" | "TRUE" | "True" => Ok(true),
         "false" | "FALSE" | "False" => Ok(false),
@@ -325,7 +331,12 @@ impl Config {
             "transactional.id" => return Err(TRANSACTIONS_UNSUPPORTED),
             "transaction.timeout.ms" => self.transaction_timeout_ms = ms("transaction.timeout.ms")?,
             "random.seed" => self.random_seed = parse(value, "random.seed", "an unsigned 64-bit integer")?,
-            _ => return Err(ConfigError::UnknownProperty),
+            "security.protocol" => self.security_protocol = crate::sasl::set_protocol(value)?,
+            _ => {
+                if !self.sasl.set(property, value)? {
+                    return Err(ConfigError::UnknownProperty);
+                }
+            }
         }
         Ok(())
     }
@@ -366,6 +377,7 @@ impl Config {
                 "delivery.timeout.ms must be at least linger.ms + request.timeout.ms",
             ));
         }
+        self.sasl.validate(self.security_protocol)?;
         if self.retry_backoff_max_ms < self.retry_backoff_ms {
             self.retry_backoff_max_ms = self.retry_backoff_ms;
         }

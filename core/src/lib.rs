@@ -39,6 +39,7 @@ pub mod producer;
 pub mod protocol;
 mod rand;
 pub mod record;
+pub mod sasl;
 pub mod storage;
 pub mod time;
 
@@ -48,5 +49,6 @@ pub use partitioner::Partitioner;
 pub use producer::{ConnId, Event, Metrics, Producer, Transmit};
 pub use protocol::record_batch::{Compression, Header};
 pub use record::{Accepted, Record, RecordToken};
+pub use sasl::{Mechanism, SaslConfig, SecurityProtocol};
 pub use storage::{Resources, Storage};
 pub use time::{Duration, Instant};

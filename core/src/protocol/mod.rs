@@ -13,6 +13,7 @@ pub mod lz4;
 pub mod metadata;
 pub mod produce;
 pub mod record_batch;
+pub mod sasl;
 pub mod varint;
 
 pub use codec::{Array, DecodeError, EncodeError, Reader, TaggedFields, Writer};
