@@ -255,14 +255,14 @@ impl Producer {
     pub async fn metrics(&self) -> Metrics {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        rx.await.map(|(m, _, _)| m).unwrap_or_default()
+        rx.await.map(|s| s.metrics).unwrap_or_default()
     }
 
     /// Connection and error state, for health checks.
     pub async fn health(&self) -> Health {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        let Ok((m, (ready, known), tls_error)) = rx.await else {
+        let Ok(crate::driver::Snapshot { metrics: m, ready, known, tls_error, auth_error }) = rx.await else {
             return Health {
                 brokers_ready: 0,
                 brokers_known: 0,
@@ -272,6 +272,7 @@ impl Producer {
             };
         };
         let last_error = tls_error
+            .or(auth_error.clone())
             .or(m.last_delivery_error.map(|e| e.to_string()))
             .or(m.last_broker_error.map(|e| e.to_string()))
             .or(m.last_connection_error.map(|e| e.to_string()));
@@ -280,7 +281,7 @@ impl Producer {
             brokers_known: known,
             queued_records: m.queued_records,
             last_error,
-            fatal: m.fatal.map(|e| e.to_string()),
+            fatal: m.fatal.map(|e| auth_error.unwrap_or_else(|| e.to_string())),
         }
     }
 }
