@@ -28,6 +28,8 @@ pub(crate) enum Cmd {
     Close(Duration, oneshot::Sender<()>),
     /// Metrics, with (ready, known) connection counts and the last TLS handshake failure.
     Metrics(oneshot::Sender<Snapshot>),
+    /// A new OAUTHBEARER token, for the next SASL exchanges.
+    OAuthToken(String, oneshot::Sender<Result<(), Error>>),
 }
 
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
@@ -210,6 +212,7 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
                 Some(Cmd::Metrics(tx)) => { let _ = tx.send(Snapshot::default()); }
+                Some(Cmd::OAuthToken(_, tx)) => { let _ = tx.send(Err(Error::Closed)); }
                 None => return,
             },
             _ = shared.wake.notified() => {}
@@ -455,6 +458,18 @@ impl Driver<'_> {
 
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::OAuthToken(token, tx) => {
+                let result = self.core.set_oauthbearer_token(&token).map_err(|_| {
+                    Error::Config(format!(
+                        "OAUTHBEARER token of {} bytes exceeds {} bytes",
+                        token.len(),
+                        picokafka::producer::TOKEN_MAX
+                    ))
+                });
+                // A producer waiting for a token may now authenticate.
+                self.core.handle_timeout(self.now());
+                let _ = tx.send(result);
+            }
             Cmd::Flush(tx) => {
                 // Every record staged before the flush joins the current epoch, even while the
                 // core is full and earlier records still wait (then `feed` would leave them

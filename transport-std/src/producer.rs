@@ -232,6 +232,16 @@ impl Producer {
         Stage::Done
     }
 
+    /// Sets the OAUTHBEARER token (`sasl.mechanism=OAUTHBEARER` without an unsecured JWT), as
+    /// librdkafka's `rd_kafka_oauthbearer_set_token`: connections opened from now on, and
+    /// re-authentications before a session ends, send it. Call it again before the token
+    /// expires; Kafka ends a session no later than its token's expiry.
+    pub async fn set_oauthbearer_token(&self, token: &str) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(Cmd::OAuthToken(token.to_string(), tx)).map_err(|_| Error::Closed)?;
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
     /// Sends every queued record now and waits until all records queued before this call are
     /// delivered or failed.
     pub async fn flush(&self) {

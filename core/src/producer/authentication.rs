@@ -43,9 +43,6 @@ pub enum AuthFailure {
     Scram(ScramError),
     /// SCRAM needs a nonce from a CSPRNG, and the transport gave the producer none.
     NoRandomSource,
-    /// OAUTHBEARER with no token: the application supplies one (`set_oauthbearer_token`) or
-    /// configures an unsecured JWT.
-    NoToken,
     /// The OAUTHBEARER token is longer than the producer keeps.
     TokenTooLong,
 }
@@ -82,7 +79,6 @@ impl core::fmt::Display for AuthError<'_> {
             AuthFailure::NoRandomSource => {
                 f.write_str("no random source for the SCRAM nonce (set_crypto_rng)")?
             }
-            AuthFailure::NoToken => f.write_str("no OAUTHBEARER token (set_oauthbearer_token)")?,
             AuthFailure::TokenTooLong => write!(f, "the OAUTHBEARER token exceeds {TOKEN_MAX} bytes")?,
         }
         if !self.broker_message.is_empty() {
@@ -193,7 +189,17 @@ impl Authentication {
 
     /// The next request of connection `i`'s exchange, if it may run now: the exchange is
     /// free or already this connection's. `reauth`: the connection was ready.
-    pub(crate) fn next_request(&mut self, i: usize, generation: u8, reauth: bool) -> Option<RequestKind> {
+    /// An OAUTHBEARER exchange waits for the application's token (`unsecure_jwt`: one is made here).
+    pub(crate) fn next_request(
+        &mut self,
+        i: usize,
+        generation: u8,
+        reauth: bool,
+        unsecure_jwt: bool,
+    ) -> Option<RequestKind> {
+        if self.mechanism == Some(Mechanism::OAuthBearer) && !unsecure_jwt && self.token.is_empty() {
+            return None;
+        }
         match self.active {
             Some((a, g, _)) if (a, g) == (i, generation) => {}
             Some(_) => return None,
@@ -270,9 +276,6 @@ impl Authentication {
                 }
                 // Made again at 80 % of its life, as librdkafka refreshes tokens.
                 self.token_renew_at = Some(now + Duration::from_millis(u64::from(life) * 800));
-            }
-            Some(Mechanism::OAuthBearer) if self.token.is_empty() => {
-                return self.fail(AuthFailure::NoToken, ErrorCode::SaslAuthenticationFailed)
             }
             _ => {}
         }

@@ -94,7 +94,7 @@ impl Producer<'_> {
         } else if c.state != ConnState::Authenticating || !c.in_flight.is_empty() {
             return None;
         }
-        let kind = self.auth.next_request(i, c.generation, reauth)?;
+        let kind = self.auth.next_request(i, c.generation, reauth, self.config.sasl.unsecure_jwt)?;
         let c = &mut self.conns[i];
         c.state = ConnState::Authenticating;
         c.reauth_at = None;
