@@ -5,6 +5,8 @@
 //! token) serves every connection; the others wait in `Authenticating` until it is their turn.
 //! An exchange is a handful of round trips, so connections to a cluster still come up in
 //! milliseconds.
+// Without feature `sasl` the exchange is never started (see `Authentication::is_on`).
+#![cfg_attr(not(feature = "sasl"), allow(dead_code))]
 
 use heapless::{String, Vec};
 
@@ -18,12 +20,17 @@ use crate::time::Duration;
 use crate::time::Instant;
 
 /// Longest OAUTHBEARER token kept (JWTs from identity providers run to a few KiB); firmware
-/// builds keep less.
-#[cfg(feature = "std")]
-pub const TOKEN_MAX: usize = 8192;
-/// Longest OAUTHBEARER token kept.
-#[cfg(not(feature = "std"))]
-pub const TOKEN_MAX: usize = 1024;
+/// builds keep less, and builds without feature `sasl` none.
+pub const TOKEN_MAX: usize = if !cfg!(feature = "sasl") {
+    0
+} else if cfg!(feature = "std") {
+    8192
+} else {
+    1024
+};
+/// The broker's error message and its list of mechanisms, as far as they are kept.
+const MESSAGE_MAX: usize = if cfg!(feature = "sasl") { 256 } else { 0 };
+const ENABLED_MAX: usize = if cfg!(feature = "sasl") { 128 } else { 0 };
 
 /// Why authentication failed for good (the producer stops: retrying with the same credentials
 /// would only fill the broker's log).
@@ -133,8 +140,8 @@ pub(crate) struct Authentication {
     /// When an unsecured JWT made here must be made again.
     token_renew_at: Option<Instant>,
     failure: Option<AuthFailure>,
-    broker_message: String<256>,
-    enabled: String<128>,
+    broker_message: String<MESSAGE_MAX>,
+    enabled: String<ENABLED_MAX>,
 }
 
 impl Authentication {
@@ -153,9 +160,10 @@ impl Authentication {
         }
     }
 
-    /// Whether connections authenticate before they are ready.
+    /// Whether connections authenticate before they are ready (never without feature `sasl`:
+    /// `Config::validate` refuses SASL there, and the constant lets the handshake code go).
     pub(crate) fn is_on(&self) -> bool {
-        self.mechanism.is_some()
+        cfg!(feature = "sasl") && self.mechanism.is_some()
     }
 
     /// The mechanism's name, for SaslHandshake.
