@@ -19,10 +19,29 @@ const HOST_PROPERTIES: &[&str] = &[
     "picokafka.response.max.bytes",
 ];
 
+/// Properties whose values are secrets: never printed, in `Debug` or in errors.
+const SECRET_PROPERTIES: &[&str] = &["sasl.password", "sasl.jaas.config"];
+
+/// A property's value as it may be shown.
+fn shown<'v>(key: &str, value: &'v str) -> &'v str {
+    if SECRET_PROPERTIES.contains(&key) {
+        "<redacted>"
+    } else {
+        value
+    }
+}
+
 /// Producer properties, by Kafka name (`bootstrap.servers`, `linger.ms`, `acks`, ...).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientConfig {
     props: BTreeMap<String, String>,
+}
+
+/// Shows every property, secrets (`sasl.password`, `sasl.jaas.config`, ...) as `<redacted>`.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.props.iter().map(|(k, v)| (k, shown(k, v)))).finish()
+    }
 }
 
 /// The settings a producer is built from.
@@ -115,7 +134,7 @@ impl ClientConfig {
             }
             core.set(key, value).map_err(|e| match e {
                 ConfigError::UnknownProperty => Error::Config(format!("unknown property: {key}")),
-                e => Error::Config(format!("{e} (got {key}={value})")),
+                e => Error::Config(format!("{e} (got {key}={})", shown(key, value))),
             })?;
         }
         core.validate().map_err(|e| Error::Config(e.to_string()))?;

@@ -155,6 +155,7 @@ pub(crate) async fn run(
             d.feed();
             d.progress_close();
             let reported = d.drain();
+            d.note_fatal();
             if !reported || d.pending.is_empty() {
                 break;
             }
@@ -344,6 +345,20 @@ impl Driver<'_> {
 
     /// Hands events and bytes between the core and the sockets until neither has more. Whether
     /// any delivery report was handed out (which frees batch buffers).
+    /// Once the core has failed for good, new records are refused where they are staged, at
+    /// once, with the cause (an authentication error names it), instead of each waiting to be
+    /// refused by the core.
+    fn note_fatal(&mut self) {
+        let Some(code) = self.core.fatal_error() else { return };
+        let mut staging = self.shared.lock();
+        if staging.fatal.is_none() {
+            staging.fatal = Some(match self.core.auth_error() {
+                Some(auth) => Error::Authentication(auth.to_string()),
+                None => Error::Fatal(code),
+            });
+        }
+    }
+
     fn drain(&mut self) -> bool {
         let mut reported = false;
         loop {

@@ -19,6 +19,8 @@ enum Stage {
     /// No room: the record comes back.
     Full(OwnedRecord, Reply),
     Closed,
+    /// The producer failed for good; the record is refused with why.
+    Fatal(Error),
 }
 
 /// A producer's health at a glance.
@@ -163,6 +165,7 @@ impl Producer {
             Stage::Done => Ok(DeliveryFuture { rx }),
             Stage::Full(..) => Err(Error::QueueFull),
             Stage::Closed => Err(Error::Closed),
+            Stage::Fatal(e) => Err(e),
         }
     }
 
@@ -208,6 +211,7 @@ impl Producer {
                 Stage::Full(r, back) if wait => (record, reply) = (r, back),
                 Stage::Full(..) => return Err(Error::QueueFull),
                 Stage::Closed => return Err(Error::Closed),
+                Stage::Fatal(e) => return Err(e),
             }
             let deadline =
                 *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.shared.max_block);
@@ -219,6 +223,9 @@ impl Producer {
 
     fn try_stage(&self, record: OwnedRecord, reply: Reply, weight: usize) -> Stage {
         let mut staging = self.shared.lock();
+        if let Some(e) = &staging.fatal {
+            return Stage::Fatal(e.clone());
+        }
         if staging.closed {
             return Stage::Closed;
         }

@@ -21,6 +21,8 @@ pub(crate) struct Staging {
     pub records: Vec<Staged>,
     pub bytes: usize,
     pub closed: bool,
+    /// Set by the task once the core failed for good: records are refused at once with it.
+    pub fatal: Option<crate::error::Error>,
 }
 
 /// State shared by the handles and the task.

@@ -285,6 +285,11 @@ impl<'a> Producer<'a> {
         self.schedule(now);
     }
 
+    /// The error that stopped the producer for good, if one did: `send` refuses every record.
+    pub fn fatal_error(&self) -> Option<ErrorCode> {
+        self.fatal
+    }
+
     /// Records accepted and not yet reported delivered or failed.
     pub fn pending_records(&self) -> u64 {
         self.metrics.records_sent - self.metrics.records_delivered - self.metrics.records_failed
