@@ -197,7 +197,11 @@ fn copy_str<const N: usize>(s: &str) -> String<N> {
     out
 }
 
-pub(crate) fn parse<T: FromStr>(value: &str, property: &'static str, expected: &'static str) -> Result<T, ConfigError> {
+pub(crate) fn parse<T: FromStr>(
+    value: &str,
+    property: &'static str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
     value.trim().parse().map_err(|_| ConfigError::InvalidValue { property, expected })
 }
 

@@ -217,7 +217,8 @@ impl SaslConfig {
             match pair.split_once('=') {
                 Some(("principal", v)) => self.principal = bounded(v, "sasl.oauthbearer.config")?,
                 Some(("lifeSeconds", v)) => {
-                    self.token_lifetime_s = crate::config::parse(v, "sasl.oauthbearer.config", "lifeSeconds=<seconds>")?
+                    self.token_lifetime_s =
+                        crate::config::parse(v, "sasl.oauthbearer.config", "lifeSeconds=<seconds>")?
                 }
                 _ => {
                     return Err(ConfigError::Unsupported {
@@ -270,13 +271,48 @@ impl SaslConfig {
                 })
             }
             Some(Mechanism::OAuthBearer) => Ok(()),
-            Some(_) if self.username.is_empty() || self.password.is_empty() => Err(ConfigError::InvalidValue {
-                property: "sasl.username",
-                expected: "a user name and sasl.password (or sasl.jaas.config)",
-            }),
+            Some(_) if self.username.is_empty() || self.password.is_empty() => {
+                Err(ConfigError::InvalidValue {
+                    property: "sasl.username",
+                    expected: "a user name and sasl.password (or sasl.jaas.config)",
+                })
+            }
             Some(_) => Ok(()),
         }
     }
+}
+
+/// Writes an unsecured JWT (RFC 7519 §6: `alg` none, no signature) for `principal`, issued at
+/// `unix_s` and valid for `lifetime_s`: what librdkafka's `enable.sasl.oauthbearer.unsecure.jwt`
+/// makes and Kafka's unsecured validator accepts.
+#[cfg(feature = "sasl")]
+pub(crate) fn unsecured_jwt<const N: usize>(
+    principal: &str,
+    unix_s: i64,
+    lifetime_s: u32,
+    out: &mut heapless::Vec<u8, N>,
+) -> Result<(), ()> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use core::fmt::Write;
+
+    let mut claims: String<{ USERNAME_MAX * 2 + 64 }> = String::new();
+    claims.push_str("{\"sub\":\"").map_err(drop)?;
+    for c in principal.chars() {
+        if c == '"' || c == '\\' {
+            claims.push('\\').map_err(drop)?;
+        }
+        claims.push(c).map_err(drop)?;
+    }
+    write!(claims, "\",\"iat\":{},\"exp\":{}}}", unix_s, unix_s + i64::from(lifetime_s)).map_err(drop)?;
+    // `{"alg":"none"}` in base64url.
+    out.clear();
+    out.extend_from_slice(b"eyJhbGciOiJub25lIn0.").map_err(drop)?;
+    let start = out.len();
+    let len = base64::encoded_len(claims.len(), false).ok_or(())?;
+    out.resize(start + len, 0).map_err(drop)?;
+    URL_SAFE_NO_PAD.encode_slice(claims.as_bytes(), &mut out[start..]).map_err(drop)?;
+    out.push(b'.').map_err(drop)
 }
 
 pub(crate) fn set_protocol(value: &str) -> Result<SecurityProtocol, ConfigError> {
@@ -297,6 +333,26 @@ fn bounded_raw<const N: usize>(value: &str, property: &'static str) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sasl")]
+    #[test]
+    fn unsecured_jwt_claims() {
+        use base64::Engine;
+        let mut out: heapless::Vec<u8, 256> = heapless::Vec::new();
+        unsecured_jwt("al\"ice", 1_700_000_000, 3600, &mut out).unwrap();
+        let text = core::str::from_utf8(&out).unwrap();
+        let mut parts = text.split('.');
+        assert_eq!(parts.next(), Some("eyJhbGciOiJub25lIn0"));
+        let mut claims = [0u8; 128];
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(parts.next().unwrap(), &mut claims)
+            .unwrap();
+        assert_eq!(
+            core::str::from_utf8(&claims[..n]).unwrap(),
+            r#"{"sub":"al\"ice","iat":1700000000,"exp":1700003600}"#
+        );
+        assert_eq!(parts.next(), Some(""), "no signature");
+    }
 
     #[test]
     fn jaas_config_forms() {

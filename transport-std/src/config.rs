@@ -108,7 +108,9 @@ impl ClientConfig {
     pub(crate) fn settings(&self) -> Result<Settings, Error> {
         let mut core = Config::default();
         for (key, value) in &self.props {
-            if HOST_PROPERTIES.contains(&key.as_str()) || crate::tls::PROPERTIES.contains(&key.as_str()) {
+            // `security.protocol` is both the core's (SASL) and the TLS module's.
+            let tls_only = crate::tls::PROPERTIES.contains(&key.as_str()) && key != "security.protocol";
+            if HOST_PROPERTIES.contains(&key.as_str()) || tls_only {
                 continue;
             }
             core.set(key, value).map_err(|e| match e {

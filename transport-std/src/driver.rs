@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use picokafka::storage::{BatchSlot, ConnSlot, PartitionSlot, TopicSlot};
-use picokafka::{ConnId, Event, Header, Instant, Metrics, Producer as Core, Record, SendError, Storage};
+use picokafka::{
+    ConnId, DeliveryError, Event, Header, Instant, Metrics, Producer as Core, Record, SendError, Storage,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -25,7 +27,9 @@ pub(crate) enum Cmd {
     Flush(oneshot::Sender<()>),
     Close(Duration, oneshot::Sender<()>),
     /// Metrics, with (ready, known) connection counts and the last TLS handshake failure.
-    Metrics(oneshot::Sender<(Metrics, (usize, usize), Option<String>)>),
+    Metrics(oneshot::Sender<Snapshot>),
+    /// A new OAUTHBEARER token, for the next SASL exchanges.
+    OAuthToken(String, oneshot::Sender<Result<(), Error>>),
 }
 
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
@@ -62,6 +66,19 @@ struct Driver<'a> {
     closing_writers: Vec<JoinHandle<()>>,
 }
 
+/// The producer's state, for `metrics()` and `health()`.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub metrics: Metrics,
+    /// Connections ready, and known.
+    pub ready: usize,
+    pub known: usize,
+    /// The last TLS handshake failure, until a connection succeeds.
+    pub tls_error: Option<String>,
+    /// Why SASL authentication failed for good.
+    pub auth_error: Option<String>,
+}
+
 pub(crate) async fn run(
     settings: Settings,
     shared: Arc<Shared>,
@@ -77,6 +94,8 @@ pub(crate) async fn run(
     let mut conns = vec![ConnSlot::EMPTY; settings.max_brokers];
     let mut topics = vec![TopicSlot::EMPTY; settings.max_topics];
     let mut partitions = vec![PartitionSlot::EMPTY; settings.max_partitions];
+    // SCRAM nonces come from the OS; it outlives the core that borrows it.
+    let mut os_rng = rand_core::OsRng;
     let storage = Storage {
         batch_memory: &mut batch_memory,
         batches: &mut batches,
@@ -98,6 +117,7 @@ pub(crate) async fn run(
     if let Some(p) = partitioner.as_mut() {
         core.set_partitioner(p.as_mut());
     }
+    core.set_crypto_rng(&mut os_rng);
     let (io_tx, mut io_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
         core,
@@ -191,7 +211,8 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
-                Some(Cmd::Metrics(tx)) => { let _ = tx.send((Metrics::default(), (0, 0), None)); }
+                Some(Cmd::Metrics(tx)) => { let _ = tx.send(Snapshot::default()); }
+                Some(Cmd::OAuthToken(_, tx)) => { let _ = tx.send(Err(Error::Closed)); }
                 None => return,
             },
             _ = shared.wake.notified() => {}
@@ -248,9 +269,13 @@ impl Driver<'_> {
                     timestamp: r.timestamp,
                 };
                 let result = self.core.send(now, record).map_err(|e| {
+                    let auth = self.core.auth_error().map(|a| a.to_string());
                     let error = match (&e, &self.tls_error) {
                         // Waiting for metadata no broker will send: say why.
                         (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
+                        (SendError::Fatal(_), _) if auth.is_some() => {
+                            Error::Authentication(auth.unwrap_or_default())
+                        }
                         _ => map_send_error(&e, &r.topic),
                     };
                     (e.is_retriable(), error)
@@ -351,7 +376,13 @@ impl Driver<'_> {
                     Event::Failed { token, error, .. } => {
                         reported = true;
                         if let Some((_, o)) = self.outstanding.take(token) {
-                            o.reply.resolve(Err(Error::Delivery(error)), self.shared.handler.as_ref());
+                            let error = match (error, self.core.auth_error()) {
+                                (DeliveryError::Fatal(_), Some(auth)) => {
+                                    Error::Authentication(auth.to_string())
+                                }
+                                _ => Error::Delivery(error),
+                            };
+                            o.reply.resolve(Err(error), self.shared.handler.as_ref());
                             self.done_in_epoch(o.epoch);
                         }
                     }
@@ -427,6 +458,18 @@ impl Driver<'_> {
 
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::OAuthToken(token, tx) => {
+                let result = self.core.set_oauthbearer_token(&token).map_err(|_| {
+                    Error::Config(format!(
+                        "OAUTHBEARER token of {} bytes exceeds {} bytes",
+                        token.len(),
+                        picokafka::producer::TOKEN_MAX
+                    ))
+                });
+                // A producer waiting for a token may now authenticate.
+                self.core.handle_timeout(self.now());
+                let _ = tx.send(result);
+            }
             Cmd::Flush(tx) => {
                 // Every record staged before the flush joins the current epoch, even while the
                 // core is full and earlier records still wait (then `feed` would leave them
@@ -455,7 +498,9 @@ impl Driver<'_> {
                     known += usize::from(c.state != picokafka::producer::ConnPhase::Unused);
                     ready += usize::from(c.state == picokafka::producer::ConnPhase::Ready);
                 }
-                let _ = tx.send((m, (ready, known), self.tls_error.clone()));
+                let auth_error = self.core.auth_error().map(|a| a.to_string());
+                let tls_error = self.tls_error.clone();
+                let _ = tx.send(Snapshot { metrics: m, ready, known, tls_error, auth_error });
             }
         }
     }

@@ -46,6 +46,10 @@ pub enum Error {
     Closed,
     /// The producer failed for good.
     Fatal(picokafka::protocol::ErrorCode),
+    /// SASL authentication failed for good (wrong password, unknown user, a mechanism the
+    /// broker does not enable, a broker whose SCRAM signature does not verify). The message
+    /// names the mechanism, the user and the broker's words; never the password.
+    Authentication(String),
     /// No broker could be reached over TLS: the handshake failed (untrusted certificate, wrong
     /// name, ...). The message says which broker and why.
     Tls(String),
@@ -72,6 +76,7 @@ impl fmt::Display for Error {
             Self::Closed => f.write_str("producer closed"),
             Self::Fatal(code) => write!(f, "producer failed: {code}"),
             Self::Tls(m) => f.write_str(m),
+            Self::Authentication(m) => f.write_str(m),
         }
     }
 }

@@ -232,6 +232,16 @@ impl Producer {
         Stage::Done
     }
 
+    /// Sets the OAUTHBEARER token (`sasl.mechanism=OAUTHBEARER` without an unsecured JWT), as
+    /// librdkafka's `rd_kafka_oauthbearer_set_token`: connections opened from now on, and
+    /// re-authentications before a session ends, send it. Call it again before the token
+    /// expires; Kafka ends a session no later than its token's expiry.
+    pub async fn set_oauthbearer_token(&self, token: &str) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(Cmd::OAuthToken(token.to_string(), tx)).map_err(|_| Error::Closed)?;
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
     /// Sends every queued record now and waits until all records queued before this call are
     /// delivered or failed.
     pub async fn flush(&self) {
@@ -255,14 +265,14 @@ impl Producer {
     pub async fn metrics(&self) -> Metrics {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        rx.await.map(|(m, _, _)| m).unwrap_or_default()
+        rx.await.map(|s| s.metrics).unwrap_or_default()
     }
 
     /// Connection and error state, for health checks.
     pub async fn health(&self) -> Health {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        let Ok((m, (ready, known), tls_error)) = rx.await else {
+        let Ok(crate::driver::Snapshot { metrics: m, ready, known, tls_error, auth_error }) = rx.await else {
             return Health {
                 brokers_ready: 0,
                 brokers_known: 0,
@@ -272,6 +282,7 @@ impl Producer {
             };
         };
         let last_error = tls_error
+            .or(auth_error.clone())
             .or(m.last_delivery_error.map(|e| e.to_string()))
             .or(m.last_broker_error.map(|e| e.to_string()))
             .or(m.last_connection_error.map(|e| e.to_string()));
@@ -280,7 +291,7 @@ impl Producer {
             brokers_known: known,
             queued_records: m.queued_records,
             last_error,
-            fatal: m.fatal.map(|e| e.to_string()),
+            fatal: m.fatal.map(|e| auth_error.unwrap_or_else(|| e.to_string())),
         }
     }
 }

@@ -49,17 +49,13 @@ impl Tls {
     /// error that names its property.
     pub(crate) fn from_properties<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Option<Self>, Error> {
         let protocol = get("security.protocol").unwrap_or("plaintext").trim().to_ascii_lowercase();
+        // SASL is the core's; TLS under it is this module's.
         match protocol.as_str() {
-            "plaintext" => return Ok(None),
-            "ssl" => {}
-            "sasl_plaintext" | "sasl_ssl" => {
-                return Err(Error::Config(format!(
-                    "security.protocol={protocol}: SASL is not supported yet (PLAINTEXT or SSL)"
-                )))
-            }
+            "plaintext" | "sasl_plaintext" => return Ok(None),
+            "ssl" | "sasl_ssl" => {}
             _ => {
                 return Err(Error::Config(format!(
-                    "invalid value for security.protocol: {protocol} (expected PLAINTEXT or SSL)"
+                    "invalid value for security.protocol: {protocol} (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"
                 )))
             }
         }

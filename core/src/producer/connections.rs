@@ -54,6 +54,9 @@ pub(crate) enum ConnState {
     },
     /// Connected; ApiVersions exchange under way.
     Handshake,
+    /// SASL: waiting for its turn at the exchange, or in it; also a ready connection
+    /// re-authenticating (KIP-368).
+    Authenticating,
     Ready,
     /// Lost; may reconnect at `until`.
     Backoff {
@@ -72,6 +75,8 @@ pub(crate) enum RequestKind {
         producer_id: i64,
         epoch: i16,
     },
+    SaslHandshake,
+    SaslAuthenticate,
     /// Batches linked through `next_in_request` from `head`.
     Produce {
         head: BatchId,
@@ -103,6 +108,7 @@ pub(crate) struct Versions {
     pub produce: i16,
     pub metadata: i16,
     pub init_producer_id: i16,
+    pub sasl_authenticate: i16,
 }
 
 /// One broker connection's bookkeeping.
@@ -126,6 +132,8 @@ pub struct ConnSlot {
     pub(crate) connect_pending: bool,
     /// A `Close` event owed to the transport, for this (old) connection id.
     pub(crate) close_pending: Option<ConnId>,
+    /// When to re-authenticate, before the broker's SASL session ends (KIP-368).
+    pub(crate) reauth_at: Option<Instant>,
 }
 
 impl ConnSlot {
@@ -136,7 +144,7 @@ impl ConnSlot {
         node_id: -1,
         host: String::new(),
         port: 0,
-        versions: Versions { produce: 0, metadata: 0, init_producer_id: 0 },
+        versions: Versions { produce: 0, metadata: 0, init_producer_id: 0, sasl_authenticate: 0 },
         api_versions_version: 0,
         correlation_id: 0,
         in_flight: heapless::Deque::new(),
@@ -145,6 +153,7 @@ impl ConnSlot {
         failures: 0,
         connect_pending: false,
         close_pending: None,
+        reauth_at: None,
     };
 }
 
@@ -157,7 +166,13 @@ impl Default for ConnSlot {
 impl ConnState {
     /// A socket exists or is being opened.
     pub(crate) fn is_open(self) -> bool {
-        matches!(self, ConnState::Connecting { .. } | ConnState::Handshake | ConnState::Ready)
+        matches!(
+            self,
+            ConnState::Connecting { .. }
+                | ConnState::Handshake
+                | ConnState::Authenticating
+                | ConnState::Ready
+        )
     }
 }
 
@@ -377,6 +392,7 @@ impl<'a> ConnTable<'a> {
         c.tx = None;
         c.rx_len = 0;
         c.connect_pending = false;
+        c.reauth_at = None;
         c.failures += 1;
         c.failures
     }

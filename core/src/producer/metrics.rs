@@ -60,6 +60,10 @@ pub struct Metrics {
     pub producer_id: i64,
     /// The current producer id's epoch, -1 likewise.
     pub producer_epoch: i16,
+    /// SASL exchanges that authenticated a new connection.
+    pub authentications: u64,
+    /// SASL re-authentications of ready connections before their session ended (KIP-368).
+    pub reauthentications: u64,
     /// The error that stopped the producer for good, if any: `send` now refuses every record.
     pub fatal: Option<ErrorCode>,
 }
@@ -67,6 +71,7 @@ pub struct Metrics {
 /// What a connection slot is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConnPhase {
     /// No broker assigned to the slot.
     Unused,
@@ -76,7 +81,9 @@ pub enum ConnPhase {
     Connecting,
     /// Connected; the ApiVersions exchange is under way.
     Handshake,
-    /// Versions negotiated: requests flow.
+    /// SASL: authenticating, or waiting for its turn to (also when re-authenticating).
+    Authenticating,
+    /// Versions negotiated (and authenticated, with SASL): requests flow.
     Ready,
     /// Closed or failed; waiting out `reconnect.backoff.ms` before it may reconnect.
     Backoff,
@@ -89,6 +96,7 @@ impl ConnPhase {
             ConnState::Idle => Self::Idle,
             ConnState::Connecting { .. } => Self::Connecting,
             ConnState::Handshake => Self::Handshake,
+            ConnState::Authenticating => Self::Authenticating,
             ConnState::Ready => Self::Ready,
             ConnState::Backoff { .. } => Self::Backoff,
         }

@@ -47,6 +47,7 @@
 //! ```
 
 // The owners: each holds its state and its transitions, and imports nothing from this file.
+pub(crate) mod authentication;
 pub(crate) mod batches;
 pub(crate) mod connections;
 mod event;
@@ -58,6 +59,7 @@ pub(crate) mod topics;
 mod accumulator;
 pub mod bootstrap;
 mod cluster;
+mod handshake;
 mod outcomes;
 mod requests;
 mod timers;
@@ -65,6 +67,8 @@ mod transport;
 
 use heapless::String;
 
+use self::authentication::Authentication;
+pub use self::authentication::{AuthError, AuthFailure, TOKEN_MAX};
 use self::batches::{BatchId, BatchStatus, BatchTable, Outcome};
 pub use self::connections::ConnId;
 use self::connections::{ConnState, ConnTable};
@@ -101,6 +105,10 @@ pub struct Producer<'a> {
     partitioner: Option<&'a mut (dyn Partitioner + Send)>,
     metadata: MetadataState,
     idempotence: Idempotence,
+    auth: Authentication,
+    /// The transport's CSPRNG, for SCRAM nonces (never the seeded `rng`).
+    #[cfg(feature = "sasl")]
+    csprng: Option<&'a mut (dyn rand_core::CryptoRngCore + Send)>,
     /// Close deadline, once `close` was called.
     closing: Option<Instant>,
     fatal: Option<ErrorCode>,
@@ -176,6 +184,7 @@ impl<'a> Producer<'a> {
             conns.assign(i, -1 - i as i32, host, port);
         }
         let idempotence = Idempotence::new(config.enable_idempotence, now);
+        let auth = Authentication::new(&config.sasl, config.security_protocol.uses_sasl());
         let rng = Rng::new(config.random_seed);
         let batches = BatchTable::new(batches, batch_memory, scratch, config.batch_size);
         Ok(Self {
@@ -188,6 +197,9 @@ impl<'a> Producer<'a> {
             partitioner: None,
             metadata: MetadataState::new(now),
             idempotence,
+            auth,
+            #[cfg(feature = "sasl")]
+            csprng: None,
             closing: None,
             fatal: None,
             report: None,
@@ -200,6 +212,26 @@ impl<'a> Producer<'a> {
     /// Uses `partitioner` for records without an explicit partition.
     pub fn set_partitioner(&mut self, partitioner: &'a mut (dyn Partitioner + Send)) {
         self.partitioner = Some(partitioner);
+    }
+
+    /// Gives the producer the transport's cryptographically secure random source, for SCRAM's
+    /// nonces (getrandom on hosts, the board's RNG on microcontrollers). SCRAM fails without one.
+    #[cfg(feature = "sasl")]
+    pub fn set_crypto_rng(&mut self, rng: &'a mut (dyn rand_core::CryptoRngCore + Send)) {
+        self.csprng = Some(rng);
+    }
+
+    /// Sets the OAUTHBEARER token (`sasl.mechanism=OAUTHBEARER` without an unsecured JWT): new
+    /// connections and re-authentications send the newest one. Refused if longer than
+    /// [`TOKEN_MAX`].
+    pub fn set_oauthbearer_token(&mut self, token: &str) -> Result<(), AuthFailure> {
+        self.auth.set_token(token)
+    }
+
+    /// Why SASL authentication failed, once it has: the producer is then fatal
+    /// ([`Metrics::fatal`]), and this says with which mechanism, as whom, and the broker's words.
+    pub fn auth_error(&self) -> Option<AuthError<'_>> {
+        self.auth.error(&self.config.sasl)
     }
 
     /// Tells the producer that `now` is `unix_ms` milliseconds since the Unix epoch, so that

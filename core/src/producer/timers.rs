@@ -32,6 +32,11 @@ impl Producer<'_> {
                 ConnState::Backoff { until } => t = t.min(until),
                 _ => {}
             }
+            // A connection due to re-authenticate with requests in flight waits for their
+            // answers, not for a timer.
+            if let Some(at) = c.reauth_at.filter(|_| c.state == ConnState::Ready && c.in_flight.is_empty()) {
+                t = t.min(at);
+            }
             if let Some(f) = c.in_flight.iter().find(|f| f.is_awaited()) {
                 t = t.min(f.sent_at + request);
             }

@@ -3,14 +3,15 @@
 //! on each connection, started and written piece by piece).
 
 use super::batches::RequestTag;
-use super::connections::{ConnState, Frame, InFlight, Outgoing, RequestKind, Versions};
+use super::connections::{ConnState, Frame, InFlight, Outgoing, RequestKind};
 use super::idempotence::InitAnswer;
 use super::{ConnId, Event, Producer, Transmit};
 use crate::error::ConnError;
-use crate::protocol::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::api_versions::ApiVersionsRequest;
 use crate::protocol::header::{encode_request, ApiKey, ResponseHeader};
 use crate::protocol::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::metadata::MetadataRequest;
+use crate::protocol::sasl::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use crate::protocol::{ErrorCode, Reader, Writer};
 use crate::time::{Duration, Instant};
 
@@ -44,7 +45,8 @@ impl<'a> Producer<'a> {
     /// connection's receive buffer is full, in which case the transport offers the rest again.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
         let Some(i) = self.conns.live(conn) else { return data.len() };
-        if !matches!(self.conns[i].state, ConnState::Handshake | ConnState::Ready) {
+        if !matches!(self.conns[i].state, ConnState::Handshake | ConnState::Authenticating | ConnState::Ready)
+        {
             return data.len();
         }
         self.metrics.bytes_read += data.len() as u64;
@@ -111,6 +113,8 @@ impl<'a> Producer<'a> {
                 RequestKind::ApiVersions => self.on_api_versions(now, i, body, request.version),
                 RequestKind::Metadata { topics } => self.on_metadata(now, i, body, request.version, topics),
                 RequestKind::InitProducerId { .. } => self.on_init_producer_id(now, body, request.version),
+                RequestKind::SaslHandshake => self.on_sasl_handshake(now, i, body, request.version),
+                RequestKind::SaslAuthenticate => self.on_sasl_authenticate(now, i, body, request.version),
                 RequestKind::Produce { acks0: true, .. } => Ok(()),
                 RequestKind::Produce { head, acks0: false } => {
                     self.on_produce_response(now, i, body, request.version, head, correlation_id)
@@ -122,42 +126,6 @@ impl<'a> Producer<'a> {
             self.fail_request(now, i, request);
             self.close_conn(now, i, ConnError::Malformed(e));
         }
-    }
-
-    fn on_api_versions(
-        &mut self,
-        now: Instant,
-        i: usize,
-        body: &[u8],
-        version: i16,
-    ) -> Result<(), crate::protocol::DecodeError> {
-        let resp = ApiVersionsResponse::decode(body, version)?;
-        let c = &mut self.conns[i];
-        if resp.error_code == ErrorCode::UnsupportedVersion {
-            // Ask again at the highest version the broker lists (KIP-511), as the Java client does.
-            let theirs = resp.range(ApiKey::ApiVersions).map_or(0, |r| r.max_version);
-            if theirs < version {
-                c.api_versions_version = theirs.max(0);
-                return Ok(());
-            }
-        }
-        let produce = resp.negotiate(ApiKey::Produce, 3, 11);
-        let metadata = resp.negotiate(ApiKey::Metadata, 1, 12);
-        let init = resp.negotiate(ApiKey::InitProducerId, 0, 5);
-        let idempotent = self.idempotence.is_on();
-        match (resp.error_code, produce, metadata, init) {
-            (ErrorCode::NoError, Some(produce), Some(metadata), init) if init.is_some() || !idempotent => {
-                c.versions = Versions { produce, metadata, init_producer_id: init.unwrap_or(0) };
-                c.state = ConnState::Ready;
-                c.failures = 0;
-                debug!("{}:{} ready: Produce v{}, Metadata v{}", c.host.as_str(), c.port, produce, metadata);
-            }
-            _ => {
-                warn!("{}:{} lacks the API versions a producer needs", c.host.as_str(), c.port);
-                self.close_conn(now, i, ConnError::UnsupportedBroker);
-            }
-        }
-        Ok(())
     }
 
     fn on_init_producer_id(
@@ -197,6 +165,7 @@ impl<'a> Producer<'a> {
         self.metrics.disconnects += 1;
         self.metrics.last_connection_error = Some(why);
         let failures = self.conns.lose(i);
+        self.auth.release(i);
         while let Some(request) = self.conns.pop_request(i) {
             self.fail_request(now, i, request);
         }
@@ -215,6 +184,7 @@ impl<'a> Producer<'a> {
     fn fail_request(&mut self, now: Instant, i: usize, request: InFlight) {
         match request.kind {
             RequestKind::ApiVersions => {}
+            RequestKind::SaslHandshake | RequestKind::SaslAuthenticate => self.auth.release(i),
             RequestKind::Metadata { .. } => {
                 self.metadata.lost();
             }
@@ -242,6 +212,10 @@ impl<'a> Producer<'a> {
         let anyone_up = self.conns.any_open();
         let control_wanted = self.metadata.is_wanted() || self.idempotence.is_wanted();
         let mut need_control = control_wanted && !anyone_up && self.closing.is_none();
+        if self.fatal.is_some() {
+            // A fatal producer sends nothing more: no connection is worth opening.
+            return self.close_when_done();
+        }
         // Prefer brokers we know over bootstrap addresses.
         for pass in 0..2 {
             for i in 0..self.conns.len() {
@@ -338,6 +312,16 @@ impl<'a> Producer<'a> {
         let (kind, version) = match c.state {
             ConnState::Handshake if c.in_flight.is_empty() => {
                 (RequestKind::ApiVersions, c.api_versions_version)
+            }
+            ConnState::Authenticating => match self.next_auth_request(now, i) {
+                Some(request) => request,
+                None => return,
+            },
+            ConnState::Ready if c.reauth_at.is_some_and(|at| now >= at) => {
+                match self.next_auth_request(now, i) {
+                    Some(request) => request,
+                    None => return,
+                }
             }
             ConnState::Ready => {
                 let produce_in_flight = self.any_produce_in_flight();
@@ -443,6 +427,15 @@ impl<'a> Producer<'a> {
                 let body = self.produce_body(head);
                 encode_request(w, v, id, client_id, &body);
             }
+            RequestKind::SaslHandshake => {
+                let body = SaslHandshakeRequest { mechanism: self.auth.mechanism_name() };
+                encode_request(w, v, id, client_id, &body);
+            }
+            RequestKind::SaslAuthenticate => {
+                let parts = self.auth.message(&self.config.sasl);
+                let body = SaslAuthenticateRequest { auth_bytes: &parts };
+                encode_request(w, v, id, client_id, &body);
+            }
         }
     }
 }
@@ -453,5 +446,7 @@ fn request_api_key(kind: RequestKind) -> ApiKey {
         RequestKind::Metadata { .. } => ApiKey::Metadata,
         RequestKind::InitProducerId { .. } => ApiKey::InitProducerId,
         RequestKind::Produce { .. } => ApiKey::Produce,
+        RequestKind::SaslHandshake => ApiKey::SaslHandshake,
+        RequestKind::SaslAuthenticate => ApiKey::SaslAuthenticate,
     }
 }

@@ -61,7 +61,9 @@ impl core::fmt::Display for ScramError {
             Self::Iterations(n) => write!(f, "server asked for {n} iterations (Kafka allows 4096 to 16384)"),
             Self::TooLong => f.write_str("server nonce or salt too long"),
             Self::Refused => f.write_str("server refused the proof"),
-            Self::ServerSignature => f.write_str("server signature does not verify: the broker does not know the password"),
+            Self::ServerSignature => {
+                f.write_str("server signature does not verify: the broker does not know the password")
+            }
         }
     }
 }
@@ -129,7 +131,8 @@ impl Scram {
         }
         let nonce = fields.next().and_then(|f| f.strip_prefix("r=")).ok_or(ScramError::Malformed("r="))?;
         let salt = fields.next().and_then(|f| f.strip_prefix("s=")).ok_or(ScramError::Malformed("s="))?;
-        let iterations = fields.next().and_then(|f| f.strip_prefix("i=")).ok_or(ScramError::Malformed("i="))?;
+        let iterations =
+            fields.next().and_then(|f| f.strip_prefix("i=")).ok_or(ScramError::Malformed("i="))?;
         let client_nonce = &self.first_bare[self.first_bare.len() - self.nonce_len..];
         if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
             return Err(ScramError::NonceMismatch);
@@ -145,27 +148,33 @@ impl Scram {
         })?;
 
         self.client_final.clear();
-        let push = |v: &mut Vec<u8, FINAL_MAX>, s: &[u8]| v.extend_from_slice(s).map_err(|_| ScramError::TooLong);
+        let push =
+            |v: &mut Vec<u8, FINAL_MAX>, s: &[u8]| v.extend_from_slice(s).map_err(|_| ScramError::TooLong);
         // `biws` is base64 of the GS2 header `n,,`.
         push(&mut self.client_final, b"c=biws,r=")?;
         push(&mut self.client_final, nonce.as_bytes())?;
         let without_proof = self.client_final.len();
-        let auth_message: [&[u8]; 5] = [
-            self.first_bare.as_bytes(),
-            b",",
-            server_first,
-            b",",
-            &self.client_final[..without_proof],
-        ];
+        let auth_message: [&[u8]; 5] =
+            [self.first_bare.as_bytes(), b",", server_first, b",", &self.client_final[..without_proof]];
         let mut proof = [0u8; 64];
         let mut signature = [0u8; 64];
         let len = match self.hash {
-            ScramHash::Sha256 => {
-                prove::<sha2::Sha256>(password, &salt_bytes[..salt_len], iterations, &auth_message, &mut proof, &mut signature)
-            }
-            ScramHash::Sha512 => {
-                prove::<sha2::Sha512>(password, &salt_bytes[..salt_len], iterations, &auth_message, &mut proof, &mut signature)
-            }
+            ScramHash::Sha256 => prove::<sha2::Sha256>(
+                password,
+                &salt_bytes[..salt_len],
+                iterations,
+                &auth_message,
+                &mut proof,
+                &mut signature,
+            ),
+            ScramHash::Sha512 => prove::<sha2::Sha512>(
+                password,
+                &salt_bytes[..salt_len],
+                iterations,
+                &auth_message,
+                &mut proof,
+                &mut signature,
+            ),
         };
         self.server_signature.clear();
         push_sig(&mut self.server_signature, &signature[..len])?;
@@ -253,14 +262,18 @@ mod tests {
     fn rfc7677_sha256_vector() {
         let mut c = Scram::with_nonce(ScramHash::Sha256, "user", "rOprNGfwEbeRWgbNEkqO").unwrap();
         assert_eq!(c.client_first(), [&b"n,,"[..], b"n=user,r=rOprNGfwEbeRWgbNEkqO"]);
-        let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let server_first =
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         c.on_server_first(server_first, "pencil").unwrap();
         assert_eq!(
             c.client_final(),
             b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
         c.on_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
-        assert_eq!(c.on_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5="), Err(ScramError::ServerSignature));
+        assert_eq!(
+            c.on_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5="),
+            Err(ScramError::ServerSignature)
+        );
     }
 
     /// RFC 5802 §5 is SCRAM-SHA-1, which Kafka does not offer: its vector checks the same
@@ -317,8 +330,14 @@ mod tests {
         let cases: [(&[u8], ScramError); 6] = [
             (b"r=someoneelse,s=c2FsdA==,i=4096", ScramError::NonceMismatch),
             (b"r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYX,s=c2FsdA==,i=4096", ScramError::NonceMismatch),
-            (b"r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXs,s=c2FsdA==,i=100000000", ScramError::Iterations(100_000_000)),
-            (b"r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXs,s=***,i=4096", ScramError::Malformed("salt is not base64")),
+            (
+                b"r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXs,s=c2FsdA==,i=100000000",
+                ScramError::Iterations(100_000_000),
+            ),
+            (
+                b"r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXs,s=***,i=4096",
+                ScramError::Malformed("salt is not base64"),
+            ),
             (b"m=ext,r=x", ScramError::Malformed("mandatory extension")),
             (b"\xff", ScramError::Malformed("not UTF-8")),
         ];
