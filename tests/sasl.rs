@@ -637,39 +637,106 @@ async fn reauthentication_keeps_streaming_and_a_revoked_credential_stops_it() {
         kafka.delete_scram("bob", "SCRAM-SHA-256");
         Instant::now()
     });
-    let (pending, refused) = stream(&producer, &topic, "revoked", Duration::from_secs(20)).await;
-    let revoked_at = revoke.await.unwrap();
-    let (err, at) = refused.expect("sends go on being accepted 20 s after bob's credential was deleted");
-    match &err {
-        Error::Authentication(m) => {
-            for needle in ["SCRAM-SHA-256", "bob"] {
-                assert!(m.contains(needle), "{m:?} does not name {needle:?}");
+    // A refusal may come back from the send or in a report (as Java's send returns a future
+    // that fails): stream with callbacks until either says no, for at most 20 s.
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), Error>)>();
+    let begin = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut sent = 0usize;
+    let mut reports = Vec::new();
+    let mut first_refusal: Option<(Error, Duration, &str)> = None;
+    'stream: while begin.elapsed() < Duration::from_secs(20) {
+        tick.tick().await;
+        for _ in 0..10 {
+            let i = sent;
+            let tx = tx.clone();
+            let record = OwnedRecord::new(topic.as_str()).value(format!("revoked-{i}"));
+            match producer.send_with_callback(record, move |r| drop(tx.send((i, r.map(|_| ()))))).await {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    first_refusal = Some((e, begin.elapsed(), "send"));
+                    break 'stream;
+                }
             }
-            assert!(!m.contains("bob-secret"), "the message shows the password: {m}");
         }
-        other => panic!("the send after the revocation: {other:?}"),
+        while let Ok((i, r)) = rx.try_recv() {
+            if let Err(e) = &r {
+                first_refusal.get_or_insert_with(|| (e.clone(), begin.elapsed(), "report"));
+            }
+            reports.push((i, r));
+        }
+        if first_refusal.is_some() {
+            break;
+        }
     }
-    let since = revoked_at.elapsed();
-    assert!(at < Duration::from_secs(12), "refused only {at:?} into the stream ({since:?} ago revoked)");
+    let revoked_at = revoke.await.unwrap();
+    let Some((first, at, how)) = first_refusal else {
+        let (metrics, health) = (producer.metrics().await, producer.health().await);
+        panic!(
+            "{sent} sends accepted and none refused, the last {:?} after bob's credential was deleted; \
+             {health:?}; {metrics:?}\n{}",
+            revoked_at.elapsed(),
+            kafka.log_tail(6)
+        );
+    };
+    assert!(is_auth_failure(&first), "the first refusal ({how}, {at:?} in): {first:?}");
+    assert!(at < Duration::from_secs(12), "refused only {at:?} into the stream ({how})");
+    // From now on a send fails at once, with the reason.
+    let again = Instant::now();
+    let later = producer
+        .send(OwnedRecord::new(topic.as_str()).value("revoked-later"))
+        .await
+        .expect_err("a send after the refusal");
+    assert!(is_auth_failure(&later), "a send after the refusal: {later:?}");
+    assert!(again.elapsed() < Duration::from_secs(1), "a send after the refusal took {:?}", again.elapsed());
+    let health = producer.health().await;
+    let mut messages: Vec<String> = [&first, &later]
+        .into_iter()
+        .filter_map(|e| if let Error::Authentication(m) = e { Some(m.clone()) } else { None })
+        .collect();
+    messages.extend(health.fatal.clone());
+    assert!(!messages.is_empty(), "no authentication message anywhere: {first:?}, {later:?}, {health:?}");
+    for m in &messages {
+        for needle in ["SCRAM-SHA-256", "bob"] {
+            assert!(m.contains(needle), "{m:?} does not name {needle:?}");
+        }
+        assert!(!m.contains("bob-secret"), "the message shows the password: {m}");
+    }
+
+    // Every record accepted gets one report within 10 s of the refusal: delivered, or failed
+    // for the authentication (not left to delivery.timeout.ms, 60 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reports.len() < sent {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(report) => reports.push(report),
+            Err(_) => panic!(
+                "{} of {sent} records unreported 10 s after the refusal; {:?}",
+                sent - reports.len(),
+                producer.metrics().await
+            ),
+        }
+    }
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
     let mut delivered = BTreeSet::new();
-    let n = pending.len();
-    for (i, f) in pending.into_iter().enumerate() {
-        match tokio::time::timeout(Duration::from_secs(10), f).await {
-            Ok(Ok(_)) => {
+    let mut reported = BTreeSet::new();
+    for (i, r) in &reports {
+        assert!(reported.insert(*i), "record {i} reported twice");
+        match r {
+            Ok(()) => {
                 delivered.insert(format!("revoked-{i}").into_bytes());
                 *outcomes.entry("delivered").or_default() += 1;
             }
-            Ok(Err(e)) if is_auth_failure(&e) => *outcomes.entry("authentication").or_default() += 1,
-            Ok(Err(e)) => panic!("record {i} failed otherwise: {e:?}"),
-            Err(_) => panic!("record {i} unreported 10 s after the refusal"),
+            Err(e) if is_auth_failure(e) => *outcomes.entry("authentication").or_default() += 1,
+            Err(e) => panic!("record {i} failed otherwise: {e:?}"),
         }
     }
     eprintln!(
-        "revocation: refused {at:?} into the stream; reports {outcomes:?}; {:?}",
+        "revocation: first refused ({how}) {at:?} into the stream, {:?} after the deletion; reports {outcomes:?}; {:?}",
+        at.saturating_sub(revoked_at.saturating_duration_since(begin)),
         producer.metrics().await
     );
     producer.close(Duration::from_secs(1)).await;
+    let n = sent;
     let attempts = kafka.log_count("invalid credentials with SASL mechanism SCRAM-SHA-256") - failed_before;
     assert!((1..=3).contains(&attempts), "{attempts} failed authentications after the revocation");
 
