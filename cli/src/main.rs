@@ -5,7 +5,7 @@
 //! picokafka produce -b HOST:PORT -t TOPIC [-K DELIM] [-H NAME=VALUE]... [-p PARTITION]
 //!                   [-z CODEC] [--acks 0|1|all] [--no-idempotence] [-X property=value]...
 //!                   [-F FILE.properties] [FILE]
-//! picokafka metadata -b HOST:PORT [-t TOPIC]...
+//! picokafka metadata -b HOST:PORT [-t TOPIC]... [-X property=value]... [-F FILE.properties]
 //! ```
 
 #![deny(missing_docs)]
@@ -41,6 +41,12 @@ enum Command {
         /// Only these topics (default: all).
         #[arg(short = 't', long = "topic")]
         topics: Vec<String>,
+        /// A client property, property=value (repeatable): security.protocol, ssl.*, sasl.*.
+        #[arg(short = 'X')]
+        properties: Vec<String>,
+        /// A .properties file of client properties.
+        #[arg(short = 'F')]
+        config_file: Option<String>,
     },
 }
 
@@ -81,23 +87,42 @@ struct ProduceArgs {
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Produce(args) => produce(args).await,
-        Command::Metadata { brokers, topics } => match metadata::print(&brokers, &topics).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("picokafka: {e}");
-                ExitCode::FAILURE
+        Command::Metadata { brokers, topics, properties, config_file } => {
+            let config = match client_config(&brokers, config_file.as_deref(), &properties) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("picokafka: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match metadata::print(&brokers, &topics, &config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("picokafka: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
-fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
-    let mut config = match &args.config_file {
+/// Properties from `-F`, the environment (`PICOKAFKA_*`), then `-X`, over `bootstrap.servers`.
+fn client_config(brokers: &str, file: Option<&str>, properties: &[String]) -> Result<ClientConfig, String> {
+    let mut config = match file {
         Some(path) => ClientConfig::from_properties_file(path).map_err(|e| e.to_string())?,
         None => ClientConfig::new(),
     };
     config.merge_env("PICOKAFKA_");
-    config.set("bootstrap.servers", &args.brokers);
+    config.set("bootstrap.servers", brokers);
+    for p in properties {
+        let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
+        config.set(k, v);
+    }
+    Ok(config)
+}
+
+fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
+    let mut config = client_config(&args.brokers, args.config_file.as_deref(), &[])?;
     if let Some(z) = &args.compression {
         config.set("compression.type", z);
     }

@@ -13,10 +13,22 @@ use crate::config::ConfigError;
 #[cfg(feature = "sasl")]
 pub mod scram;
 
-/// Longest SASL user name (or OAUTHBEARER principal) kept.
-pub const USERNAME_MAX: usize = 128;
-/// Longest SASL password kept.
-pub const PASSWORD_MAX: usize = 128;
+/// Longest SASL user name (or OAUTHBEARER principal) kept (none without feature `sasl`, so
+/// firmware without it pays no RAM for credentials).
+pub const USERNAME_MAX: usize = if cfg!(feature = "sasl") { 128 } else { 0 };
+/// Longest SASL password kept (none without feature `sasl`).
+pub const PASSWORD_MAX: usize = if cfg!(feature = "sasl") { 128 } else { 0 };
+
+/// The properties [`SaslConfig`] reads.
+const PROPERTIES: [&str; 7] = [
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "sasl.jaas.config",
+    "enable.sasl.oauthbearer.unsecure.jwt",
+    "sasl.oauthbearer.config",
+];
 
 /// `security.protocol`: how a connection is carried and authenticated. TLS is the transport's
 /// (the core only moves plaintext frames); SASL is the core's.
@@ -148,6 +160,16 @@ pub struct SaslConfig {
 impl SaslConfig {
     /// Sets a `sasl.*` property; `Ok(false)` if `property` is not one.
     pub(crate) fn set(&mut self, property: &str, value: &str) -> Result<bool, ConfigError> {
+        if !cfg!(feature = "sasl") {
+            // Known, and refused by name: the parsers below stay out of builds without SASL.
+            return match PROPERTIES.iter().find(|p| **p == property) {
+                Some(p) => Err(ConfigError::Unsupported {
+                    property: p,
+                    why: "this build of picokafka has no SASL (core feature `sasl`)",
+                }),
+                None => Ok(false),
+            };
+        }
         match property {
             "sasl.mechanism" | "sasl.mechanisms" => self.mechanism = Some(Mechanism::parse(value)?),
             "sasl.username" => self.username = bounded(value, "sasl.username")?,
@@ -354,6 +376,15 @@ mod tests {
         assert_eq!(parts.next(), Some(""), "no signature");
     }
 
+    #[cfg(not(feature = "sasl"))]
+    #[test]
+    fn without_the_feature_sasl_properties_are_refused_by_name() {
+        let err = SaslConfig::default().set("sasl.username", "alice").unwrap_err();
+        assert!(matches!(err, ConfigError::Unsupported { property: "sasl.username", .. }), "{err:?}");
+        assert_eq!(SaslConfig::default().set("linger.ms", "1"), Ok(false));
+    }
+
+    #[cfg(feature = "sasl")]
     #[test]
     fn jaas_config_forms() {
         let mut c = SaslConfig::default();
@@ -381,6 +412,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "sasl")]
     #[test]
     fn validation_and_secrecy() {
         let mut c = SaslConfig::default();

@@ -79,7 +79,8 @@ async fn main(spawner: Spawner) {
         STATE.init(State::new()),
         SOCKETS.init(SocketBuffers::new()),
         Settings { reports: false, ..Settings::default() },
-    );
+    )
+    .expect("a configuration this transport can carry");
     spawner.spawn(kafka_task(runner).expect("kafka task"));
 
     let started = Instant::now();

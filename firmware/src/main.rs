@@ -187,7 +187,11 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
         STATE.init(State::new()),
         SOCKETS.take(),
         Settings { reports: false, ..Settings::default() },
-    );
+    )
+    .map_err(|_| {
+        print("configuration needs what this transport lacks (TLS)\n");
+        4u32
+    })?;
     spawner.spawn(kafka_task(runner).map_err(|_| 101u32)?);
 
     let started = Instant::now();

@@ -15,7 +15,7 @@
 //! static SOCKETS: StaticCell<SocketBuffers<1, 2048, 2048>> = StaticCell::new();
 //! let producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)?;
 //! let (handle, mut runner) = picokafka_embassy::new(
-//!     stack, producer, STATE.init(State::new()), SOCKETS.init(SocketBuffers::new()), Settings::default());
+//!     stack, producer, STATE.init(State::new()), SOCKETS.init(SocketBuffers::new()), Settings::default())?;
 //! spawner.spawn(kafka_task(runner));          // async fn kafka_task(mut r: Runner<..>) -> ! { r.run().await }
 //! handle.send(Record::new("telemetry").value(b"42")).await?;
 //! ```
@@ -148,14 +148,21 @@ fn now() -> picokafka::Instant {
 }
 
 /// Creates the handle and the runner. The producer's connection slots map one to one onto the
-/// sockets.
+/// sockets. Refuses `security.protocol=SSL` / `SASL_SSL`: this transport has no TLS yet, and a
+/// producer that sent in the clear what was configured to be encrypted would be worse than none.
 pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, const REPORTS: usize>(
     stack: Stack<'d>,
     producer: Producer<'d>,
     state: &'d State<'d, M, REPORTS>,
     buffers: &'d mut SocketBuffers<N, RX, TX>,
     settings: Settings,
-) -> (Handle<'d, M, REPORTS>, Runner<'d, M, N, REPORTS>) {
+) -> Result<(Handle<'d, M, REPORTS>, Runner<'d, M, N, REPORTS>), picokafka::ConfigError> {
+    if producer.config().security_protocol.uses_tls() {
+        return Err(picokafka::ConfigError::Unsupported {
+            property: "security.protocol",
+            why: "picokafka-embassy has no TLS yet (PLAINTEXT or SASL_PLAINTEXT)",
+        });
+    }
     let setup = Duration::from_millis(u64::from(producer.config().socket_connection_setup_timeout_ms));
     state.producer.lock(|p| *p.borrow_mut() = Some(producer));
     let mut sockets = heapless::Vec::new();
@@ -165,7 +172,7 @@ pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, co
         // `N` sockets for `N` buffers: the vector's capacity is exactly that.
         let _ = sockets.push(Slot { socket, conn: None, phase: Phase::Idle, blocked: false });
     }
-    (Handle { state, settings }, Runner { stack, state, sockets, settings, setup })
+    Ok((Handle { state, settings }, Runner { stack, state, sockets, settings, setup }))
 }
 
 /// The application's side.

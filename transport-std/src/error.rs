@@ -46,6 +46,9 @@ pub enum Error {
     Closed,
     /// The producer failed for good.
     Fatal(picokafka::protocol::ErrorCode),
+    /// A broker connection outside the producer ([`crate::BrokerConnection`]) failed: the
+    /// message names the broker and the cause.
+    Connection(String),
     /// SASL authentication failed for good (wrong password, unknown user, a mechanism the
     /// broker does not enable, a broker whose SCRAM signature does not verify). The message
     /// names the mechanism, the user and the broker's words; never the password.
@@ -77,6 +80,7 @@ impl fmt::Display for Error {
             Self::Fatal(code) => write!(f, "producer failed: {code}"),
             Self::Tls(m) => f.write_str(m),
             Self::Authentication(m) => f.write_str(m),
+            Self::Connection(m) => f.write_str(m),
         }
     }
 }

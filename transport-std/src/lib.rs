@@ -21,6 +21,7 @@
 
 // The application's side.
 mod blocking;
+mod broker;
 mod config;
 mod delivery;
 mod error;
@@ -36,6 +37,7 @@ mod socket;
 mod tls;
 
 pub use blocking::BlockingProducer;
+pub use broker::BrokerConnection;
 pub use config::ClientConfig;
 pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
 pub use error::Error;

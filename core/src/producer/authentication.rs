@@ -5,6 +5,8 @@
 //! token) serves every connection; the others wait in `Authenticating` until it is their turn.
 //! An exchange is a handful of round trips, so connections to a cluster still come up in
 //! milliseconds.
+// Without feature `sasl` the exchange is never started (see `Authentication::is_on`).
+#![cfg_attr(not(feature = "sasl"), allow(dead_code))]
 
 use heapless::{String, Vec};
 
@@ -18,12 +20,17 @@ use crate::time::Duration;
 use crate::time::Instant;
 
 /// Longest OAUTHBEARER token kept (JWTs from identity providers run to a few KiB); firmware
-/// builds keep less.
-#[cfg(feature = "std")]
-pub const TOKEN_MAX: usize = 8192;
-/// Longest OAUTHBEARER token kept.
-#[cfg(not(feature = "std"))]
-pub const TOKEN_MAX: usize = 1024;
+/// builds keep less, and builds without feature `sasl` none.
+pub const TOKEN_MAX: usize = if !cfg!(feature = "sasl") {
+    0
+} else if cfg!(feature = "std") {
+    8192
+} else {
+    1024
+};
+/// The broker's error message and its list of mechanisms, as far as they are kept.
+const MESSAGE_MAX: usize = if cfg!(feature = "sasl") { 256 } else { 0 };
+const ENABLED_MAX: usize = if cfg!(feature = "sasl") { 128 } else { 0 };
 
 /// Why authentication failed for good (the producer stops: retrying with the same credentials
 /// would only fill the broker's log).
@@ -133,8 +140,8 @@ pub(crate) struct Authentication {
     /// When an unsecured JWT made here must be made again.
     token_renew_at: Option<Instant>,
     failure: Option<AuthFailure>,
-    broker_message: String<256>,
-    enabled: String<128>,
+    broker_message: String<MESSAGE_MAX>,
+    enabled: String<ENABLED_MAX>,
 }
 
 impl Authentication {
@@ -153,9 +160,10 @@ impl Authentication {
         }
     }
 
-    /// Whether connections authenticate before they are ready.
+    /// Whether connections authenticate before they are ready (never without feature `sasl`:
+    /// `Config::validate` refuses SASL there, and the constant lets the handshake code go).
     pub(crate) fn is_on(&self) -> bool {
-        self.mechanism.is_some()
+        cfg!(feature = "sasl") && self.mechanism.is_some()
     }
 
     /// The mechanism's name, for SaslHandshake.
@@ -393,5 +401,137 @@ impl Authentication {
         self.failure = Some(failure);
         self.active = None;
         AuthStep::Fatal(code)
+    }
+}
+
+/// One SASL exchange on one connection, for tools that speak Kafka without the producer (a
+/// command-line `metadata` query, say): the producer's own exchange, driven by hand. After
+/// ApiVersions, send what [`SaslClient::next_request`] says and feed each answer back until it
+/// reports the connection authenticated or failed.
+#[cfg(feature = "sasl")]
+pub struct SaslClient {
+    auth: Authentication,
+    config: SaslConfig,
+    done: bool,
+}
+
+/// The next request of a [`SaslClient`]'s exchange.
+#[cfg(feature = "sasl")]
+#[derive(Debug)]
+pub enum SaslRequest<'a> {
+    /// SaslHandshake v1.
+    Handshake(crate::protocol::sasl::SaslHandshakeRequest<'static>),
+    /// SaslAuthenticate with this message, in pieces: send
+    /// `SaslAuthenticateRequest { auth_bytes: &pieces }`.
+    Authenticate([&'a [u8]; 5]),
+}
+
+/// Where a [`SaslClient`]'s exchange stands after an answer.
+#[cfg(feature = "sasl")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslProgress {
+    /// Send the next request.
+    Continue,
+    /// Authenticated; the broker ends the session after this long (0: never).
+    Authenticated {
+        /// `SessionLifetimeMs`.
+        session_lifetime_ms: i64,
+    },
+    /// Failed: [`SaslClient::error`] says why when it is for good.
+    Failed(ErrorCode),
+}
+
+#[cfg(feature = "sasl")]
+impl core::fmt::Debug for SaslClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SaslClient").field("mechanism", &self.auth.mechanism).finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "sasl")]
+impl SaslClient {
+    /// An exchange with `config`'s SASL settings; `None` if `security.protocol` has no SASL.
+    pub fn new(config: &crate::Config) -> Option<Self> {
+        let auth = Authentication::new(&config.sasl, config.security_protocol.uses_sasl());
+        auth.is_on().then(|| Self { auth, config: config.sasl.clone(), done: false })
+    }
+
+    /// Sets the OAUTHBEARER token to send.
+    pub fn set_oauthbearer_token(&mut self, token: &str) -> Result<(), AuthFailure> {
+        self.auth.set_token(token)
+    }
+
+    /// The next request to send: `None` once authenticated or failed (or, with OAUTHBEARER,
+    /// while there is no token).
+    pub fn next_request(&mut self) -> Option<SaslRequest<'_>> {
+        if self.auth.failure.is_some() || self.done {
+            return None;
+        }
+        match self.auth.next_request(0, 0, false, self.config.unsecure_jwt)? {
+            RequestKind::SaslHandshake => {
+                Some(SaslRequest::Handshake(crate::protocol::sasl::SaslHandshakeRequest {
+                    mechanism: self.auth.mechanism_name(),
+                }))
+            }
+            _ => Some(SaslRequest::Authenticate(self.auth.message(&self.config))),
+        }
+    }
+
+    /// The SaslHandshake answer. `rng` is a CSPRNG (SCRAM's nonce); `unix_s` the time, for an
+    /// unsecured JWT.
+    pub fn on_handshake(
+        &mut self,
+        body: &[u8],
+        version: i16,
+        rng: &mut dyn rand_core::CryptoRngCore,
+        unix_s: i64,
+    ) -> Result<SaslProgress, crate::protocol::DecodeError> {
+        let resp = crate::protocol::sasl::SaslHandshakeResponse::decode(body, version)?;
+        let mut fill = |buf: &mut [u8]| rng.fill_bytes(buf);
+        let step = self.auth.on_handshake(
+            &self.config,
+            resp.error_code,
+            resp.mechanisms.iter(),
+            Some(&mut fill),
+            Instant::ZERO,
+            unix_s,
+        );
+        Ok(self.progress(step))
+    }
+
+    /// A SaslAuthenticate answer.
+    pub fn on_authenticate(
+        &mut self,
+        body: &[u8],
+        version: i16,
+    ) -> Result<SaslProgress, crate::protocol::DecodeError> {
+        let r = crate::protocol::sasl::SaslAuthenticateResponse::decode(body, version)?;
+        let step = self.auth.on_authenticate(
+            &self.config,
+            r.error_code,
+            r.error_message,
+            r.auth_bytes,
+            r.session_lifetime_ms,
+        );
+        Ok(self.progress(step))
+    }
+
+    /// Why the exchange failed for good, with the mechanism, the user and the broker's words.
+    pub fn error(&self) -> Option<AuthError<'_>> {
+        self.auth.error(&self.config)
+    }
+
+    fn progress(&mut self, step: AuthStep) -> SaslProgress {
+        match step {
+            AuthStep::Continue => SaslProgress::Continue,
+            AuthStep::Done { lifetime_ms, .. } => {
+                self.done = true;
+                SaslProgress::Authenticated { session_lifetime_ms: lifetime_ms }
+            }
+            AuthStep::Retry(code) | AuthStep::Fatal(code) => {
+                self.done = true;
+                SaslProgress::Failed(code)
+            }
+        }
     }
 }

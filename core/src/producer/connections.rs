@@ -75,7 +75,9 @@ pub(crate) enum RequestKind {
         producer_id: i64,
         epoch: i16,
     },
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
     SaslHandshake,
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
     SaslAuthenticate,
     /// Batches linked through `next_in_request` from `head`.
     Produce {

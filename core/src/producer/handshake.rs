@@ -1,6 +1,8 @@
 //! A connection's way from an open socket to `Ready`: ApiVersions (the versions both sides
 //! speak), then, with SASL, SaslHandshake and the mechanism's SaslAuthenticate messages; and
 //! re-authentication before the broker's session ends (KIP-368).
+// Without feature `sasl` the exchange is never started (see `Authentication::is_on`).
+#![cfg_attr(not(feature = "sasl"), allow(dead_code))]
 
 use super::authentication::AuthStep;
 use super::connections::{ConnState, RequestKind, Versions};

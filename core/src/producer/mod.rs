@@ -69,6 +69,8 @@ use heapless::String;
 
 use self::authentication::Authentication;
 pub use self::authentication::{AuthError, AuthFailure, TOKEN_MAX};
+#[cfg(feature = "sasl")]
+pub use self::authentication::{SaslClient, SaslProgress, SaslRequest};
 use self::batches::{BatchId, BatchStatus, BatchTable, Outcome};
 pub use self::connections::ConnId;
 use self::connections::{ConnState, ConnTable};

@@ -11,6 +11,7 @@ use crate::protocol::api_versions::ApiVersionsRequest;
 use crate::protocol::header::{encode_request, ApiKey, ResponseHeader};
 use crate::protocol::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::metadata::MetadataRequest;
+#[cfg(feature = "sasl")]
 use crate::protocol::sasl::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use crate::protocol::{ErrorCode, Reader, Writer};
 use crate::time::{Duration, Instant};
@@ -113,8 +114,13 @@ impl<'a> Producer<'a> {
                 RequestKind::ApiVersions => self.on_api_versions(now, i, body, request.version),
                 RequestKind::Metadata { topics } => self.on_metadata(now, i, body, request.version, topics),
                 RequestKind::InitProducerId { .. } => self.on_init_producer_id(now, body, request.version),
+                #[cfg(feature = "sasl")]
                 RequestKind::SaslHandshake => self.on_sasl_handshake(now, i, body, request.version),
+                #[cfg(feature = "sasl")]
                 RequestKind::SaslAuthenticate => self.on_sasl_authenticate(now, i, body, request.version),
+                // Never sent without feature `sasl`.
+                #[cfg(not(feature = "sasl"))]
+                RequestKind::SaslHandshake | RequestKind::SaslAuthenticate => Ok(()),
                 RequestKind::Produce { acks0: true, .. } => Ok(()),
                 RequestKind::Produce { head, acks0: false } => {
                     self.on_produce_response(now, i, body, request.version, head, correlation_id)
@@ -313,10 +319,12 @@ impl<'a> Producer<'a> {
             ConnState::Handshake if c.in_flight.is_empty() => {
                 (RequestKind::ApiVersions, c.api_versions_version)
             }
+            #[cfg(feature = "sasl")]
             ConnState::Authenticating => match self.next_auth_request(now, i) {
                 Some(request) => request,
                 None => return,
             },
+            #[cfg(feature = "sasl")]
             ConnState::Ready if c.reauth_at.is_some_and(|at| now >= at) => {
                 match self.next_auth_request(now, i) {
                     Some(request) => request,
@@ -427,15 +435,19 @@ impl<'a> Producer<'a> {
                 let body = self.produce_body(head);
                 encode_request(w, v, id, client_id, &body);
             }
+            #[cfg(feature = "sasl")]
             RequestKind::SaslHandshake => {
                 let body = SaslHandshakeRequest { mechanism: self.auth.mechanism_name() };
                 encode_request(w, v, id, client_id, &body);
             }
+            #[cfg(feature = "sasl")]
             RequestKind::SaslAuthenticate => {
                 let parts = self.auth.message(&self.config.sasl);
                 let body = SaslAuthenticateRequest { auth_bytes: &parts };
                 encode_request(w, v, id, client_id, &body);
             }
+            #[cfg(not(feature = "sasl"))]
+            RequestKind::SaslHandshake | RequestKind::SaslAuthenticate => {}
         }
     }
 }
