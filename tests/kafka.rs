@@ -143,8 +143,13 @@ impl Kafka {
     /// How many lines of the broker's log contain `needle` (e.g. `"Failed authentication with"`,
     /// which Kafka logs at INFO for every failed SASL authentication).
     pub fn log_count(&self, needle: &str) -> usize {
+        self.log_count_all(&[needle])
+    }
+
+    /// How many lines of the broker's log contain every one of `needles`.
+    pub fn log_count_all(&self, needles: &[&str]) -> usize {
         let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-        log.lines().filter(|l| l.contains(needle)).count()
+        log.lines().filter(|l| needles.iter().all(|n| l.contains(n))).count()
     }
 
     /// The last `lines` lines of the broker's log, for a failing test's message.

@@ -15,10 +15,11 @@
 //! logged at DEBUG (`KAFKA_LOG_SASL=1`) so that re-authentications are counted on the broker's
 //! side too.
 //!
-//! Counting failed authentications in a broker's log assumes nothing else fails to
-//! authenticate there meanwhile: on the shared broker only
-//! `bad_credentials_fail_fast_with_a_clear_error` does, one case after another; on the second
-//! node the disabled mechanism's refusals and the revocation's are told apart by their text.
+//! Failed authentications are counted in a broker's log by listener (the line's channel id
+//! starts with the listener's address) and Kafka's reason: tests that fail to authenticate on
+//! purpose at the same time differ in one or the other (`bad_credentials_...` runs its cases one
+//! after another), and on the second node the disabled mechanism's refusals and the
+//! revocation's differ in their text.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -280,7 +281,9 @@ async fn jaas_config_gives_the_credentials() {
 /// One refused login: `send` fails with `Error::Authentication` within a few seconds (well
 /// before `max.block.ms`), with a message naming each of `needles` and never `password`; later
 /// sends fail at once; `flush` returns; the broker logged between 1 and 3 failed authentications
-/// (counted after a further 3 s with the producer still open: no reconnect storm). Returns the
+/// (counted after a further 3 s with the producer still open: no reconnect storm) on
+/// `bootstrap`'s listener with `log_reason` (Kafka's words, in the line's last parentheses), so
+/// tests failing on other listeners or for other reasons meanwhile do not count. Returns the
 /// message.
 async fn refused(
     kafka: &Kafka,
@@ -288,11 +291,13 @@ async fn refused(
     bootstrap: &str,
     props: &[(&'static str, String)],
     password: &str,
-    log_needle: &str,
+    log_reason: &str,
     needles: &[&str],
 ) -> String {
     let topic = kafka.topic("refused", 1);
-    let before = kafka.log_count(log_needle);
+    let channel = format!("channelId={bootstrap}-");
+    let log_needles = [FAILED_AUTH, channel.as_str(), log_reason];
+    let before = kafka.log_count_all(&log_needles);
     let producer = Producer::new(&config(
         bootstrap,
         props,
@@ -330,7 +335,7 @@ async fn refused(
         .unwrap_or_else(|_| panic!("{case}: flush hangs after a refused login"));
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let attempts = kafka.log_count(log_needle) - before;
+    let attempts = kafka.log_count_all(&log_needles) - before;
     let metrics = producer.metrics().await;
     producer.close(Duration::from_secs(1)).await;
     assert!(
@@ -357,9 +362,9 @@ async fn bad_credentials_fail_fast_with_a_clear_error() {
         &kafka.sasl_plaintext,
         &login(kafka, Listener::SaslPlaintext, "sasl.mechanism", "SCRAM-SHA-256", "alice", wrong),
         wrong,
-        FAILED_AUTH,
         // Kafka: "Authentication failed during authentication due to invalid credentials with
         // SASL mechanism SCRAM-SHA-256"
+        "invalid credentials with SASL mechanism SCRAM-SHA-256",
         &["SCRAM-SHA-256", "alice", "invalid credentials"],
     )
     .await;
@@ -369,8 +374,8 @@ async fn bad_credentials_fail_fast_with_a_clear_error() {
         &kafka.sasl_ssl,
         &login(kafka, Listener::SaslSsl, "sasl.mechanism", "PLAIN", "alice", wrong),
         wrong,
-        FAILED_AUTH,
         // Kafka: "Authentication failed: Invalid username or password"
+        "Invalid username or password",
         &["PLAIN", "alice", "Invalid username or password"],
     )
     .await;
@@ -387,14 +392,17 @@ async fn bad_credentials_fail_fast_with_a_clear_error() {
             "mallory-secret",
         ),
         "mallory-secret",
-        FAILED_AUTH,
+        "invalid credentials with SASL mechanism SCRAM-SHA-512",
         &["SCRAM-SHA-512", "mallory", "invalid credentials"],
     )
     .await;
 
     // The CLI: a non-zero exit and the reason on stderr, promptly, for every line of input.
     let topic = kafka.topic("refused-cli", 1);
-    let before = kafka.log_count(FAILED_AUTH);
+    let channel = format!("channelId={}-", kafka.sasl_plaintext);
+    let cli_needles =
+        [FAILED_AUTH, channel.as_str(), "invalid credentials with SASL mechanism SCRAM-SHA-256"];
+    let before = kafka.log_count_all(&cli_needles);
     let start = Instant::now();
     let mut child = Command::new(&cli)
         .args(["produce", "-b", &kafka.sasl_plaintext, "-t", &topic])
@@ -421,8 +429,65 @@ async fn bad_credentials_fail_fast_with_a_clear_error() {
         !stdout.contains(wrong) && !stderr.contains(wrong),
         "the CLI shows the password: {stdout}{stderr}"
     );
-    let attempts = kafka.log_count(FAILED_AUTH) - before;
+    let attempts = kafka.log_count_all(&cli_needles) - before;
     assert!((1..=3).contains(&attempts), "the CLI made {attempts} failed authentications");
+}
+
+/// The CLI over SASL_SSL: `produce` with the login in a `-F` properties file (read back by
+/// librdkafka), `metadata` with `-X` showing the topic, and `metadata` with a wrong password
+/// failing with the reason (not the password).
+#[test]
+fn cli_produces_and_shows_metadata_over_sasl() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("sasl-cli", 2);
+    let props = alice(kafka, Listener::SaslSsl, "SCRAM-SHA-512");
+    let file = std::env::temp_dir().join(format!("picokafka-sasl-{}.properties", std::process::id()));
+    let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let mut child = Command::new(cli())
+        .args(["produce", "-b", &kafka.sasl_ssl, "-t", &topic, "-K", ":", "-F"])
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn picokafka");
+    let n = 500;
+    let input: String = (0..n).map(|i| format!("k{}:cli-{i}\n", i % 5)).collect();
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stdout}");
+    let read = consume_with(&kafka.sasl_ssl, &[&topic], n, Consumer::Confluent, &borrowed(&props));
+    let values: BTreeSet<Vec<u8>> = read.into_iter().filter_map(|r| r.value).collect();
+    assert_eq!(values.len(), n);
+
+    let metadata = |password: &str| {
+        let mut cmd = Command::new(cli());
+        cmd.args(["metadata", "-b", &kafka.sasl_ssl, "-t", &topic]);
+        for (k, v) in &props {
+            let v = if *k == "sasl.password" { password } else { v.as_str() };
+            cmd.arg("-X").arg(format!("{k}={v}"));
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = metadata("alice-secret");
+    assert!(ok && stdout.contains(&topic) && stdout.matches("partition").count() >= 2, "{stdout}{stderr}");
+    let start = Instant::now();
+    let (ok, stdout, stderr) = metadata("not-alices-password-93");
+    assert!(!ok, "metadata with a wrong password succeeded: {stdout}");
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    for needle in ["SCRAM-SHA-512", "alice", "invalid credentials"] {
+        assert!(stderr.contains(needle), "metadata's stderr does not name {needle:?}: {stderr}");
+    }
+    assert!(!stderr.contains("not-alices-password-93") && !stdout.contains("not-alices-password-93"));
 }
 
 /// A mechanism the listener does not enable (the second node's SASL_PLAINTEXT has only PLAIN
