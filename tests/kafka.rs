@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use crate::{run, script, Broker};
+use crate::{python, root, run, script, Broker};
 
 /// One Apache Kafka node, as `scripts/kafka-start` described it.
 #[derive(Debug)]
@@ -106,6 +106,50 @@ impl Kafka {
         cmd.args([name, &partitions.to_string(), &self.plaintext, "1"]);
         cmd.args(configs.iter().map(|(k, v)| format!("{k}={v}")));
         run(&mut cmd);
+    }
+
+    /// The admin client settings of the super user `admin` on the SASL_PLAINTEXT listener.
+    fn admin_login(&self) -> [&'static str; 4] {
+        [
+            "security.protocol=SASL_PLAINTEXT",
+            "sasl.mechanism=PLAIN",
+            "sasl.username=admin",
+            "sasl.password=admin-secret",
+        ]
+    }
+
+    /// Allows `principal` (`User:alice`) the comma-separated `operations` (`WRITE,DESCRIBE`) on
+    /// topic `topic`, as `admin` over SASL, and returns once the broker's authorizer has them.
+    /// While the broker's `allow.everyone.if.no.acl.found=true` holds, a topic with an ACL for
+    /// one principal is closed to every other (super users aside).
+    pub fn allow(&self, principal: &str, topic: &str, operations: &str) {
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/py/admin.py"))
+            .args(["add-acl", &self.sasl_plaintext, principal, topic, operations])
+            .args(self.admin_login());
+        run(&mut cmd);
+    }
+
+    /// Deletes `user`'s `SCRAM-SHA-256` or `SCRAM-SHA-512` credential (a revoked login), as
+    /// `admin` over SASL; returns once the broker no longer describes it.
+    pub fn delete_scram(&self, user: &str, mechanism: &str) {
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/py/admin.py"))
+            .args(["delete-scram", &self.sasl_plaintext, user, mechanism])
+            .args(self.admin_login());
+        run(&mut cmd);
+    }
+
+    /// How many lines of the broker's log contain `needle` (e.g. `"Failed authentication with"`,
+    /// which Kafka logs at INFO for every failed SASL authentication).
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_count_all(&[needle])
+    }
+
+    /// How many lines of the broker's log contain every one of `needles`.
+    pub fn log_count_all(&self, needles: &[&str]) -> usize {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        log.lines().filter(|l| needles.iter().all(|n| l.contains(n))).count()
     }
 
     /// The last `lines` lines of the broker's log, for a failing test's message.

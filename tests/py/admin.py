@@ -11,6 +11,14 @@ wrote), for the scripts and tests:
         partition is led by its first replica (a cluster back in its balanced shape)
   admin.py end-offsets TOPIC BOOTSTRAP   the number of records on the log of every partition
         (high watermark minus log start), one "PARTITION COUNT" line each, then "total N"
+  admin.py add-acl BOOTSTRAP PRINCIPAL TOPIC OPERATIONS [KEY=VALUE ...]
+        allow PRINCIPAL (User:alice) the comma-separated OPERATIONS (WRITE,DESCRIBE) on the
+        literal topic TOPIC from any host, then wait until the broker's authorizer answers with
+        them; KEY=VALUE are the admin client's own settings (security.protocol=SASL_PLAINTEXT
+        sasl.mechanism=PLAIN sasl.username=admin sasl.password=admin-secret)
+  admin.py delete-scram BOOTSTRAP USER MECHANISM [KEY=VALUE ...]
+        delete USER's SCRAM-SHA-256 or SCRAM-SHA-512 credential (a revoked login), then wait
+        until the broker no longer describes it
 """
 import sys
 import time
@@ -19,8 +27,72 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
-def admin(bootstrap):
-    return AdminClient({"bootstrap.servers": bootstrap})
+def admin(bootstrap, props=()):
+    """An AdminClient for BOOTSTRAP; PROPS are KEY=VALUE client settings (TLS, SASL)."""
+    return AdminClient({"bootstrap.servers": bootstrap, **dict(p.split("=", 1) for p in props)})
+
+
+def add_acl(bootstrap, principal, topic, operations, *props):
+    from confluent_kafka.admin import (
+        AclBinding, AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType,
+        ResourceType)
+
+    try:
+        ops = [AclOperation[o.strip().upper()] for o in operations.split(",") if o.strip()]
+    except KeyError as e:
+        sys.exit(f"admin.py add-acl: unknown operation {e} (WRITE, DESCRIBE, READ, ...)")
+    a = admin(bootstrap, props)
+    bindings = [
+        AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*", op,
+                   AclPermissionType.ALLOW)
+        for op in ops
+    ]
+    for binding, future in a.create_acls(bindings, request_timeout=30).items():
+        try:
+            future.result(60)
+        except Exception as e:
+            sys.exit(f"admin.py add-acl: {binding}: {e}")
+    # CreateAcls answers once the controller committed them; the broker's authorizer applies
+    # them as it replays the metadata log. DescribeAcls is the authorizer's own view.
+    want = {(principal, op) for op in ops}
+    filt = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
+                            AclOperation.ANY, AclPermissionType.ANY)
+    deadline, seen = time.monotonic() + 30, set()
+    while time.monotonic() < deadline:
+        try:
+            seen = {(b.principal, b.operation) for b in a.describe_acls(filt, request_timeout=10).result(15)}
+        except Exception as e:
+            seen = {("error", str(e))}
+        if want <= seen:
+            return
+        time.sleep(0.1)
+    sys.exit(f"admin.py add-acl: the broker describes {seen} on {topic!r}, not {want}")
+
+
+def delete_scram(bootstrap, user, mechanism, *props):
+    from confluent_kafka.admin import ScramMechanism, UserScramCredentialDeletion
+
+    try:
+        mech = ScramMechanism[mechanism.replace("-", "_").upper()]
+    except KeyError:
+        sys.exit(f"admin.py delete-scram: unknown mechanism {mechanism!r} (SCRAM-SHA-256, SCRAM-SHA-512)")
+    a = admin(bootstrap, props)
+    for name, future in a.alter_user_scram_credentials([UserScramCredentialDeletion(user, mech)]).items():
+        try:
+            future.result(60)
+        except Exception as e:
+            sys.exit(f"admin.py delete-scram {name} {mechanism}: {e}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            desc = a.describe_user_scram_credentials([user]).result(15)[user]
+            left = [i.mechanism for i in desc.scram_credential_infos]
+        except Exception:  # RESOURCE_NOT_FOUND once the user has no credential left
+            left = []
+        if mech not in left:
+            return
+        time.sleep(0.1)
+    sys.exit(f"admin.py delete-scram: {user} still has a {mechanism} credential")
 
 
 def create_topic(name, partitions, bootstrap, rf="1", *configs):
@@ -159,6 +231,10 @@ def main():
         wait_healthy(*args)
     elif cmd == "end-offsets":
         end_offsets(*args)
+    elif cmd == "add-acl":
+        add_acl(*args)
+    elif cmd == "delete-scram":
+        delete_scram(*args)
     else:
         sys.exit(f"admin.py: unknown command {cmd!r}")
 

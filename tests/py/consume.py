@@ -3,7 +3,7 @@
 
     consume.py --bootstrap 127.0.0.1:PORT --topic T [--topic T2 ...] --expect N
                [--timeout S] [--grace S] [--client confluent|kafka-python]
-               [--property KEY=VALUE ...]   (extra confluent-kafka settings, e.g. TLS)
+               [--property KEY=VALUE ...]   (extra confluent-kafka settings: TLS, SASL)
 
 Run it with the venv from scripts/py-setup. Every partition of every topic is
 assigned directly (no consumer group, so no rebalance delay) and read from the
@@ -20,7 +20,13 @@ offset), so the output of the two clients can be compared byte for byte:
 
 key, value and header values are base64, or null for a null field. Exit 0 if
 exactly N records were read; 1 otherwise (message on stderr, records read
-still printed); 2 on a client error such as a CRC failure.
+still printed); 2 on a client error such as a CRC failure or a failed
+authentication (the client's message on stderr).
+
+The consumer authenticates like any client: e.g. --property security.protocol=SASL_SSL
+--property ssl.ca.location=ca.pem --property sasl.mechanism=SCRAM-SHA-512
+--property sasl.username=alice --property sasl.password=alice-secret, or for OAUTHBEARER
+--property enable.sasl.oauthbearer.unsecure.jwt=true --property sasl.oauthbearer.config=principal=alice.
 """
 
 import argparse
@@ -54,7 +60,7 @@ class ClientError(Exception):
 def consume_confluent(args, expect, deadline, grace):
     from confluent_kafka import (
         OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME,
-        Consumer, KafkaError, TopicPartition)
+        Consumer, KafkaError, KafkaException, TopicPartition)
 
     ts_types = {TIMESTAMP_CREATE_TIME: 0, TIMESTAMP_LOG_APPEND_TIME: 1}
     consumer = Consumer({
@@ -71,7 +77,10 @@ def consume_confluent(args, expect, deadline, grace):
     try:
         parts = []
         for topic in args.topic:
-            meta = consumer.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                meta = consumer.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+            except KafkaException as e:  # no broker reachable: refused, TLS or SASL failed
+                raise ClientError(f"metadata for {topic!r}: {e}") from e
             tmeta = meta.topics.get(topic)
             if tmeta is None or tmeta.error is not None or not tmeta.partitions:
                 raise ClientError(f"topic {topic!r} not found: {tmeta and tmeta.error}")
