@@ -6,6 +6,7 @@ pub mod api_versions;
 pub mod codec;
 pub mod crc;
 pub mod error_code;
+pub mod find_coordinator;
 pub mod header;
 pub mod host_codecs;
 pub mod init_producer_id;
