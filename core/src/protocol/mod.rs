@@ -6,6 +6,7 @@ pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod codec;
 pub mod crc;
+pub mod end_txn;
 pub mod error_code;
 pub mod find_coordinator;
 pub mod header;
