@@ -2,6 +2,7 @@
 //! batches and their compression. Every encoder takes its version explicitly; every decoder is
 //! total (any input gives a value or a [`DecodeError`], never a panic or an unbounded loop).
 
+pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod codec;
