@@ -17,20 +17,31 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    self as kp, api_versions_response as kav, metadata_response as kmres, produce_response as kpres,
+    self as kp, add_partitions_to_txn_response as kaptres, api_versions_response as kav,
+    find_coordinator_response as kfcres, metadata_response as kmres, produce_response as kpres,
+    txn_offset_commit_response as ktocres,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
 };
+use picokafka::protocol::add_offsets_to_txn::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use picokafka::protocol::add_partitions_to_txn::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 use picokafka::protocol::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use picokafka::protocol::crc::crc32c;
+use picokafka::protocol::end_txn::{EndTxnRequest, EndTxnResponse};
+use picokafka::protocol::find_coordinator::{
+    Coordinator, CoordinatorType, FindCoordinatorRequest, FindCoordinatorResponse,
+};
 use picokafka::protocol::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use picokafka::protocol::metadata::{MetadataRequest, MetadataResponse};
 use picokafka::protocol::produce::{PartitionData, ProduceRequest, ProduceResponse, TopicData};
 use picokafka::protocol::record_batch::{
     BatchBuilder, Compression, Header, ProducerState, RecordBatch, HEADER_LEN,
+};
+use picokafka::protocol::txn_offset_commit::{
+    PartitionOffset, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use picokafka::protocol::{
     encode_request, ApiKey, DecodeError, ErrorCode, Reader, Request, ResponseHeader, Writer,
@@ -686,6 +697,290 @@ fn produce_request_v3_to_v11() {
     check_produce_request(&none, 0, Some(""));
 }
 
+fn check_find_coordinator_request(
+    key_type: CoordinatorType,
+    key: &str,
+    correlation_id: i32,
+    client_id: Option<&str>,
+) {
+    let req = FindCoordinatorRequest { key_type, key };
+    for v in 1..=5 {
+        let f = frame(v, correlation_id, client_id, &req);
+        let body = request_body(&f, ApiKey::FindCoordinator, v, correlation_id, client_id);
+        let got: kp::FindCoordinatorRequest = kp_decode(body, v);
+        assert_eq!(got.key_type, key_type.code(), "v{v}");
+        if v <= 3 {
+            assert_eq!(got.key.as_str(), key, "v{v}");
+            assert!(got.coordinator_keys.is_empty(), "v{v}");
+        } else {
+            assert_eq!(got.key.as_str(), "", "v{v}: no Key field from v4");
+            let keys: Vec<&str> = got.coordinator_keys.iter().map(|k| k.as_str()).collect();
+            assert_eq!(keys, [key], "v{v}");
+        }
+        assert!(got.unknown_tagged_fields.is_empty());
+    }
+}
+
+#[test]
+fn find_coordinator_request_v1_to_v5() {
+    assert_eq!((CoordinatorType::Group.code(), CoordinatorType::Transaction.code()), (0, 1));
+    check_find_coordinator_request(CoordinatorType::Transaction, "txn-1", 1, Some("picokafka"));
+    check_find_coordinator_request(CoordinatorType::Group, "group-ü", -1, None);
+    check_find_coordinator_request(CoordinatorType::Transaction, "", i32::MAX, Some(""));
+}
+
+/// Topics and their partitions, as a test describes them.
+type TxnTopics = Vec<(String, Vec<i32>)>;
+
+fn check_add_partitions_to_txn_request(
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    topics: &[(String, Vec<i32>)],
+    correlation_id: i32,
+    client_id: Option<&str>,
+) {
+    let req = AddPartitionsToTxnRequest {
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        topics: topics.iter().map(|(t, p)| (t.as_str(), p.iter().copied())),
+    };
+    for v in 0..=3 {
+        let f = frame(v, correlation_id, client_id, &req);
+        let body = request_body(&f, ApiKey::AddPartitionsToTxn, v, correlation_id, client_id);
+        let got: kp::AddPartitionsToTxnRequest = kp_decode(body, v);
+        assert_eq!(got.v3_and_below_transactional_id.as_str(), transactional_id, "v{v}");
+        assert_eq!(*got.v3_and_below_producer_id, producer_id);
+        assert_eq!(got.v3_and_below_producer_epoch, producer_epoch);
+        let got_topics: TxnTopics = got
+            .v3_and_below_topics
+            .iter()
+            .map(|t| {
+                assert!(t.unknown_tagged_fields.is_empty());
+                (t.name.as_str().to_owned(), t.partitions.clone())
+            })
+            .collect();
+        assert_eq!(got_topics, topics, "v{v}");
+        assert!(got.transactions.is_empty(), "v{v}: the v4+ batch is the brokers'");
+        assert!(got.unknown_tagged_fields.is_empty());
+    }
+}
+
+#[test]
+fn add_partitions_to_txn_request_v0_to_v3() {
+    let topics: TxnTopics =
+        vec![("events".into(), vec![0, 2, 5]), ("metrics".into(), vec![i32::MAX]), ("none".into(), vec![])];
+    check_add_partitions_to_txn_request("txn-1", 4242, 3, &topics, 12, Some("picokafka"));
+    check_add_partitions_to_txn_request("", -1, -1, &[], -1, None);
+    check_add_partitions_to_txn_request("tx-ü", i64::MAX, i16::MAX, &topics[..1], 0, Some(""));
+    // From a table the caller keeps (topic slot, partition), grouped by topic without a copy.
+    let names = ["a", "b", "c"];
+    let pending = [(2usize, 7i32), (0, 1), (2, 3)];
+    let req =
+        AddPartitionsToTxnRequest {
+            transactional_id: "t",
+            producer_id: 1,
+            producer_epoch: 0,
+            topics: names.iter().enumerate().filter(|(slot, _)| pending.iter().any(|(s, _)| s == slot)).map(
+                |(slot, name)| (*name, pending.iter().filter(move |(s, _)| *s == slot).map(|(_, p)| *p)),
+            ),
+        };
+    for v in 0..=3 {
+        let f = frame(v, 1, None, &req);
+        let got: kp::AddPartitionsToTxnRequest =
+            kp_decode(request_body(&f, ApiKey::AddPartitionsToTxn, v, 1, None), v);
+        let got: Vec<(&str, &[i32])> =
+            got.v3_and_below_topics.iter().map(|t| (t.name.as_str(), t.partitions.as_slice())).collect();
+        assert_eq!(got, [("a", &[1][..]), ("c", &[7, 3][..])], "v{v}");
+    }
+}
+
+fn check_end_txn_request(req: EndTxnRequest<'_>, correlation_id: i32, client_id: Option<&str>) {
+    for v in 0..=5 {
+        let f = frame(v, correlation_id, client_id, &req);
+        let body = request_body(&f, ApiKey::EndTxn, v, correlation_id, client_id);
+        let got: kp::EndTxnRequest = kp_decode(body, v);
+        assert_eq!(got.transactional_id.as_str(), req.transactional_id, "v{v}");
+        assert_eq!(*got.producer_id, req.producer_id);
+        assert_eq!(got.producer_epoch, req.producer_epoch);
+        assert_eq!(got.committed, req.committed, "v{v}");
+        assert!(got.unknown_tagged_fields.is_empty());
+    }
+}
+
+#[test]
+fn end_txn_request_v0_to_v5() {
+    let commit =
+        EndTxnRequest { transactional_id: "txn-1", producer_id: 4242, producer_epoch: 3, committed: true };
+    check_end_txn_request(commit, 5, Some("picokafka"));
+    check_end_txn_request(EndTxnRequest { committed: false, ..commit }, -5, None);
+    check_end_txn_request(
+        EndTxnRequest {
+            transactional_id: "",
+            producer_id: i64::MIN,
+            producer_epoch: i16::MIN,
+            committed: true,
+        },
+        i32::MIN,
+        Some(""),
+    );
+}
+
+fn check_add_offsets_to_txn_request(
+    req: AddOffsetsToTxnRequest<'_>,
+    correlation_id: i32,
+    client_id: Option<&str>,
+) {
+    for v in 0..=3 {
+        let f = frame(v, correlation_id, client_id, &req);
+        let body = request_body(&f, ApiKey::AddOffsetsToTxn, v, correlation_id, client_id);
+        let got: kp::AddOffsetsToTxnRequest = kp_decode(body, v);
+        assert_eq!(got.transactional_id.as_str(), req.transactional_id, "v{v}");
+        assert_eq!(*got.producer_id, req.producer_id);
+        assert_eq!(got.producer_epoch, req.producer_epoch);
+        assert_eq!(got.group_id.as_str(), req.group_id, "v{v}");
+        assert!(got.unknown_tagged_fields.is_empty());
+    }
+}
+
+#[test]
+fn add_offsets_to_txn_request_v0_to_v3() {
+    let req = AddOffsetsToTxnRequest {
+        transactional_id: "txn-1",
+        producer_id: 4242,
+        producer_epoch: 3,
+        group_id: "g",
+    };
+    check_add_offsets_to_txn_request(req, 8, Some("picokafka"));
+    check_add_offsets_to_txn_request(
+        AddOffsetsToTxnRequest { transactional_id: "", producer_id: -1, producer_epoch: -1, group_id: "" },
+        0,
+        None,
+    );
+}
+
+/// A TxnOffsetCommit request's content as a test describes it.
+#[derive(Debug, Clone)]
+struct CommitCase {
+    transactional_id: String,
+    group_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    generation_id: i32,
+    member_id: String,
+    group_instance_id: Option<String>,
+    topics: Vec<(String, Vec<CommitPartition>)>,
+}
+
+/// (partition, offset, leader epoch, metadata)
+type CommitPartition = (i32, i64, i32, Option<String>);
+
+fn check_txn_offset_commit_request(case: &CommitCase, correlation_id: i32, client_id: Option<&str>) {
+    let offsets: Vec<Vec<PartitionOffset<'_>>> = case
+        .topics
+        .iter()
+        .map(|(_, parts)| {
+            parts
+                .iter()
+                .map(|(index, offset, epoch, metadata)| PartitionOffset {
+                    partition_index: *index,
+                    committed_offset: *offset,
+                    committed_leader_epoch: *epoch,
+                    committed_metadata: metadata.as_deref(),
+                })
+                .collect()
+        })
+        .collect();
+    let req = TxnOffsetCommitRequest {
+        transactional_id: &case.transactional_id,
+        group_id: &case.group_id,
+        producer_id: case.producer_id,
+        producer_epoch: case.producer_epoch,
+        generation_id: case.generation_id,
+        member_id: &case.member_id,
+        group_instance_id: case.group_instance_id.as_deref(),
+        topics: case.topics.iter().zip(&offsets).map(|((t, _), ps)| (t.as_str(), ps.iter().copied())),
+    };
+    for v in 0..=3 {
+        let f = frame(v, correlation_id, client_id, &req);
+        let body = request_body(&f, ApiKey::TxnOffsetCommit, v, correlation_id, client_id);
+        let got: kp::TxnOffsetCommitRequest = kp_decode(body, v);
+        assert_eq!(got.transactional_id.as_str(), case.transactional_id, "v{v}");
+        assert_eq!(got.group_id.as_str(), case.group_id);
+        assert_eq!(*got.producer_id, case.producer_id);
+        assert_eq!(got.producer_epoch, case.producer_epoch);
+        if v >= 3 {
+            assert_eq!(got.generation_id, case.generation_id, "v{v}");
+            assert_eq!(got.member_id.as_str(), case.member_id, "v{v}");
+            assert_eq!(got.group_instance_id.as_deref(), case.group_instance_id.as_deref());
+        } else {
+            // Not on the wire: kafka-protocol's defaults.
+            assert_eq!(got.generation_id, -1, "v{v}");
+            assert_eq!(got.member_id.as_str(), "", "v{v}");
+            assert_eq!(got.group_instance_id, None, "v{v}");
+        }
+        assert_eq!(got.topics.len(), case.topics.len());
+        for (gt, (name, parts)) in got.topics.iter().zip(&case.topics) {
+            assert_eq!(gt.name.as_str(), name, "v{v}");
+            assert!(gt.unknown_tagged_fields.is_empty());
+            let got_parts: Vec<CommitPartition> = gt
+                .partitions
+                .iter()
+                .map(|p| {
+                    assert!(p.unknown_tagged_fields.is_empty());
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref().map(|m| m.as_str().to_owned()),
+                    )
+                })
+                .collect();
+            let want: Vec<CommitPartition> =
+                parts.iter().map(|(i, o, e, m)| (*i, *o, if v >= 2 { *e } else { -1 }, m.clone())).collect();
+            assert_eq!(got_parts, want, "v{v}");
+        }
+        assert!(got.unknown_tagged_fields.is_empty());
+    }
+}
+
+fn sample_commit() -> CommitCase {
+    CommitCase {
+        transactional_id: "txn-1".into(),
+        group_id: "readers".into(),
+        producer_id: 4242,
+        producer_epoch: 3,
+        generation_id: 17,
+        member_id: "consumer-1-5c0ffee".into(),
+        group_instance_id: Some("reader-a".into()),
+        topics: vec![
+            (
+                "events".into(),
+                vec![
+                    (0, 100, 5, None),
+                    (3, 0, -1, Some(String::new())),
+                    (7, i64::MAX, i32::MAX, Some("m".into())),
+                ],
+            ),
+            ("empty".into(), vec![]),
+        ],
+    }
+}
+
+#[test]
+fn txn_offset_commit_request_v0_to_v3() {
+    check_txn_offset_commit_request(&sample_commit(), 3, Some("picokafka"));
+    let anonymous = CommitCase {
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![],
+        ..sample_commit()
+    };
+    check_txn_offset_commit_request(&anonymous, -1, None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Responses kafka-protocol encodes, we decode
 // ---------------------------------------------------------------------------------------------
@@ -1253,6 +1548,375 @@ fn init_producer_id_response_v0_to_v5() {
     }
 }
 
+/// A FindCoordinator response's content. Before v4 the response holds one result and no key:
+/// the first coordinator's (kafka-protocol's defaults if there is none).
+#[derive(Debug, Clone)]
+struct CoordCase {
+    throttle: i32,
+    /// (key, node id, host, port, error, message)
+    coordinators: Vec<CoordEntry>,
+    /// Unknown tagged fields at every level (seen at v3+).
+    unknown_tags: bool,
+}
+
+type CoordEntry = (String, i32, String, i32, i16, Option<String>);
+
+fn kp_find_coordinator(case: &CoordCase, version: i16) -> kp::FindCoordinatorResponse {
+    let on = case.unknown_tags;
+    let mut msg = kp::FindCoordinatorResponse::default().with_throttle_time_ms(case.throttle);
+    if version >= 4 {
+        msg = msg.with_coordinators(
+            case.coordinators
+                .iter()
+                .map(|(key, node, host, port, error, message)| {
+                    unknown_tags!(
+                        on,
+                        kfcres::Coordinator::default()
+                            .with_key(s(key))
+                            .with_node_id(kp::BrokerId(*node))
+                            .with_host(s(host))
+                            .with_port(*port)
+                            .with_error_code(*error)
+                            .with_error_message(message.as_deref().map(s))
+                    )
+                })
+                .collect(),
+        );
+    } else {
+        let (_, node, host, port, error, message) = case.coordinators.first().cloned().unwrap_or_default();
+        msg = msg
+            .with_error_code(error)
+            .with_error_message(message.as_deref().map(s))
+            .with_node_id(kp::BrokerId(node))
+            .with_host(s(&host))
+            .with_port(port);
+    }
+    unknown_tags!(on, msg)
+}
+
+fn check_find_coordinator_response(case: &CoordCase, version: i16) {
+    let v = version;
+    let msg = kp_find_coordinator(case, v);
+    let f = kp_response(ApiKey::FindCoordinator, v, 21, &msg);
+    let got = FindCoordinatorResponse::decode(our_body(&f, ApiKey::FindCoordinator, v, 21), v)
+        .expect("our FindCoordinator decoder");
+    assert_eq!(got.throttle_time_ms, case.throttle);
+    type Got = (Option<String>, i32, String, i32, i16, Option<String>);
+    let as_got = |c: Coordinator<'_>| -> Got {
+        (
+            c.key.map(str::to_owned),
+            c.node_id,
+            c.host.to_owned(),
+            c.port,
+            i16::from(c.error_code),
+            c.error_message.map(str::to_owned),
+        )
+    };
+    let coordinators: Vec<Got> = got.coordinators.iter().map(as_got).collect();
+    if v >= 4 {
+        let want: Vec<Got> = case
+            .coordinators
+            .iter()
+            .map(|(k, n, h, p, e, m)| (Some(k.clone()), *n, h.clone(), *p, *e, m.clone()))
+            .collect();
+        assert_eq!(coordinators, want, "v{v}");
+        for (key, ..) in &case.coordinators {
+            let first = want.iter().find(|c| c.0.as_deref() == Some(key.as_str())).cloned();
+            assert_eq!(got.coordinator(key).map(as_got), first, "v{v}");
+        }
+        assert_eq!(got.coordinator("no such key \u{0}"), None);
+    } else {
+        let (_, n, h, p, e, m) = case.coordinators.first().cloned().unwrap_or_default();
+        assert_eq!(coordinators, [(None, n, h, p, e, m)], "v{v}");
+        assert_eq!(got.coordinator("whatever was asked").map(as_got), coordinators.first().cloned());
+    }
+    let tags: Vec<u32> = got.tags.iter().map(|(t, _)| t).collect();
+    let want: &[u32] = if case.unknown_tags && v >= 3 { &[5, 200] } else { &[] };
+    assert_eq!(tags, want, "v{v}: unknown tagged fields are kept");
+    assert_eq!(got.trailing_bytes, 0);
+}
+
+fn sample_find_coordinator() -> CoordCase {
+    CoordCase {
+        throttle: 7,
+        coordinators: vec![
+            ("txn-1".into(), 2, "broker-2.local".into(), 9093, 0, None),
+            ("txn-2".into(), -1, String::new(), -1, 15, Some("The coordinator is not available.".into())),
+            ("".into(), 3, "broker-3.local".into(), 9094, 0, Some(String::new())),
+        ],
+        unknown_tags: true,
+    }
+}
+
+#[test]
+fn find_coordinator_response_v1_to_v5() {
+    for v in 1..=5 {
+        check_find_coordinator_response(&sample_find_coordinator(), v);
+        let mut failed = sample_find_coordinator();
+        failed.coordinators.swap(0, 1);
+        failed.unknown_tags = false;
+        check_find_coordinator_response(&failed, v);
+        check_find_coordinator_response(
+            &CoordCase { throttle: 0, coordinators: vec![], unknown_tags: false },
+            v,
+        );
+    }
+}
+
+/// Per-topic, per-partition error codes: the shape of the AddPartitionsToTxn (v0–v3) and
+/// TxnOffsetCommit responses.
+#[derive(Debug, Clone)]
+struct TopicErrors {
+    throttle: i32,
+    /// (topic, [(partition, error)])
+    topics: Vec<(String, Vec<(i32, i16)>)>,
+    /// Unknown tagged fields at every level (seen at v3+).
+    unknown_tags: bool,
+}
+
+fn kp_add_partitions_to_txn(case: &TopicErrors) -> kp::AddPartitionsToTxnResponse {
+    let on = case.unknown_tags;
+    let msg = kp::AddPartitionsToTxnResponse::default()
+        .with_throttle_time_ms(case.throttle)
+        .with_results_by_topic_v3_and_below(
+            case.topics
+                .iter()
+                .map(|(name, parts)| {
+                    unknown_tags!(
+                        on,
+                        kaptres::AddPartitionsToTxnTopicResult::default()
+                            .with_name(topic_name(name))
+                            .with_results_by_partition(
+                                parts
+                                    .iter()
+                                    .map(|(index, error)| {
+                                        unknown_tags!(
+                                            on,
+                                            kaptres::AddPartitionsToTxnPartitionResult::default()
+                                                .with_partition_index(*index)
+                                                .with_partition_error_code(*error)
+                                        )
+                                    })
+                                    .collect()
+                            )
+                    )
+                })
+                .collect(),
+        );
+    unknown_tags!(on, msg)
+}
+
+fn kp_txn_offset_commit(case: &TopicErrors) -> kp::TxnOffsetCommitResponse {
+    let on = case.unknown_tags;
+    let msg = kp::TxnOffsetCommitResponse::default().with_throttle_time_ms(case.throttle).with_topics(
+        case.topics
+            .iter()
+            .map(|(name, parts)| {
+                unknown_tags!(
+                    on,
+                    ktocres::TxnOffsetCommitResponseTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|(index, error)| {
+                                    unknown_tags!(
+                                        on,
+                                        ktocres::TxnOffsetCommitResponsePartition::default()
+                                            .with_partition_index(*index)
+                                            .with_error_code(*error)
+                                    )
+                                })
+                                .collect()
+                        )
+                )
+            })
+            .collect(),
+    );
+    unknown_tags!(on, msg)
+}
+
+/// Compares what our decoder saw with `case`: nested, flattened by `results`, and the tags.
+fn check_topic_errors(
+    case: &TopicErrors,
+    version: i16,
+    throttle: i32,
+    nested: Vec<(String, Vec<(i32, i16)>)>,
+    flat: Vec<(String, i32, i16)>,
+    tags: Vec<u32>,
+) {
+    let v = version;
+    assert_eq!(throttle, case.throttle);
+    assert_eq!(nested, case.topics, "v{v}");
+    let want: Vec<(String, i32, i16)> =
+        case.topics.iter().flat_map(|(t, ps)| ps.iter().map(move |(p, e)| (t.clone(), *p, *e))).collect();
+    assert_eq!(flat, want, "v{v}");
+    let want_tags: &[u32] = if case.unknown_tags && v >= 3 { &[5, 200] } else { &[] };
+    assert_eq!(tags, want_tags, "v{v}: unknown tagged fields are kept");
+}
+
+fn check_add_partitions_to_txn_response(case: &TopicErrors, version: i16) {
+    let f = kp_response(ApiKey::AddPartitionsToTxn, version, 24, &kp_add_partitions_to_txn(case));
+    let got =
+        AddPartitionsToTxnResponse::decode(our_body(&f, ApiKey::AddPartitionsToTxn, version, 24), version)
+            .expect("our AddPartitionsToTxn decoder");
+    assert_eq!(got.trailing_bytes, 0);
+    check_topic_errors(
+        case,
+        version,
+        got.throttle_time_ms,
+        got.topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_owned(),
+                    t.partitions.iter().map(|p| (p.partition_index, i16::from(p.error_code))).collect(),
+                )
+            })
+            .collect(),
+        got.results().map(|(t, p, e)| (t.to_owned(), p, i16::from(e))).collect(),
+        got.tags.iter().map(|(t, _)| t).collect(),
+    );
+}
+
+fn check_txn_offset_commit_response(case: &TopicErrors, version: i16) {
+    let f = kp_response(ApiKey::TxnOffsetCommit, version, 28, &kp_txn_offset_commit(case));
+    let got = TxnOffsetCommitResponse::decode(our_body(&f, ApiKey::TxnOffsetCommit, version, 28), version)
+        .expect("our TxnOffsetCommit decoder");
+    assert_eq!(got.trailing_bytes, 0);
+    check_topic_errors(
+        case,
+        version,
+        got.throttle_time_ms,
+        got.topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_owned(),
+                    t.partitions.iter().map(|p| (p.partition_index, i16::from(p.error_code))).collect(),
+                )
+            })
+            .collect(),
+        got.results().map(|(t, p, e)| (t.to_owned(), p, i16::from(e))).collect(),
+        got.tags.iter().map(|(t, _)| t).collect(),
+    );
+}
+
+fn sample_topic_errors() -> TopicErrors {
+    TopicErrors {
+        throttle: 30,
+        topics: vec![
+            ("events".into(), vec![(0, 0), (1, 51), (2, 55)]),
+            ("metrics".into(), vec![(i32::MAX, -1)]),
+            ("empty".into(), vec![]),
+        ],
+        unknown_tags: true,
+    }
+}
+
+#[test]
+fn add_partitions_to_txn_response_v0_to_v3() {
+    for v in 0..=3 {
+        check_add_partitions_to_txn_response(&sample_topic_errors(), v);
+        check_add_partitions_to_txn_response(
+            &TopicErrors { throttle: 0, topics: vec![], unknown_tags: false },
+            v,
+        );
+    }
+}
+
+#[test]
+fn txn_offset_commit_response_v0_to_v3() {
+    for v in 0..=3 {
+        check_txn_offset_commit_response(&sample_topic_errors(), v);
+        check_txn_offset_commit_response(
+            &TopicErrors { throttle: 0, topics: vec![], unknown_tags: false },
+            v,
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EndResp {
+    throttle: i32,
+    error: i16,
+    producer_id: i64,
+    epoch: i16,
+    unknown_tags: bool,
+}
+
+fn check_end_txn_response(case: EndResp, version: i16) {
+    // kafka-protocol leaves the v5 fields out below v5 (they are ignorable).
+    let msg = unknown_tags!(
+        case.unknown_tags,
+        kp::EndTxnResponse::default()
+            .with_throttle_time_ms(case.throttle)
+            .with_error_code(case.error)
+            .with_producer_id(kp::ProducerId(case.producer_id))
+            .with_producer_epoch(case.epoch)
+    );
+    let f = kp_response(ApiKey::EndTxn, version, 26, &msg);
+    let got = EndTxnResponse::decode(our_body(&f, ApiKey::EndTxn, version, 26), version)
+        .expect("our EndTxn decoder");
+    assert_eq!(got.throttle_time_ms, case.throttle);
+    assert_eq!(i16::from(got.error_code), case.error);
+    let (pid, epoch) = if version >= 5 { (case.producer_id, case.epoch) } else { (-1, -1) };
+    assert_eq!((got.producer_id, got.producer_epoch), (pid, epoch), "v{version}");
+    let tags: Vec<u32> = got.tags.iter().map(|(t, _)| t).collect();
+    let want: &[u32] = if case.unknown_tags && version >= 3 { &[5, 200] } else { &[] };
+    assert_eq!(tags, want, "v{version}");
+    assert_eq!(got.trailing_bytes, 0);
+}
+
+#[test]
+fn end_txn_response_v0_to_v5() {
+    for v in 0..=5 {
+        check_end_txn_response(
+            EndResp { throttle: 0, error: 0, producer_id: 4242, epoch: 4, unknown_tags: false },
+            v,
+        );
+        check_end_txn_response(
+            EndResp { throttle: 10, error: 51, producer_id: -1, epoch: -1, unknown_tags: true },
+            v,
+        );
+        check_end_txn_response(
+            EndResp {
+                throttle: i32::MIN,
+                error: i16::MIN,
+                producer_id: i64::MAX,
+                epoch: i16::MAX,
+                unknown_tags: true,
+            },
+            v,
+        );
+    }
+}
+
+fn check_add_offsets_to_txn_response(throttle: i32, error: i16, unknown_tags: bool, version: i16) {
+    let msg = unknown_tags!(
+        unknown_tags,
+        kp::AddOffsetsToTxnResponse::default().with_throttle_time_ms(throttle).with_error_code(error)
+    );
+    let f = kp_response(ApiKey::AddOffsetsToTxn, version, 25, &msg);
+    let got = AddOffsetsToTxnResponse::decode(our_body(&f, ApiKey::AddOffsetsToTxn, version, 25), version)
+        .expect("our AddOffsetsToTxn decoder");
+    assert_eq!(got.throttle_time_ms, throttle);
+    assert_eq!(i16::from(got.error_code), error);
+    let tags: Vec<u32> = got.tags.iter().map(|(t, _)| t).collect();
+    let want: &[u32] = if unknown_tags && version >= 3 { &[5, 200] } else { &[] };
+    assert_eq!(tags, want, "v{version}");
+    assert_eq!(got.trailing_bytes, 0);
+}
+
+#[test]
+fn add_offsets_to_txn_response_v0_to_v3() {
+    for v in 0..=3 {
+        check_add_offsets_to_txn_response(0, 0, false, v);
+        check_add_offsets_to_txn_response(5, 30, true, v);
+        check_add_offsets_to_txn_response(i32::MAX, i16::MIN, true, v);
+    }
+}
+
 #[test]
 fn long_fields_take_multibyte_lengths() {
     // Counts and lengths past 127 (two-byte varints in flexible versions) and past 16383 (three).
@@ -1312,6 +1976,55 @@ fn long_fields_take_multibyte_lengths() {
         check_metadata_response(&meta, v);
     }
 
+    // The transaction messages.
+    check_find_coordinator_request(CoordinatorType::Transaction, &txn, 5, None);
+    check_end_txn_request(
+        EndTxnRequest { transactional_id: &txn, producer_id: 1, producer_epoch: 2, committed: true },
+        6,
+        Some(&long('c', 200)),
+    );
+    check_add_offsets_to_txn_request(
+        AddOffsetsToTxnRequest {
+            transactional_id: &txn,
+            producer_id: 1,
+            producer_epoch: 2,
+            group_id: &long('g', 300),
+        },
+        7,
+        None,
+    );
+    let many: Vec<(String, Vec<i32>)> = (0..150)
+        .map(|i| (format!("{i}{}", long('t', 200)), if i == 0 { (0..200).collect() } else { vec![i] }))
+        .collect();
+    check_add_partitions_to_txn_request(&txn, 1, 2, &many, 8, None);
+    let mut commit = sample_commit();
+    commit.transactional_id = long('x', 300);
+    commit.group_id = long('g', 20_000);
+    commit.member_id = long('m', 300);
+    commit.group_instance_id = Some(long('i', 200));
+    commit.topics[0].1 = (0..130)
+        .map(|i| {
+            (i, i64::from(i) << 33, i, if i == 0 { Some(long('d', 20_000)) } else { Some(long('d', 130)) })
+        })
+        .collect();
+    commit.topics.extend((0..130).map(|i| (format!("{i}"), vec![])));
+    check_txn_offset_commit_request(&commit, 9, None);
+
+    let mut coord = sample_find_coordinator();
+    coord.coordinators[0].2 = long('h', 300);
+    coord.coordinators[1].5 = Some(long('m', 20_000));
+    coord.coordinators.extend((0..130).map(|i| (long('k', i), i as i32, long('h', 130), 1, 0, None)));
+    for v in 1..=5 {
+        check_find_coordinator_response(&coord, v);
+    }
+    let mut errors = sample_topic_errors();
+    errors.topics[0].1 = (0..200).map(|i| (i, (i % 120) as i16)).collect();
+    errors.topics.extend((0..130).map(|i| (long('t', 130 + i), vec![(i as i32, 0)])));
+    for v in 0..=3 {
+        check_add_partitions_to_txn_response(&errors, v);
+        check_txn_offset_commit_response(&errors, v);
+    }
+
     let mut produce = sample_produce_response();
     produce.topics[0].1[1].record_errors = (0..150).map(|i| (i, Some(long('e', i as usize)))).collect();
     produce.topics[0].1[1].error_message = Some(long('m', 20_000));
@@ -1335,7 +2048,9 @@ fn header_versions_agree_for_every_key_we_know() {
         ApiKey::ApiVersions,
         ApiKey::InitProducerId,
         ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
         ApiKey::EndTxn,
+        ApiKey::TxnOffsetCommit,
         ApiKey::SaslAuthenticate,
     ];
     for key in keys {
@@ -1362,6 +2077,16 @@ fn response_header_v0_and_v1() {
         (ApiKey::Metadata, 12),
         (ApiKey::InitProducerId, 1),
         (ApiKey::InitProducerId, 2),
+        (ApiKey::FindCoordinator, 2),
+        (ApiKey::FindCoordinator, 5),
+        (ApiKey::AddPartitionsToTxn, 2),
+        (ApiKey::AddPartitionsToTxn, 3),
+        (ApiKey::AddOffsetsToTxn, 2),
+        (ApiKey::AddOffsetsToTxn, 3),
+        (ApiKey::EndTxn, 2),
+        (ApiKey::EndTxn, 5),
+        (ApiKey::TxnOffsetCommit, 2),
+        (ApiKey::TxnOffsetCommit, 3),
     ] {
         let header_version = kp_key(key).response_header_version(version);
         for correlation_id in [0, 1, -1, i32::MAX, i32::MIN] {
@@ -1511,6 +2236,53 @@ fn arb_meta_case() -> impl Strategy<Value = MetaCase> {
         })
 }
 
+fn arb_commit_case() -> impl Strategy<Value = CommitCase> {
+    let partition = (any::<i32>(), any::<i64>(), any::<i32>(), prop::option::of("\\PC{0,12}"));
+    (
+        ("\\PC{0,12}", "\\PC{0,12}", any::<i64>(), any::<i16>()),
+        (any::<i32>(), "\\PC{0,12}", prop::option::of("\\PC{0,8}")),
+        prop::collection::vec((TOPIC, prop::collection::vec(partition, 0..4)), 0..3),
+    )
+        .prop_map(
+            |(
+                (transactional_id, group_id, producer_id, producer_epoch),
+                (generation_id, member_id, group_instance_id),
+                topics,
+            )| CommitCase {
+                transactional_id,
+                group_id,
+                producer_id,
+                producer_epoch,
+                generation_id,
+                member_id,
+                group_instance_id,
+                topics,
+            },
+        )
+}
+
+fn arb_coord_case() -> impl Strategy<Value = CoordCase> {
+    let entry = (
+        "\\PC{0,12}",
+        any::<i32>(),
+        "\\PC{0,16}",
+        any::<i32>(),
+        any::<i16>(),
+        prop::option::of("\\PC{0,20}"),
+    );
+    (any::<i32>(), prop::collection::vec(entry, 0..4), any::<bool>())
+        .prop_map(|(throttle, coordinators, unknown_tags)| CoordCase { throttle, coordinators, unknown_tags })
+}
+
+fn arb_topic_errors() -> impl Strategy<Value = TopicErrors> {
+    (
+        any::<i32>(),
+        prop::collection::vec((TOPIC, prop::collection::vec(any::<(i32, i16)>(), 0..5)), 0..4),
+        any::<bool>(),
+    )
+        .prop_map(|(throttle, topics, unknown_tags)| TopicErrors { throttle, topics, unknown_tags })
+}
+
 fn arb_produce_resp() -> impl Strategy<Value = ProduceResp> {
     let part = (
         (any::<i32>(), any::<i16>(), any::<i64>(), any::<i64>(), any::<i64>()),
@@ -1606,6 +2378,45 @@ proptest! {
     }
 
     #[test]
+    fn prop_txn_requests(
+        txn in "\\PC{0,16}",
+        group in "\\PC{0,16}",
+        (producer_id, producer_epoch, committed, group_key) in any::<(i64, i16, bool, bool)>(),
+        topics in prop::collection::vec((TOPIC, prop::collection::vec(any::<i32>(), 0..5)), 0..4),
+        commit in arb_commit_case(),
+        correlation_id: i32,
+        client_id in prop::option::of("\\PC{0,10}"),
+    ) {
+        let client_id = client_id.as_deref();
+        let key_type = if group_key { CoordinatorType::Group } else { CoordinatorType::Transaction };
+        check_find_coordinator_request(key_type, &txn, correlation_id, client_id);
+        check_add_partitions_to_txn_request(&txn, producer_id, producer_epoch, &topics, correlation_id, client_id);
+        let end = EndTxnRequest { transactional_id: &txn, producer_id, producer_epoch, committed };
+        check_end_txn_request(end, correlation_id, client_id);
+        let add = AddOffsetsToTxnRequest { transactional_id: &txn, producer_id, producer_epoch, group_id: &group };
+        check_add_offsets_to_txn_request(add, correlation_id, client_id);
+        check_txn_offset_commit_request(&commit, correlation_id, client_id);
+    }
+
+    #[test]
+    fn prop_txn_responses(
+        coord in arb_coord_case(),
+        errors in arb_topic_errors(),
+        (throttle, error, producer_id, epoch, unknown_tags) in any::<(i32, i16, i64, i16, bool)>(),
+        version in 0i16..=5,
+    ) {
+        if version >= 1 {
+            check_find_coordinator_response(&coord, version);
+        }
+        if version <= 3 {
+            check_add_partitions_to_txn_response(&errors, version);
+            check_txn_offset_commit_response(&errors, version);
+            check_add_offsets_to_txn_response(throttle, error, unknown_tags, version);
+        }
+        check_end_txn_response(EndResp { throttle, error, producer_id, epoch, unknown_tags }, version);
+    }
+
+    #[test]
     fn prop_metadata_response(case in arb_meta_case(), version in 1i16..=12) {
         check_metadata_response(&case, version);
     }
@@ -1662,7 +2473,36 @@ fn exercise_responses(bytes: &[u8], version: i16) {
             }
         }
     }
-    for key in [ApiKey::ApiVersions, ApiKey::Metadata, ApiKey::InitProducerId, ApiKey::Produce] {
+    if let Ok(r) = FindCoordinatorResponse::decode(bytes, version) {
+        let _ = format!("{r:?}");
+        let _ = r.coordinator("txn-1");
+        let _ = r.tags.iter().count();
+    }
+    if let Ok(r) = AddPartitionsToTxnResponse::decode(bytes, version) {
+        let _ = format!("{r:?}");
+        let _ = r.results().count();
+    }
+    if let Ok(r) = AddOffsetsToTxnResponse::decode(bytes, version) {
+        let _ = format!("{r:?}");
+    }
+    if let Ok(r) = EndTxnResponse::decode(bytes, version) {
+        let _ = format!("{r:?}");
+    }
+    if let Ok(r) = TxnOffsetCommitResponse::decode(bytes, version) {
+        let _ = format!("{r:?}");
+        let _ = r.results().count();
+    }
+    for key in [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::InitProducerId,
+        ApiKey::Produce,
+        ApiKey::FindCoordinator,
+        ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
+        ApiKey::EndTxn,
+        ApiKey::TxnOffsetCommit,
+    ] {
         let mut r = Reader::new(bytes);
         if let Ok(h) = ResponseHeader::decode(&mut r, key, version) {
             let _ = h.tags.iter().count();
@@ -1719,6 +2559,22 @@ fn valid_responses(version: i16) -> Vec<(ApiKey, Vec<u8>)> {
             kp_encode(&kp_produce_response(&sample_produce_response(), version), version),
         ));
     }
+    if (1..=5).contains(&version) {
+        let msg = kp_find_coordinator(&sample_find_coordinator(), version);
+        out.push((ApiKey::FindCoordinator, kp_encode(&msg, version)));
+    }
+    if (0..=3).contains(&version) {
+        let msg = kp_add_partitions_to_txn(&sample_topic_errors());
+        out.push((ApiKey::AddPartitionsToTxn, kp_encode(&msg, version)));
+        let msg = kp::AddOffsetsToTxnResponse::default().with_throttle_time_ms(1).with_error_code(51);
+        out.push((ApiKey::AddOffsetsToTxn, kp_encode(&msg, version)));
+        let msg = kp_txn_offset_commit(&sample_topic_errors());
+        out.push((ApiKey::TxnOffsetCommit, kp_encode(&msg, version)));
+    }
+    if (0..=5).contains(&version) {
+        let msg = kp::EndTxnResponse::default().with_producer_id(kp::ProducerId(7)).with_producer_epoch(2);
+        out.push((ApiKey::EndTxn, kp_encode(&msg, version)));
+    }
     out
 }
 
@@ -1728,6 +2584,11 @@ fn decode_at(key: ApiKey, bytes: &[u8], version: i16) -> Result<(), DecodeError>
         ApiKey::Metadata => MetadataResponse::decode(bytes, version).map(drop),
         ApiKey::InitProducerId => InitProducerIdResponse::decode(bytes, version).map(drop),
         ApiKey::Produce => ProduceResponse::decode(bytes, version).map(drop),
+        ApiKey::FindCoordinator => FindCoordinatorResponse::decode(bytes, version).map(drop),
+        ApiKey::AddPartitionsToTxn => AddPartitionsToTxnResponse::decode(bytes, version).map(drop),
+        ApiKey::AddOffsetsToTxn => AddOffsetsToTxnResponse::decode(bytes, version).map(drop),
+        ApiKey::EndTxn => EndTxnResponse::decode(bytes, version).map(drop),
+        ApiKey::TxnOffsetCommit => TxnOffsetCommitResponse::decode(bytes, version).map(drop),
         other => unreachable!("{other:?}"),
     }
 }
@@ -1808,11 +2669,68 @@ fn unsupported_versions_are_errors() {
             "v{v}"
         );
     }
+    for v in [0, 6, -1, i16::MIN] {
+        assert!(
+            matches!(FindCoordinatorResponse::decode(&bytes, v), Err(DecodeError::UnsupportedVersion { .. })),
+            "v{v}"
+        );
+    }
+    // AddPartitionsToTxn v4+ are the brokers' (batches of transactions), never a client's.
+    for v in [-1, 4, 5, i16::MAX] {
+        for key in [ApiKey::AddPartitionsToTxn, ApiKey::AddOffsetsToTxn, ApiKey::TxnOffsetCommit] {
+            assert!(
+                matches!(decode_at(key, &bytes, v), Err(DecodeError::UnsupportedVersion { .. })),
+                "{key:?} v{v}"
+            );
+        }
+    }
+    for v in [-1, 6, i16::MAX] {
+        assert!(
+            matches!(EndTxnResponse::decode(&bytes, v), Err(DecodeError::UnsupportedVersion { .. })),
+            "v{v}"
+        );
+    }
     // Encoders refuse versions they do not have.
-    let req = ApiVersionsRequest { client_software_name: "a", client_software_version: "b" };
-    let mut w = Writer::counting();
-    encode_request(&mut w, 5, 0, None, &req);
-    assert!(matches!(w.finish(), Err(picokafka::protocol::EncodeError::UnsupportedVersion { .. })));
+    fn refused<R: Request>(body: &R, version: i16) {
+        let mut w = Writer::counting();
+        assert_eq!(encode_request(&mut w, version, 0, None, body), 0);
+        assert_eq!(
+            w.finish(),
+            Err(picokafka::protocol::EncodeError::UnsupportedVersion { api_key: R::API_KEY.into(), version }),
+            "{:?} v{version}",
+            R::API_KEY
+        );
+    }
+    refused(&ApiVersionsRequest { client_software_name: "a", client_software_version: "b" }, 5);
+    let find = FindCoordinatorRequest { key_type: CoordinatorType::Transaction, key: "t" };
+    refused(&find, 0);
+    refused(&find, 6);
+    let partitions: [(&str, &[i32]); 0] = [];
+    let add = AddPartitionsToTxnRequest {
+        transactional_id: "t",
+        producer_id: 1,
+        producer_epoch: 0,
+        topics: partitions.iter().map(|(t, p)| (*t, p.iter().copied())),
+    };
+    refused(&add, 4);
+    refused(&add, -1);
+    refused(
+        &AddOffsetsToTxnRequest { transactional_id: "t", producer_id: 1, producer_epoch: 0, group_id: "g" },
+        4,
+    );
+    refused(&EndTxnRequest { transactional_id: "t", producer_id: 1, producer_epoch: 0, committed: true }, 6);
+    let offsets: [(&str, &[PartitionOffset<'_>]); 0] = [];
+    let commit = TxnOffsetCommitRequest {
+        transactional_id: "t",
+        group_id: "g",
+        producer_id: 1,
+        producer_epoch: 0,
+        generation_id: -1,
+        member_id: "",
+        group_instance_id: None,
+        topics: offsets.iter().map(|(t, p)| (*t, p.iter().copied())),
+    };
+    refused(&commit, 4);
 }
 
 proptest! {

@@ -54,7 +54,9 @@ api_keys! {
     ApiVersions = 18, flexible from Some(3);
     InitProducerId = 22, flexible from Some(2);
     AddPartitionsToTxn = 24, flexible from Some(3);
+    AddOffsetsToTxn = 25, flexible from Some(3);
     EndTxn = 26, flexible from Some(3);
+    TxnOffsetCommit = 28, flexible from Some(3);
     SaslAuthenticate = 36, flexible from Some(2);
 }
 
@@ -226,6 +228,19 @@ mod tests {
         assert_eq!(ApiKey::ApiVersions.request_header_version(3), 2);
         assert_eq!(ApiKey::ApiVersions.response_header_version(3), 0);
         assert_eq!(ApiKey::InitProducerId.response_header_version(2), 1);
+        // The transaction APIs: all flexible from v3.
+        for (key, code) in [
+            (ApiKey::FindCoordinator, 10),
+            (ApiKey::AddPartitionsToTxn, 24),
+            (ApiKey::AddOffsetsToTxn, 25),
+            (ApiKey::EndTxn, 26),
+            (ApiKey::TxnOffsetCommit, 28),
+        ] {
+            assert_eq!(ApiKey::from(code), key);
+            assert_eq!(i16::from(key), code);
+            assert_eq!((key.request_header_version(2), key.request_header_version(3)), (1, 2));
+            assert_eq!((key.response_header_version(2), key.response_header_version(3)), (0, 1));
+        }
         assert_eq!(ApiKey::from(1234), ApiKey::Unknown(1234));
         assert_eq!(i16::from(ApiKey::from(1234)), 1234);
     }
