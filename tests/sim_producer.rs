@@ -29,6 +29,7 @@ use picokafka_tests::sim::cluster::{api_key, error_code as ec, SimCluster};
 use picokafka_tests::sim::net::{
     bootstrap_of, Capacity, Expect, Fault, Memory, NetConfig, Outcome, RecordSpec, Refusal, Sim, SimRng,
 };
+use picokafka_tests::sim::sasl::{self as simsasl, SaslServer};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -901,6 +902,16 @@ struct Scenario {
     quirks: (bool, bool, bool),
     records: Vec<RecSpec>,
     faults: Vec<FaultSpec>,
+    /// SASL on the brokers and the producer (never drawn by `scenario`, so that the golden runs
+    /// stay as they are; `prop_sasl_*` adds it).
+    sasl: Option<SaslSpec>,
+}
+
+/// SASL for a scenario: the mechanism (alice's password is right) and the session lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SaslSpec {
+    mechanism: &'static str,
+    lifetime_ms: i64,
 }
 
 impl Scenario {
@@ -930,6 +941,11 @@ impl Scenario {
         if let Some(r) = self.retries {
             props.push(("retries", r.to_string()));
         }
+        if let Some(sasl) = &self.sasl {
+            for (k, v) in sasl_props(sasl.mechanism, PASSWORD) {
+                props.push((k, v.to_string()));
+            }
+        }
         let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
         config(cluster, &props)
     }
@@ -948,6 +964,9 @@ impl Scenario {
         cluster.quirks.respond_to_acks0 = self.quirks.0;
         cluster.quirks.api_versions_v0_fallback = self.quirks.1;
         cluster.quirks.duplicate_as_error = self.quirks.2;
+        if let Some(sasl) = &self.sasl {
+            cluster.enable_sasl(sasl_server(ALL_MECHANISMS, sasl.lifetime_ms));
+        }
         let config = self.config(&cluster);
         let mut cap = Capacity::small(self.batches, self.batch_size);
         cap.partitions = self.partition_slots;
@@ -1171,7 +1190,7 @@ prop_compose! {
             seed, brokers, partitions, idempotent, acks, max_in_flight, linger, batch_size, batches, lz4, retries,
             delivery_timeout, request_timeout, drop_per_mille, cut_per_mille,
             max_block: if transient { 120_000 } else { 2000 }, metadata_max_age, partition_slots, close_early,
-            quirks, records, faults,
+            quirks, records, faults, sasl: None,
         }
     }
 }
@@ -1590,6 +1609,61 @@ fn close_is_prompt_when_everything_is_delivered() {
     assert!(sim.close(10_000, start + 60_000));
     let took = sim.now.as_millis() - start;
     assert!(took < 100, "close took {took} ms with nothing left to send\n{}", sim.transcript_text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SASL: the producer against brokers that require it (tests/sim/sasl.rs is their side)
+// ---------------------------------------------------------------------------------------------
+
+const USER: &str = "alice";
+const PASSWORD: &str = "alice-secret";
+const ALL_MECHANISMS: &[&str] = &[simsasl::PLAIN, simsasl::SCRAM_SHA_256, simsasl::SCRAM_SHA_512];
+/// A listener enabling `mechanisms` that knows alice, with sessions of `lifetime_ms` (0: for ever).
+fn sasl_server(mechanisms: &[&str], lifetime_ms: i64) -> SaslServer {
+    let mut server = SaslServer::new(mechanisms);
+    server.add_user(USER, PASSWORD);
+    server.add_user("bob", "bob-secret");
+    server.session_lifetime_ms = lifetime_ms;
+    server
+}
+
+fn sasl_cluster(brokers: i32, topics: &[(&str, i32)], mechanisms: &[&str], lifetime_ms: i64) -> SimCluster {
+    let mut c = cluster(brokers, topics);
+    c.enable_sasl(sasl_server(mechanisms, lifetime_ms));
+    c
+}
+
+/// The producer's side: SASL_PLAINTEXT as alice.
+fn sasl_props(mechanism: &'static str, password: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", mechanism),
+        ("sasl.username", USER),
+        ("sasl.password", password),
+    ]
+}
+
+#[test]
+fn sasl_an_api_versions_error_is_not_a_broker_without_sasl() {
+    // Found by `prop_sasl_transient_faults_deliver_everything`: an ApiVersions answer with an
+    // error (UNSUPPORTED_VERSION with Kafka's KIP-511 body that lists only ApiVersions, or
+    // INVALID_REQUEST with no list at all) lists no SaslHandshake, and the producer took that
+    // for a broker without SASL: fatal UNSUPPORTED_VERSION, every record failed. Without SASL
+    // the same answer closes the connection and the producer connects again; so it must with.
+    for code in [ec::UNSUPPORTED_VERSION, ec::INVALID_REQUEST] {
+        let mut cluster = sasl_cluster(2, &[("events", 2)], ALL_MECHANISMS, 0);
+        cluster.inject_error(api_key::API_VERSIONS, None, code, 1);
+        let config = config(&cluster, &sasl_props(simsasl::SCRAM_SHA_256, PASSWORD));
+        let mut mem = Memory::new(Capacity::small(8, 4096));
+        let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::simple(100)).unwrap();
+        for r in 0..10u64 {
+            sim.enqueue(ms(r * 10), RecordSpec::new("events").key(format!("k{r}")).value("v"));
+        }
+        assert!(sim.run_to_completion(30_000), "{}", sim.transcript_text());
+        assert_eq!(sim.producer.metrics().fatal, None, "{code}: {}", sim.transcript_text());
+        assert!(sim.producer.auth_error().is_none());
+        assert_clean(&sim, &sim.verify(Expect { all_delivered: true, ..expect(&config) }));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
