@@ -26,6 +26,10 @@
 //!   harness saw (events for unknown tokens, writes to connections that are not open, a stuck
 //!   timer, more batches in use than exist, ...).
 //!
+//! - **SASL**: with `security.protocol=SASL_*` the producer is given [`SimCsprng`], a seeded
+//!   stand-in for the CSPRNG its SCRAM nonces come from, and the cluster is told the time before
+//!   every delivery (its SASL sessions end by it).
+//!
 //! [`Sim::verify`] then checks the ledger against the cluster's logs; see [`Expect`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
