@@ -886,3 +886,338 @@ fn same_inputs_same_bytes() {
     };
     assert_eq!(run(), run());
 }
+
+// ---------------------------------------------------------------------------------------------
+// SASL: the server side against RFC vectors and a client built here from kafka-protocol
+// ---------------------------------------------------------------------------------------------
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use kafka_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
+use kafka_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
+use picokafka_tests::sim::sasl::{self, SaslServer, ScramCredential, ScramHash, ScramServer};
+
+/// RFC 7677 §3 (SCRAM-SHA-256, user "user", password "pencil"), and the same exchange with
+/// SHA-512, whose values come from Python's hashlib/hmac (no RFC has a SHA-512 vector): the
+/// server answers server-first and signs server-final exactly so, and refuses a changed proof.
+#[test]
+fn scram_server_matches_rfc_7677_and_a_sha512_vector() {
+    let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+    let server_first =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    let without_proof = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    let cases = [
+        (
+            ScramHash::Sha256,
+            "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+        ),
+        (
+            ScramHash::Sha512,
+            "gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==",
+            "v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==",
+        ),
+    ];
+    for (hash, proof, server_final) in cases {
+        let credential = ScramCredential::derive(hash, "pencil", &salt, 4096);
+        let lookup = |u: &str| (u == "user").then(|| credential.clone());
+        let (server, first) = ScramServer::client_first(
+            hash,
+            b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            lookup,
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+        )
+        .unwrap();
+        assert_eq!(std::str::from_utf8(&first).unwrap(), server_first);
+        let good = format!("{without_proof},p={proof}");
+        assert_eq!(
+            std::str::from_utf8(&server.client_final(good.as_bytes(), None).unwrap()).unwrap(),
+            server_final
+        );
+        // One bit of the proof changed, the nonce changed, the channel binding changed.
+        let mut bad = B64.decode(proof).unwrap();
+        bad[0] ^= 1;
+        let bad = format!("{without_proof},p={}", B64.encode(bad));
+        assert!(server.client_final(bad.as_bytes(), None).unwrap_err().contains("invalid proof"));
+        let other_nonce = good.replace("k0,p=", "k1,p=");
+        assert!(server.client_final(other_nonce.as_bytes(), None).unwrap_err().contains("nonce"));
+        let other_binding = good.replace("c=biws", "c=eSws");
+        assert!(server.client_final(other_binding.as_bytes(), None).unwrap_err().contains("binding"));
+        // A server that derived its ServerKey from another password signs differently.
+        let impostor = hash.server_key("crayon", &salt, 4096);
+        let forged = server.client_final(good.as_bytes(), Some(&impostor)).unwrap();
+        assert_ne!(std::str::from_utf8(&forged).unwrap(), server_final);
+    }
+    // Unknown users, malformed client-first messages, saslname escapes.
+    let c = ScramCredential::derive(ScramHash::Sha256, "p", b"salt", 4096);
+    let first = |msg: &[u8]| {
+        ScramServer::client_first(ScramHash::Sha256, msg, |u| (u == "a,b=c").then(|| c.clone()), "S")
+            .map(|(s, _)| s.user)
+    };
+    assert_eq!(first(b"n,,n=a=2Cb=3Dc,r=x").unwrap(), "a,b=c");
+    assert_eq!(first(b"n,a=a=2Cb=3Dc,n=a=2Cb=3Dc,r=x").unwrap(), "a,b=c");
+    assert!(first(b"n,,n=bob,r=x").unwrap_err().contains("unknown user"));
+    for bad in [&b"y,,n=a=2Cb=3Dc,r=x"[..], b"p=tls,,n=u,r=x", b"n,,r=x", b"n,,n=a=2Cb=3Dc", b"n,,n=a=b,r=x"]
+    {
+        assert!(first(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+    assert!(first(b"n,a=other,n=a=2Cb=3Dc,r=x").unwrap_err().contains("authorization id"));
+}
+
+/// What a SCRAM client computes from server-first (RFC 5802 §3), written out here from the
+/// `hmac`/`sha2`/`pbkdf2` crates for the wire tests below.
+fn scram_client_final(client_first_bare: &str, server_first: &str, password: &str) -> (String, String) {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let fields: Vec<&str> = server_first.split(',').collect();
+    let nonce = fields[0].strip_prefix("r=").unwrap();
+    let salt = B64.decode(fields[1].strip_prefix("s=").unwrap()).unwrap();
+    let iterations: u32 = fields[2].strip_prefix("i=").unwrap().parse().unwrap();
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+    let mac = |key: &[u8], data: &[u8]| {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    };
+    let client_key = mac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let signature = mac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+    let server_signature = mac(&mac(&salted, b"Server Key"), auth_message.as_bytes());
+    (format!("{without_proof},p={}", B64.encode(proof)), format!("v={}", B64.encode(server_signature)))
+}
+
+fn sasl_cluster(lifetime_ms: i64) -> SimCluster {
+    let mut sim = cluster();
+    let mut server = SaslServer::new(&[sasl::SCRAM_SHA_256, sasl::PLAIN]);
+    server.add_user("alice", "alice-secret");
+    server.session_lifetime_ms = lifetime_ms;
+    sim.enable_sasl(server);
+    sim
+}
+
+fn handshake_req(mechanism: &str) -> SaslHandshakeRequest {
+    SaslHandshakeRequest::default().with_mechanism(s(mechanism))
+}
+
+fn authenticate_req(bytes: &[u8]) -> SaslAuthenticateRequest {
+    SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(bytes))
+}
+
+/// The one response of a request after which the broker closes the connection.
+fn call_and_close<R: Request>(
+    sim: &mut SimCluster,
+    conn: u64,
+    version: i16,
+    body: &R,
+) -> (R::Response, String) {
+    let reply = sim.on_bytes_reply(conn, 1, &frame(version, 77, body));
+    let frames = split(&reply.bytes);
+    assert_eq!(frames.len(), 1, "one response before the close");
+    (decode::<R>(version, frames[0].clone()).1, reply.close.expect("the broker closes the connection"))
+}
+
+#[test]
+fn sasl_off_by_default_and_advertised_when_on() {
+    let mut sim = cluster();
+    assert!(ranges(&call(&mut sim, 1, 1, 3, &api_versions_req(3))).iter().all(|r| r.0 != 17 && r.0 != 36));
+    assert!(
+        sim.on_bytes(2, 1, &frame(1, 1, &handshake_req("PLAIN"))).is_err(),
+        "not implemented without SASL"
+    );
+    let mut sim = sasl_cluster(0);
+    let r = ranges(&call(&mut sim, 1, 1, 3, &api_versions_req(3)));
+    assert!(r.contains(&(17, 0, 1)) && r.contains(&(36, 0, 2)), "{r:?}");
+}
+
+#[test]
+fn sasl_refuses_every_other_request_before_authentication() {
+    let mut sim = sasl_cluster(0);
+    // Metadata first, Produce after ApiVersions, InitProducerId after the handshake, a second
+    // ApiVersions after a good one, SaslAuthenticate without a handshake: each closes.
+    assert!(sim
+        .on_bytes(1, 1, &frame(12, 1, &metadata_req(None)))
+        .unwrap_err()
+        .contains("during SASL handshake"));
+    call(&mut sim, 2, 1, 3, &api_versions_req(3));
+    let req = produce_req(-1, &[("events", 0, batch(-1, -1, 0, 1, Compression::None))]);
+    assert!(sim.on_bytes(2, 1, &frame(9, 2, &req)).is_err());
+    assert!(sim.log("events", 0).is_empty());
+    call(&mut sim, 3, 1, 3, &api_versions_req(3));
+    call(&mut sim, 3, 1, 1, &handshake_req("PLAIN"));
+    assert!(sim
+        .on_bytes(3, 1, &frame(4, 3, &init_pid_req()))
+        .unwrap_err()
+        .contains("during SASL authentication"));
+    call(&mut sim, 4, 1, 3, &api_versions_req(3));
+    assert!(sim.on_bytes(4, 1, &frame(3, 2, &api_versions_req(3))).is_err());
+    assert!(sim.on_bytes(5, 1, &frame(2, 1, &authenticate_req(b"\0alice\0alice-secret"))).is_err());
+    // SaslHandshake v0 (unframed tokens) is not simulated.
+    assert!(sim.on_bytes(6, 1, &frame(0, 1, &handshake_req("PLAIN"))).is_err());
+    // An ApiVersions answered UNSUPPORTED_VERSION may be asked again.
+    sim.inject_error(api_key::API_VERSIONS, None, ec::UNSUPPORTED_VERSION, 1);
+    sim.on_bytes(7, 1, &frame(3, 1, &api_versions_req(3))).expect("open");
+    assert_eq!(call(&mut sim, 7, 1, 3, &api_versions_req(3)).error_code, ec::NONE);
+    assert_eq!(call(&mut sim, 7, 1, 1, &handshake_req("PLAIN")).error_code, ec::NONE);
+}
+
+#[test]
+fn sasl_plain_authenticates_and_refuses_bad_credentials_with_kafkas_words() {
+    let mut sim = sasl_cluster(0);
+    call(&mut sim, 1, 1, 3, &api_versions_req(3));
+    let hs = call(&mut sim, 1, 1, 1, &handshake_req("PLAIN"));
+    assert_eq!(hs.error_code, ec::NONE);
+    assert_eq!(hs.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>(), ["SCRAM-SHA-256", "PLAIN"]);
+    for version in [0, 1, 2] {
+        let conn = 10 + version as u64;
+        call(&mut sim, conn, 1, 1, &handshake_req("PLAIN"));
+        let auth = call(&mut sim, conn, 1, version, &authenticate_req(b"\0alice\0alice-secret"));
+        assert_eq!(
+            (auth.error_code, auth.error_message.as_ref(), auth.session_lifetime_ms),
+            (ec::NONE, None, 0)
+        );
+        assert_eq!(
+            call(&mut sim, conn, 1, 12, &metadata_req(None)).topics.len(),
+            1,
+            "authenticated: requests flow"
+        );
+    }
+    let auth = call(&mut sim, 1, 1, 2, &authenticate_req(b"alice\0alice\0alice-secret"));
+    assert_eq!(auth.error_code, ec::NONE, "an authzid equal to the user is accepted");
+    let refused = [
+        (&b"\0alice\0wrong"[..], "Authentication failed: Invalid username or password"),
+        (b"\0mallory\0alice-secret", "Authentication failed: Invalid username or password"),
+        (b"\0alice\0", "Authentication failed: password not specified"),
+        (b"\0\0x", "Authentication failed: username not specified"),
+        (b"bob\0alice\0alice-secret", "Authentication failed: Client requested an authorization id that is different from username"),
+        (b"alice-secret", "Authentication failed during authentication due to invalid credentials with SASL mechanism PLAIN"),
+    ];
+    for (i, (message, words)) in refused.into_iter().enumerate() {
+        let conn = 20 + i as u64;
+        call(&mut sim, conn, 1, 1, &handshake_req("PLAIN"));
+        let (auth, why) = call_and_close(&mut sim, conn, 2, &authenticate_req(message));
+        assert_eq!(auth.error_code, ec::SASL_AUTHENTICATION_FAILED);
+        assert_eq!(auth.error_message.as_ref().map(|m| m.as_str()), Some(words));
+        assert!(why.contains("SASL authentication failed"), "{why}");
+    }
+    let log = sim.sasl().unwrap().log();
+    assert_eq!(log.iter().filter(|r| r.outcome.is_ok()).count(), 4);
+    assert_eq!(log.iter().filter(|r| r.outcome.is_err()).count(), 6);
+    assert_eq!(log[4].outcome, Err("wrong password for \"alice\"".to_string()));
+}
+
+#[test]
+fn sasl_unsupported_mechanism_lists_the_enabled_ones_and_closes() {
+    let mut sim = sasl_cluster(0);
+    let (hs, _) = call_and_close(&mut sim, 1, 1, &handshake_req("SCRAM-SHA-512"));
+    assert_eq!(hs.error_code, ec::UNSUPPORTED_SASL_MECHANISM);
+    assert_eq!(hs.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>(), ["SCRAM-SHA-256", "PLAIN"]);
+    assert_eq!(sim.sasl().unwrap().log()[0].mechanism, "SCRAM-SHA-512");
+}
+
+#[test]
+fn sasl_scram_exchange_on_the_wire_sessions_and_reauthentication() {
+    let mut sim = sasl_cluster(10_000);
+    sim.set_time(1000);
+    call(&mut sim, 1, 1, 3, &api_versions_req(3));
+    assert_eq!(call(&mut sim, 1, 1, 1, &handshake_req("SCRAM-SHA-256")).error_code, ec::NONE);
+    let bare = "n=alice,r=clientnonce123";
+    let first = call(&mut sim, 1, 1, 2, &authenticate_req(format!("n,,{bare}").as_bytes()));
+    assert_eq!((first.error_code, first.session_lifetime_ms), (ec::NONE, 0));
+    let server_first = std::str::from_utf8(&first.auth_bytes).unwrap().to_string();
+    assert!(
+        server_first.starts_with("r=clientnonce123") && server_first.ends_with(",i=4096"),
+        "{server_first}"
+    );
+    let (client_final, server_final) = scram_client_final(bare, &server_first, "alice-secret");
+    let last = call(&mut sim, 1, 1, 2, &authenticate_req(client_final.as_bytes()));
+    assert_eq!(last.error_code, ec::NONE);
+    assert_eq!(
+        std::str::from_utf8(&last.auth_bytes).unwrap(),
+        server_final,
+        "server-final signs the exchange"
+    );
+    assert_eq!(last.session_lifetime_ms, 10_000);
+    call(&mut sim, 1, 1, 12, &metadata_req(None));
+
+    // KIP-368: a handshake on the authenticated connection re-authenticates; a new session.
+    sim.set_time(9000);
+    call(&mut sim, 1, 1, 1, &handshake_req("SCRAM-SHA-256"));
+    let first = call(&mut sim, 1, 1, 2, &authenticate_req(format!("n,,{bare}").as_bytes()));
+    let server_first2 = std::str::from_utf8(&first.auth_bytes).unwrap().to_string();
+    assert_ne!(server_first2, server_first, "every exchange gets a new server nonce");
+    let (client_final, _) = scram_client_final(bare, &server_first2, "alice-secret");
+    assert_eq!(call(&mut sim, 1, 1, 2, &authenticate_req(client_final.as_bytes())).error_code, ec::NONE);
+    sim.set_time(18_999);
+    call(&mut sim, 1, 1, 12, &metadata_req(None));
+    // The session ends: the next request other than SaslHandshake closes the connection.
+    sim.set_time(19_000);
+    assert!(sim.on_bytes(1, 1, &frame(12, 9, &metadata_req(None))).unwrap_err().contains("expired"));
+    let log = sim.sasl().unwrap().log();
+    assert_eq!(
+        log.iter().map(|r| (r.reauth, r.outcome.is_ok(), r.at_ms)).collect::<Vec<_>>(),
+        [(false, true, 1000), (true, true, 9000)]
+    );
+
+    // A wrong password fails at client-final with Kafka's message; an unknown user at
+    // client-first with the same one.
+    for (conn, user) in [(2, "alice"), (3, "mallory")] {
+        call(&mut sim, conn, 1, 1, &handshake_req("SCRAM-SHA-256"));
+        let bare = format!("n={user},r=abc");
+        let msg = format!("n,,{bare}");
+        let (auth, _) = if user == "alice" {
+            let first = call(&mut sim, conn, 1, 1, &authenticate_req(msg.as_bytes()));
+            let (client_final, _) = scram_client_final(
+                &bare,
+                std::str::from_utf8(&first.auth_bytes).unwrap(),
+                "not-alice-secret",
+            );
+            call_and_close(&mut sim, conn, 1, &authenticate_req(client_final.as_bytes()))
+        } else {
+            call_and_close(&mut sim, conn, 1, &authenticate_req(msg.as_bytes()))
+        };
+        assert_eq!(auth.error_code, ec::SASL_AUTHENTICATION_FAILED);
+        assert_eq!(
+            auth.error_message.as_ref().map(|m| m.as_str()),
+            Some("Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256")
+        );
+    }
+
+    // Re-authentication may change neither the principal nor the mechanism.
+    let mut server = SaslServer::new(&[sasl::PLAIN, sasl::SCRAM_SHA_256]);
+    server.add_user("alice", "a");
+    server.add_user("bob", "b");
+    let mut sim = cluster();
+    sim.enable_sasl(server);
+    call(&mut sim, 1, 1, 1, &handshake_req("PLAIN"));
+    call(&mut sim, 1, 1, 2, &authenticate_req(b"\0alice\0a"));
+    call(&mut sim, 1, 1, 1, &handshake_req("PLAIN"));
+    let (auth, _) = call_and_close(&mut sim, 1, 2, &authenticate_req(b"\0bob\0b"));
+    assert_eq!(
+        auth.error_message.as_ref().map(|m| m.as_str()),
+        Some("Cannot change principals during re-authentication from User:alice: User:bob")
+    );
+    call(&mut sim, 2, 1, 1, &handshake_req("PLAIN"));
+    call(&mut sim, 2, 1, 2, &authenticate_req(b"\0alice\0a"));
+    assert_eq!(call(&mut sim, 2, 1, 1, &handshake_req("SCRAM-SHA-256")).error_code, ec::NONE);
+    let (auth, _) = call_and_close(&mut sim, 2, 2, &authenticate_req(b"n,,n=alice,r=x"));
+    assert_eq!(auth.error_code, ec::SASL_AUTHENTICATION_FAILED);
+    assert!(auth.error_message.unwrap().as_str().contains("not supported for re-authentication"));
+}
+
+#[test]
+fn sasl_injected_faults_answer_then_close_or_lose_the_answer() {
+    let mut sim = sasl_cluster(0);
+    sim.inject_error(api_key::SASL_AUTHENTICATE, None, ec::ILLEGAL_SASL_STATE, 1);
+    call(&mut sim, 1, 1, 1, &handshake_req("PLAIN"));
+    let (auth, _) = call_and_close(&mut sim, 1, 2, &authenticate_req(b"\0alice\0alice-secret"));
+    assert_eq!(auth.error_code, ec::ILLEGAL_SASL_STATE);
+    sim.inject_disconnect(api_key::SASL_HANDSHAKE, None, 1);
+    let reply = sim.on_bytes_reply(2, 1, &frame(1, 1, &handshake_req("PLAIN")));
+    assert!(reply.bytes.is_empty() && reply.close.is_some());
+    call(&mut sim, 3, 1, 1, &handshake_req("PLAIN"));
+    assert_eq!(call(&mut sim, 3, 1, 2, &authenticate_req(b"\0alice\0alice-secret")).error_code, ec::NONE);
+}

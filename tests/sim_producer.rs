@@ -15,20 +15,26 @@
 //!   correct behaviour (and fail until the core is fixed): `epoch_bump_does_not_rewrite_...`,
 //!   `retried_batch_is_not_overtaken_...`, `timer_never_stays_in_the_past`,
 //!   `poll_transmit_creates_no_events`, `close_is_prompt_when_everything_is_delivered`.
+//! - SASL (`sasl_*`, `prop_sasl_*`): PLAIN and SCRAM against the simulated brokers' own server
+//!   side, wrong credentials, a broker that cannot sign, a disabled mechanism, sessions that
+//!   end and re-authentication while streaming, and the fault schedules above with SASL on.
 //!
 //! Knobs (environment): `SIM_TRACE=1` prints transcripts as they happen; `SIM_STATS=1` prints
 //! what the long runs did; `SIM_STRICT=1` makes scenario runs follow the documented polling loop
 //! to the letter (`Sim::strict_loop`); `PROPTEST_CASES` / `SIM_PROPTEST_SEED` explore beyond the
 //! fixed cases; the ignored `hunt` test samples thousands of scenarios and groups the problems
-//! (`HUNT_CASES`, `HUNT_RECORDS`, `HUNT_FAULTS`, `HUNT_TRANSIENT`, and `HUNT_MIF1` /
-//! `HUNT_NONIDEM` to force max.in.flight=1 / idempotence off in every generated scenario).
+//! (`HUNT_CASES`, `HUNT_RECORDS`, `HUNT_FAULTS`, `HUNT_TRANSIENT`, `HUNT_SASL` for SASL on every
+//! scenario, and `HUNT_MIF1` / `HUNT_NONIDEM` to force max.in.flight=1 / idempotence off in every
+//! generated scenario).
 
 use picokafka::protocol::ErrorCode;
-use picokafka::{Config, DeliveryError, Instant};
+use picokafka::sasl::scram::ScramError;
+use picokafka::{AuthFailure, Config, DeliveryError, Instant, Mechanism};
 use picokafka_tests::sim::cluster::{api_key, error_code as ec, SimCluster};
 use picokafka_tests::sim::net::{
     bootstrap_of, Capacity, Expect, Fault, Memory, NetConfig, Outcome, RecordSpec, Refusal, Sim, SimRng,
 };
+use picokafka_tests::sim::sasl::{self as simsasl, SaslServer};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -901,6 +907,16 @@ struct Scenario {
     quirks: (bool, bool, bool),
     records: Vec<RecSpec>,
     faults: Vec<FaultSpec>,
+    /// SASL on the brokers and the producer (never drawn by `scenario`, so that the golden runs
+    /// stay as they are; `prop_sasl_*` adds it).
+    sasl: Option<SaslSpec>,
+}
+
+/// SASL for a scenario: the mechanism (alice's password is right) and the session lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SaslSpec {
+    mechanism: &'static str,
+    lifetime_ms: i64,
 }
 
 impl Scenario {
@@ -930,6 +946,11 @@ impl Scenario {
         if let Some(r) = self.retries {
             props.push(("retries", r.to_string()));
         }
+        if let Some(sasl) = &self.sasl {
+            for (k, v) in sasl_props(sasl.mechanism, PASSWORD) {
+                props.push((k, v.to_string()));
+            }
+        }
         let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
         config(cluster, &props)
     }
@@ -948,6 +969,9 @@ impl Scenario {
         cluster.quirks.respond_to_acks0 = self.quirks.0;
         cluster.quirks.api_versions_v0_fallback = self.quirks.1;
         cluster.quirks.duplicate_as_error = self.quirks.2;
+        if let Some(sasl) = &self.sasl {
+            cluster.enable_sasl(sasl_server(ALL_MECHANISMS, sasl.lifetime_ms));
+        }
         let config = self.config(&cluster);
         let mut cap = Capacity::small(self.batches, self.batch_size);
         cap.partitions = self.partition_slots;
@@ -1171,7 +1195,7 @@ prop_compose! {
             seed, brokers, partitions, idempotent, acks, max_in_flight, linger, batch_size, batches, lz4, retries,
             delivery_timeout, request_timeout, drop_per_mille, cut_per_mille,
             max_block: if transient { 120_000 } else { 2000 }, metadata_max_age, partition_slots, close_early,
-            quirks, records, faults,
+            quirks, records, faults, sasl: None,
         }
     }
 }
@@ -1491,9 +1515,15 @@ fn hunt() {
     let cases = n;
     let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let strategy = scenario(transient, env("HUNT_RECORDS", 40), env("HUNT_FAULTS", 6));
+    let sasl = std::env::var_os("HUNT_SASL").is_some();
+    let sasl_strategy = sasl_scenario(transient);
     let mut kinds: std::collections::BTreeMap<String, (usize, Scenario, Vec<String>)> = Default::default();
     for _ in 0..cases {
-        let s = strategy.new_tree(&mut runner).unwrap().current();
+        let s = if sasl {
+            sasl_strategy.new_tree(&mut runner).unwrap().current()
+        } else {
+            strategy.new_tree(&mut runner).unwrap().current()
+        };
         let mut r = s.run();
         if transient && r.problems.is_empty() && (!r.failed.is_empty() || r.refused > 0) {
             r.problems.push(format!("not all delivered: failed {:?}, {} refused", r.failed, r.refused));
@@ -1590,6 +1620,397 @@ fn close_is_prompt_when_everything_is_delivered() {
     assert!(sim.close(10_000, start + 60_000));
     let took = sim.now.as_millis() - start;
     assert!(took < 100, "close took {took} ms with nothing left to send\n{}", sim.transcript_text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SASL: the producer against brokers that require it (tests/sim/sasl.rs is their side)
+// ---------------------------------------------------------------------------------------------
+
+const USER: &str = "alice";
+const PASSWORD: &str = "alice-secret";
+const ALL_MECHANISMS: &[&str] = &[simsasl::PLAIN, simsasl::SCRAM_SHA_256, simsasl::SCRAM_SHA_512];
+/// What Kafka answers a SCRAM exchange that fails (a bad proof, an unknown user).
+fn scram_refusal(mechanism: &str) -> String {
+    format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+}
+
+/// A listener enabling `mechanisms` that knows alice, with sessions of `lifetime_ms` (0: for ever).
+fn sasl_server(mechanisms: &[&str], lifetime_ms: i64) -> SaslServer {
+    let mut server = SaslServer::new(mechanisms);
+    server.add_user(USER, PASSWORD);
+    server.add_user("bob", "bob-secret");
+    server.session_lifetime_ms = lifetime_ms;
+    server
+}
+
+fn sasl_cluster(brokers: i32, topics: &[(&str, i32)], mechanisms: &[&str], lifetime_ms: i64) -> SimCluster {
+    let mut c = cluster(brokers, topics);
+    c.enable_sasl(sasl_server(mechanisms, lifetime_ms));
+    c
+}
+
+/// The producer's side: SASL_PLAINTEXT as alice.
+fn sasl_props(mechanism: &'static str, password: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", mechanism),
+        ("sasl.username", USER),
+        ("sasl.password", password),
+    ]
+}
+
+/// SaslHandshake requests the whole cluster saw: one per authentication attempt.
+fn handshakes(sim: &Sim<'_>) -> u32 {
+    sim.cluster.broker_ids().into_iter().map(|b| sim.cluster.request_count(b, api_key::SASL_HANDSHAKE)).sum()
+}
+
+#[test]
+fn sasl_plain_and_scram_deliver_every_record() {
+    const N: u64 = 300;
+    for (i, &mechanism) in ALL_MECHANISMS.iter().enumerate() {
+        let cluster = sasl_cluster(3, &[("events", 6)], ALL_MECHANISMS, 0);
+        let mut props =
+            vec![("linger.ms", "5"), ("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", mechanism)];
+        if mechanism == simsasl::SCRAM_SHA_512 {
+            // Java's form of the credentials.
+            props.push((
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="alice-secret";"#,
+            ));
+        } else {
+            props.extend([("sasl.username", USER), ("sasl.password", PASSWORD)]);
+        }
+        let config = config(&cluster, &props);
+        let mut mem = Memory::new(Capacity::small(16, 4096));
+        let mut sim =
+            Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(40 + i as u64)).unwrap();
+        for r in 0..N {
+            sim.enqueue(ms(r * 3), RecordSpec::new("events").key(format!("k{r}")).value(format!("v{r}")));
+        }
+        assert!(sim.run_to_completion(60_000), "{mechanism}: {}", sim.transcript_text());
+        let problems = sim.verify(Expect { all_delivered: true, ..expect(&config) });
+        assert_clean(&sim, &problems);
+        assert_eq!(sim.ledger.delivered().count() as u64, N);
+        let scram_round = if mechanism == simsasl::PLAIN { "" } else { "SaslAuthenticate v2 #4" };
+        let mut steps = vec![
+            "ApiVersions v4 #1".to_string(),
+            format!("SaslHandshake v1 #2 {mechanism}"),
+            "SaslHandshake #2: NONE [\"PLAIN\", \"SCRAM-SHA-256\", \"SCRAM-SHA-512\"]".to_string(),
+            "SaslAuthenticate v2 #3".to_string(),
+            "SaslAuthenticate #3: NONE".to_string(),
+        ];
+        if !scram_round.is_empty() {
+            steps.extend([scram_round.to_string(), "SaslAuthenticate #4: NONE".to_string()]);
+        }
+        steps.push("Metadata v12".to_string());
+        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+        assert_steps(&sim, &steps);
+        // Each connection authenticated once, before anything else (the brokers close a
+        // connection that asks anything first): none was closed, none opened again.
+        let log = sim.cluster.sasl().unwrap().log();
+        assert!(
+            log.iter().all(|r| r.outcome.is_ok() && r.mechanism == mechanism && r.user == USER && !r.reauth),
+            "{log:?}"
+        );
+        assert_eq!(log.len() as u64, sim.stats.connects, "one authentication per connection");
+        assert_eq!(u64::from(handshakes(&sim)), sim.stats.connects);
+        assert!(sim.transcript_matching("closes c").is_empty(), "{}", sim.transcript_text());
+        let m = sim.producer.metrics();
+        assert_eq!((m.authentications, m.reauthentications, m.fatal), (sim.stats.connects, 0, None));
+        assert_eq!(sim.stats.connects, 3, "one connection per broker");
+        assert!(sim.close(1000, sim.now.as_millis() + 10_000));
+    }
+}
+
+/// Sends 20 records over 2 s and runs until the application is done with them and the
+/// producer has had a minute more to (wrongly) try again.
+fn run_failing_sasl(sim: &mut Sim<'_>) {
+    for r in 0..20u64 {
+        sim.enqueue(ms(r * 100), RecordSpec::new("events").key(format!("k{r}")).value("v"));
+    }
+    assert!(sim.run_to_completion(120_000), "{}", sim.transcript_text());
+    sim.run_for(60_000);
+}
+
+/// Every record was refused with the fatal error: none could be accepted, since no connection
+/// authenticated to fetch the topic's metadata. Nothing reached a log.
+#[track_caller]
+fn assert_all_refused_fatal(sim: &Sim<'_>, code: ErrorCode) {
+    for e in &sim.ledger.entries {
+        assert_eq!(
+            e.refused,
+            Some(Refusal::Fatal(code)),
+            "r{} {:?}\n{}",
+            e.id,
+            e.refusals,
+            sim.transcript_text()
+        );
+    }
+    assert!(sim.appearances().is_empty());
+    assert_eq!(sim.producer.metrics().fatal, Some(code));
+    assert_clean(sim, &sim.verify(expect(&sim_config_of(sim))));
+}
+
+/// The checks `verify` makes need only the idempotence and acks settings, which the SASL tests
+/// leave at their defaults.
+fn sim_config_of(sim: &Sim<'_>) -> Config {
+    config(&sim.cluster, &[])
+}
+
+#[test]
+fn sasl_wrong_password_is_fatal_once_per_connection_without_a_storm() {
+    for (i, &mechanism) in ALL_MECHANISMS.iter().enumerate() {
+        let cluster = sasl_cluster(3, &[("events", 3)], ALL_MECHANISMS, 0);
+        let config = config(&cluster, &sasl_props(mechanism, "not-alices-password"));
+        let mut mem = Memory::new(Capacity::small(8, 4096));
+        let mut sim = Sim::new(config, mem.storage(), cluster, NetConfig::calm(50 + i as u64)).unwrap();
+        run_failing_sasl(&mut sim);
+        assert_all_refused_fatal(&sim, ErrorCode::SaslAuthenticationFailed);
+
+        let e = sim.producer.auth_error().expect("the producer says why it stopped");
+        let words = if mechanism == simsasl::PLAIN {
+            "Authentication failed: Invalid username or password".to_string()
+        } else {
+            scram_refusal(mechanism)
+        };
+        assert_eq!(
+            (e.mechanism.name(), e.username, e.failure, e.broker_message),
+            (mechanism, USER, AuthFailure::Refused, words.as_str())
+        );
+        let text = e.to_string();
+        assert!(text.contains(mechanism) && text.contains(USER) && text.contains(&words), "{text}");
+        assert!(!text.contains("not-alices-password"), "{text}");
+
+        // One attempt on one connection, then nothing: no reconnect, no other broker tried.
+        let log = sim.cluster.sasl().unwrap().log();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert!(log[0].outcome.as_ref().unwrap_err().contains("alice"), "{log:?}");
+        assert_eq!((handshakes(&sim), sim.stats.connects), (1, 1), "{}", sim.transcript_text());
+        assert_eq!(sim.producer.metrics().authentications, 0);
+        assert!(sim.close(1000, sim.now.as_millis() + 10_000));
+        assert_eq!(sim.open_connections(), 0);
+    }
+}
+
+#[test]
+fn sasl_credentials_changed_while_running_fail_every_accepted_record() {
+    // The bootstrap broker authenticates the producer; then the operator changes alice's
+    // password, and the connection to the partitions' leader is refused: every record the
+    // producer had accepted fails with the fatal error, and later sends are refused with it.
+    let mut cluster = sasl_cluster(2, &[], &[simsasl::SCRAM_SHA_256], 0);
+    cluster.create_topic("events", 2, &[1]);
+    let mut props = sasl_props(simsasl::SCRAM_SHA_256, PASSWORD);
+    props.push(("linger.ms", "20"));
+    let bootstrap = format!("127.0.0.1:{}", cluster.addr(0).1);
+    let mut config = Config::new(&bootstrap).unwrap();
+    for (k, v) in &props {
+        config.set(k, v).unwrap();
+    }
+    let mut mem = Memory::new(Capacity::small(8, 4096));
+    let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(60)).unwrap();
+    for r in 0..40u64 {
+        sim.enqueue(ms(0), RecordSpec::new("events").key(format!("k{r}")).value(format!("v{r}")));
+    }
+    assert!(sim.run_until(ms(10_000), |s| s.producer.metrics().authentications == 1));
+    sim.cluster.sasl_mut().unwrap().add_user(USER, "rotated-password");
+    assert!(sim.run_to_completion(60_000), "{}", sim.transcript_text());
+    let late = sim.send(RecordSpec::new("events").value("late"));
+    assert_eq!(late, Err(Refusal::Fatal(ErrorCode::SaslAuthenticationFailed)));
+    for e in sim.ledger.entries.iter().take(40) {
+        assert!(e.accepted.is_some(), "r{} accepted before the failure", e.id);
+        assert!(
+            matches!(
+                e.outcome,
+                Some((
+                    _,
+                    Outcome::Failed { error: DeliveryError::Fatal(ErrorCode::SaslAuthenticationFailed), .. }
+                ))
+            ),
+            "r{}: {:?}",
+            e.id,
+            e.outcome
+        );
+    }
+    assert!(sim.appearances().is_empty());
+    assert_clean(&sim, &sim.verify(expect(&config)));
+    let e = sim.producer.auth_error().unwrap();
+    assert_eq!(
+        (e.failure, e.broker_message),
+        (AuthFailure::Refused, scram_refusal(simsasl::SCRAM_SHA_256).as_str())
+    );
+    let log = sim.cluster.sasl().unwrap().log();
+    assert_eq!(
+        log.iter().map(|r| (r.broker, r.outcome.is_ok())).collect::<Vec<_>>(),
+        [(0, true), (1, false)]
+    );
+    sim.run_for(60_000);
+    assert_eq!(handshakes(&sim), 2, "no attempt after the failure");
+}
+
+#[test]
+fn sasl_broker_that_does_not_know_the_password_is_fatal() {
+    // The broker accepts the proof but signs server-final with a key derived from another
+    // password: the producer must not trust it with a single record.
+    for (i, mechanism) in [simsasl::SCRAM_SHA_256, simsasl::SCRAM_SHA_512].into_iter().enumerate() {
+        let mut cluster = sasl_cluster(3, &[("events", 3)], ALL_MECHANISMS, 0);
+        cluster.sasl_mut().unwrap().impostor_password = Some("what-the-impostor-thinks".to_string());
+        let config = config(&cluster, &sasl_props(mechanism, PASSWORD));
+        let mut mem = Memory::new(Capacity::small(8, 4096));
+        let mut sim = Sim::new(config, mem.storage(), cluster, NetConfig::calm(70 + i as u64)).unwrap();
+        run_failing_sasl(&mut sim);
+        assert_all_refused_fatal(&sim, ErrorCode::SaslAuthenticationFailed);
+        let e = sim.producer.auth_error().unwrap();
+        assert_eq!((e.mechanism.name(), e.username), (mechanism, USER));
+        assert_eq!(e.failure, AuthFailure::Scram(ScramError::ServerSignature));
+        assert!(e.to_string().contains("does not know the password"), "{e}");
+        // The broker believes the exchange succeeded; the producer sent it nothing after it.
+        let log = sim.cluster.sasl().unwrap().log();
+        assert_eq!(log.len(), 1);
+        assert!(log[0].outcome.is_ok());
+        assert_eq!((handshakes(&sim), sim.stats.connects), (1, 1));
+        let other: u32 = [api_key::METADATA, api_key::INIT_PRODUCER_ID, api_key::PRODUCE]
+            .into_iter()
+            .flat_map(|k| sim.cluster.broker_ids().into_iter().map(move |b| (b, k)))
+            .map(|(b, k)| sim.cluster.request_count(b, k))
+            .sum();
+        assert_eq!(other, 0, "requests sent to a broker that failed to prove itself");
+    }
+}
+
+#[test]
+fn sasl_mechanism_not_enabled_names_the_enabled_ones() {
+    let cluster = sasl_cluster(3, &[("events", 3)], &[simsasl::SCRAM_SHA_512, simsasl::PLAIN], 0);
+    let config = config(&cluster, &sasl_props(simsasl::SCRAM_SHA_256, PASSWORD));
+    let mut mem = Memory::new(Capacity::small(8, 4096));
+    let mut sim = Sim::new(config, mem.storage(), cluster, NetConfig::calm(80)).unwrap();
+    run_failing_sasl(&mut sim);
+    assert_all_refused_fatal(&sim, ErrorCode::UnsupportedSaslMechanism);
+    let e = sim.producer.auth_error().unwrap();
+    assert_eq!(
+        (e.mechanism, e.failure, e.enabled_mechanisms),
+        (Mechanism::ScramSha256, AuthFailure::MechanismNotEnabled, "SCRAM-SHA-512, PLAIN")
+    );
+    assert!(e.to_string().contains("SCRAM-SHA-512, PLAIN"), "{e}");
+    assert_eq!((handshakes(&sim), sim.stats.connects), (1, 1));
+    assert_eq!(sim.cluster.request_count(0, api_key::SASL_AUTHENTICATE), 0);
+}
+
+#[test]
+fn sasl_sessions_end_and_the_producer_reauthenticates_while_streaming() {
+    // Sessions of 1 s, 10 s of records every 5 ms on 3 brokers: each connection
+    // re-authenticates about every 0.9 s between its requests (KIP-368), none is closed for an
+    // expired session, and every record is delivered once, in order.
+    const N: u64 = 2000;
+    for (i, &mechanism) in ALL_MECHANISMS.iter().enumerate() {
+        let cluster = sasl_cluster(3, &[("events", 3)], ALL_MECHANISMS, 1000);
+        let mut props = sasl_props(mechanism, PASSWORD);
+        props.push(("linger.ms", "5"));
+        let config = config(&cluster, &props);
+        let mut mem = Memory::new(Capacity::small(16, 4096));
+        let mut sim =
+            Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(90 + i as u64)).unwrap();
+        for r in 0..N {
+            sim.enqueue(
+                ms(r * 5),
+                RecordSpec::new("events").key(format!("k{}", r % 50)).value(format!("v{r}")),
+            );
+        }
+        assert!(sim.run_to_completion(60_000), "{mechanism}: {}", sim.transcript_text());
+        let problems = sim.verify(Expect { all_delivered: true, ..expect(&config) });
+        assert_clean(&sim, &problems);
+        let m = sim.producer.metrics();
+        let log = sim.cluster.sasl().unwrap().log();
+        let reauths = log.iter().filter(|r| r.reauth).count() as u64;
+        assert!(log.iter().all(|r| r.outcome.is_ok() && r.user == USER), "{log:?}");
+        assert_eq!((m.authentications, m.reauthentications), (3, reauths), "{mechanism}");
+        assert!(reauths >= 3 * 9, "{mechanism}: {reauths} re-authentications in 10 s of 1 s sessions");
+        assert!(sim.transcript_matching("expired").is_empty(), "{}", sim.transcript_text());
+        assert!(sim.transcript_matching("closes c").is_empty(), "{}", sim.transcript_text());
+        assert_eq!(sim.stats.connects, 3, "no connection was lost to re-authentication");
+    }
+}
+
+#[test]
+fn sasl_an_api_versions_error_is_not_a_broker_without_sasl() {
+    // Found by `prop_sasl_transient_faults_deliver_everything`: an ApiVersions answer with an
+    // error (UNSUPPORTED_VERSION with Kafka's KIP-511 body that lists only ApiVersions, or
+    // INVALID_REQUEST with no list at all) lists no SaslHandshake, and the producer took that
+    // for a broker without SASL: fatal UNSUPPORTED_VERSION, every record failed. Without SASL
+    // the same answer closes the connection and the producer connects again; so it must with.
+    for code in [ec::UNSUPPORTED_VERSION, ec::INVALID_REQUEST] {
+        let mut cluster = sasl_cluster(2, &[("events", 2)], ALL_MECHANISMS, 0);
+        cluster.inject_error(api_key::API_VERSIONS, None, code, 1);
+        let config = config(&cluster, &sasl_props(simsasl::SCRAM_SHA_256, PASSWORD));
+        let mut mem = Memory::new(Capacity::small(8, 4096));
+        let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::simple(100)).unwrap();
+        for r in 0..10u64 {
+            sim.enqueue(ms(r * 10), RecordSpec::new("events").key(format!("k{r}")).value("v"));
+        }
+        assert!(sim.run_to_completion(30_000), "{}", sim.transcript_text());
+        assert_eq!(sim.producer.metrics().fatal, None, "{code}: {}", sim.transcript_text());
+        assert!(sim.producer.auth_error().is_none());
+        assert_clean(&sim, &sim.verify(Expect { all_delivered: true, ..expect(&config) }));
+    }
+}
+
+/// SASL faults that heal: lost SaslHandshake / SaslAuthenticate answers, and exchanges the
+/// broker ends with ILLEGAL_SASL_STATE (the producer reconnects and starts over).
+fn sasl_fault_strategy(horizon: u64) -> impl Strategy<Value = FaultSpec> {
+    let apis = vec![api_key::SASL_HANDSHAKE, api_key::SASL_AUTHENTICATE];
+    prop_oneof![
+        (proptest::sample::select(apis.clone()), 1u32..3, 0..horizon)
+            .prop_map(|(api, count, at)| FaultSpec::LoseResponse { api, count, at }),
+        (proptest::sample::select(apis), 1u32..3, 0..horizon).prop_map(|(api, count, at)| FaultSpec::Error {
+            api,
+            code: ec::ILLEGAL_SASL_STATE,
+            count,
+            at
+        }),
+    ]
+}
+
+/// `scenario(transient, ..)` with SASL: any mechanism, sessions that end (after 0.5 to 3 s) or
+/// not, and up to 3 SASL faults.
+fn sasl_scenario(transient: bool) -> impl Strategy<Value = Scenario> {
+    (
+        scenario(transient, 40, 6),
+        proptest::sample::select(ALL_MECHANISMS.to_vec()),
+        proptest::option::weighted(0.6, 500i64..3000),
+        proptest::collection::vec(sasl_fault_strategy(4000), 0..=3),
+    )
+        .prop_map(|(mut s, mechanism, lifetime, faults)| {
+            s.sasl = Some(SaslSpec { mechanism, lifetime_ms: lifetime.unwrap_or(0) });
+            s.faults.extend(faults);
+            s
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(32))]
+
+    /// The transient-fault scenarios with SASL on every broker (any mechanism, sessions that
+    /// end or not) and SASL faults of their own: every record is delivered exactly once, in
+    /// order.
+    #[test]
+    fn prop_sasl_transient_faults_deliver_everything(s in sasl_scenario(true)) {
+        let mut r = s.run();
+        if r.problems.is_empty() && (!r.failed.is_empty() || r.refused > 0) {
+            r.problems.push(format!("{} delivered, failed {:?}, {} refused", r.delivered, r.failed, r.refused));
+        }
+        r.check(&s)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(16))]
+
+    /// Any faults (brokers lost for good, non-retriable errors, close) with SASL on: every
+    /// accepted record is reported exactly once, and the other invariants of
+    /// `prop_random_workloads_and_faults` hold.
+    #[test]
+    fn prop_sasl_random_workloads_and_faults(s in sasl_scenario(false)) {
+        s.run().check(&s)?;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,6 +41,10 @@
 //!   `OUT_OF_ORDER_SEQUENCE_NUMBER`; an unknown producer id is accepted at any sequence (Kafka
 //!   ≥ 2.5). acks=0: no response; if a partition failed the connection is closed instead, as
 //!   Kafka does.
+//! - **SASL** (off by default; [`SimCluster::enable_sasl`]): SaslHandshake v1 and SaslAuthenticate
+//!   v0–v2 with PLAIN and SCRAM-SHA-256/512 against a user table, and every other request
+//!   refused (the connection closed) until the connection has authenticated; sessions that end
+//!   and re-authentication (KIP-368). See [`super::sasl`].
 //! - Anything else (other api keys, versions outside the advertised range, malformed frames or
 //!   bodies, trailing bytes after a body, a frame above 100 MiB) closes the connection.
 //!
@@ -64,9 +68,15 @@ use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
+use kafka_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
+use kafka_protocol::messages::sasl_authenticate_response::SaslAuthenticateResponse;
+use kafka_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
+use kafka_protocol::messages::sasl_handshake_response::SaslHandshakeResponse;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+use super::sasl::{self, AuthRecord, ConnSasl, Exchange, SaslServer, ScramHash, ScramServer, Session};
 
 /// Kafka error codes the simulated brokers answer with.
 pub mod error_code {
@@ -77,11 +87,14 @@ pub mod error_code {
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    pub const ILLEGAL_SASL_STATE: i16 = 34;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const INVALID_REQUEST: i16 = 42;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
     pub const UNKNOWN_PRODUCER_ID: i16 = 59;
     pub const INVALID_RECORD: i16 = 87;
     pub const PRODUCER_FENCED: i16 = 90;
@@ -92,8 +105,10 @@ pub mod error_code {
 pub mod api_key {
     pub const PRODUCE: i16 = 0;
     pub const METADATA: i16 = 3;
+    pub const SASL_HANDSHAKE: i16 = 17;
     pub const API_VERSIONS: i16 = 18;
     pub const INIT_PRODUCER_ID: i16 = 22;
+    pub const SASL_AUTHENTICATE: i16 = 36;
 }
 
 use error_code as ec;
@@ -232,6 +247,21 @@ struct Topic {
 struct Conn {
     broker: i32,
     buf: Vec<u8>,
+    sasl: ConnSasl,
+}
+
+/// A SASL exchange that ended: with the server's last message, or refused with (the message the
+/// client gets, the reason the broker logs).
+struct Ended {
+    mechanism: String,
+    user: String,
+    result: Result<Vec<u8>, (String, String)>,
+}
+
+impl Ended {
+    fn refused(mechanism: String, user: String, message: String, why: String) -> Self {
+        Self { mechanism, user, result: Err((message, why)) }
+    }
 }
 
 /// The outcome of the idempotence checks for one batch.
@@ -264,6 +294,12 @@ pub struct SimCluster {
     faults: Vec<Fault>,
     counts: BTreeMap<(i32, i16), u32>,
     requests: Vec<RequestInfo>,
+    /// SASL on every broker's listener, if enabled.
+    sasl: Option<SaslServer>,
+    /// The time the harness last gave (milliseconds): SASL sessions end by it.
+    now_ms: u64,
+    /// Set by a handler that answers and then closes the connection.
+    close_after: Option<String>,
 }
 
 impl SimCluster {
@@ -296,7 +332,35 @@ impl SimCluster {
             faults: Vec::new(),
             counts: BTreeMap::new(),
             requests: Vec::new(),
+            sasl: None,
+            now_ms: 0,
+            close_after: None,
         }
+    }
+
+    /// Requires SASL on every broker: connections must authenticate (ApiVersions, then
+    /// SaslHandshake and SaslAuthenticate) before any other request, as on a `SASL_PLAINTEXT`
+    /// listener. SaslHandshake v0–1 and SaslAuthenticate v0–2 are advertised from now on.
+    pub fn enable_sasl(&mut self, server: SaslServer) {
+        self.versions.insert(api_key::SASL_HANDSHAKE, (0, 1));
+        self.versions.insert(api_key::SASL_AUTHENTICATE, (0, 2));
+        self.sasl = Some(server);
+    }
+
+    /// The SASL listener, if enabled: its users, settings and log.
+    pub fn sasl(&self) -> Option<&SaslServer> {
+        self.sasl.as_ref()
+    }
+
+    /// The SASL listener, to change users or settings between steps of a run.
+    pub fn sasl_mut(&mut self) -> Option<&mut SaslServer> {
+        self.sasl.as_mut()
+    }
+
+    /// The current time, in milliseconds: only SASL sessions look at it (the harness sets it
+    /// before every delivery).
+    pub fn set_time(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
     }
 
     /// Where broker `id` listens.
@@ -359,6 +423,8 @@ impl SimCluster {
                     ApiKey::Produce => (3, 13),
                     ApiKey::Metadata => (0, 13),
                     ApiKey::ApiVersions => (0, 4),
+                    ApiKey::SaslHandshake => (0, 1),
+                    ApiKey::SaslAuthenticate => (0, 2),
                     _ => (0, 5),
                 };
                 assert!(limit.0 <= min && min <= max && max <= limit.1, "{key:?} {min}..={max} unsupported");
@@ -462,7 +528,8 @@ impl SimCluster {
     /// with `error_code` and otherwise ignored (nothing appended): Produce at partition level
     /// for every partition, Metadata at topic level for every topic (no partitions),
     /// InitProducerId and ApiVersions at top level (ApiVersions with 35 gets the v0 fallback
-    /// body). Faults apply in the order injected.
+    /// body), SaslHandshake and SaslAuthenticate at top level and then the connection is closed.
+    /// Faults apply in the order injected.
     pub fn inject_error(&mut self, api_key: i16, broker: Option<i32>, error_code: i16, count: u32) {
         self.faults.push(Fault { api_key, broker, kind: FaultKind::Error(error_code), remaining: count });
     }
@@ -515,7 +582,8 @@ impl SimCluster {
             Some(false) => return Err(format!("broker {broker} is down")),
             Some(true) => {}
         }
-        let state = self.conns.entry(conn).or_insert(Conn { broker, buf: Vec::new() });
+        let state =
+            self.conns.entry(conn).or_insert(Conn { broker, buf: Vec::new(), sasl: ConnSasl::default() });
         if state.broker != broker {
             return Err(format!("connection {conn} belongs to broker {}, not {broker}", state.broker));
         }
@@ -536,6 +604,9 @@ impl SimCluster {
             if let Some(response) = self.handle_frame(conn, broker, frame)? {
                 out.extend_from_slice(&response);
             }
+            if let Some(why) = self.close_after.take() {
+                return Err(why);
+            }
         }
         buf.drain(..pos);
         if let Some(state) = self.conns.get_mut(&conn) {
@@ -552,10 +623,12 @@ impl SimCluster {
         }
         let key = i16::from_be_bytes([frame[0], frame[1]]);
         let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let sasl_on = self.sasl.is_some();
         let api = match ApiKey::try_from(key) {
             Ok(api @ (ApiKey::Produce | ApiKey::Metadata | ApiKey::ApiVersions | ApiKey::InitProducerId)) => {
                 api
             }
+            Ok(api @ (ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)) if sasl_on => api,
             _ => return Err(format!("api key {key} is not implemented")),
         };
         let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
@@ -563,8 +636,19 @@ impl SimCluster {
         let correlation_id = header.correlation_id;
         *self.counts.entry((broker, key)).or_default() += 1;
         self.requests.push(RequestInfo { conn, broker, api_key: key, api_version: version, correlation_id });
+        if sasl_on {
+            self.sasl_gate(conn, api)?;
+        }
         if api == ApiKey::ApiVersions {
-            return self.handle_api_versions(broker, version, correlation_id, frame);
+            let response = self.handle_api_versions(broker, version, correlation_id, frame)?;
+            if sasl_on && self.close_after.is_none() {
+                if let (Some(bytes), Some(c)) = (&response, self.conns.get_mut(&conn)) {
+                    // Kafka moves on to SaslHandshake only after an ApiVersions it answered
+                    // without error (a client may ask again after UNSUPPORTED_VERSION).
+                    c.sasl.versions_done |= response_error_code(bytes) == Some(ec::NONE);
+                }
+            }
+            return Ok(response);
         }
         let (min, max) =
             self.versions.get(&key).copied().ok_or_else(|| format!("{api:?} is not supported"))?;
@@ -574,7 +658,267 @@ impl SimCluster {
         match api {
             ApiKey::Produce => self.produce(broker, version, correlation_id, frame),
             ApiKey::Metadata => self.metadata(broker, version, correlation_id, frame),
+            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+                self.sasl_request(conn, broker, api, version, correlation_id, frame)
+            }
             _ => self.init_producer_id(broker, version, correlation_id, frame),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SASL
+    // -----------------------------------------------------------------------------------------
+
+    /// Whether a request may be read on this connection (Kafka's `SaslServerAuthenticator`
+    /// states and expired sessions); `Err` closes it.
+    fn sasl_gate(&mut self, conn: u64, api: ApiKey) -> Result<(), String> {
+        let now = self.now_ms;
+        let Some(c) = self.conns.get(&conn) else { return Ok(()) };
+        let s = &c.sasl;
+        let sasl_api = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        if let Some(session) = &s.session {
+            if s.exchange.is_none() && !sasl_api {
+                if session.expires_at_ms.is_some_and(|at| now >= at) {
+                    return Err(format!(
+                        "{api:?} on a SASL session that expired at {}ms (now {now}ms): closing",
+                        session.expires_at_ms.unwrap_or_default()
+                    ));
+                }
+                return Ok(());
+            }
+        }
+        match api {
+            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Ok(()),
+            ApiKey::ApiVersions if s.session.is_none() && s.exchange.is_none() && !s.versions_done => Ok(()),
+            ApiKey::ApiVersions => {
+                Err("Unexpected ApiVersions request during SASL authentication".to_string())
+            }
+            _ if s.exchange.is_some() => {
+                Err(format!("Unexpected Kafka request of type {api:?} during SASL authentication"))
+            }
+            _ => Err(format!("Unexpected Kafka request of type {api:?} during SASL handshake")),
+        }
+    }
+
+    fn sasl_record(
+        &mut self,
+        conn: u64,
+        broker: i32,
+        mechanism: &str,
+        user: &str,
+        reauth: bool,
+        outcome: Result<(), String>,
+    ) {
+        let at_ms = self.now_ms;
+        if let Some(server) = self.sasl.as_mut() {
+            server.record(AuthRecord {
+                at_ms,
+                conn,
+                broker,
+                mechanism: mechanism.to_string(),
+                user: user.to_string(),
+                reauth,
+                outcome,
+            });
+        }
+    }
+
+    /// SaslHandshake or SaslAuthenticate, with injected faults: an error code is answered (with
+    /// the enabled mechanisms, or the message "injected") and the connection closed, as Kafka
+    /// closes after a failed exchange; a disconnect processes the request and loses the answer.
+    fn sasl_request(
+        &mut self,
+        conn: u64,
+        broker: i32,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        frame: Bytes,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let key = api as i16;
+        match self.take_fault(key, broker) {
+            Some(FaultKind::Error(code)) => {
+                self.close_after = Some(format!("injected {api:?} error {code}: closing"));
+                let response = if api == ApiKey::SaslHandshake {
+                    let server = self.sasl.as_ref().expect("SASL is on");
+                    let enabled =
+                        server.mechanisms.iter().map(|m| StrBytes::from_string(m.clone())).collect();
+                    let body =
+                        SaslHandshakeResponse::default().with_error_code(code).with_mechanisms(enabled);
+                    encode_response(api, version, correlation_id, &body)
+                } else {
+                    let body = SaslAuthenticateResponse::default()
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_static_str("injected")));
+                    encode_response(api, version, correlation_id, &body)
+                };
+                Ok(Some(response))
+            }
+            fault => {
+                let response = if api == ApiKey::SaslHandshake {
+                    self.sasl_handshake(conn, broker, version, correlation_id, frame)
+                } else {
+                    self.sasl_authenticate(conn, broker, version, correlation_id, frame)
+                }?;
+                if fault == Some(FaultKind::Disconnect) {
+                    self.close_after = None;
+                    return Err(format!("injected disconnect after {api:?}"));
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    fn sasl_handshake(
+        &mut self,
+        conn: u64,
+        broker: i32,
+        version: i16,
+        correlation_id: i32,
+        frame: Bytes,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let req: SaslHandshakeRequest = decode_body(frame, version, "SaslHandshake")?;
+        if version == 0 {
+            return Err("SaslHandshake v0 (unframed SASL tokens) is not simulated".to_string());
+        }
+        let server = self.sasl.as_ref().expect("SASL is on");
+        let c = self.conns.get(&conn).expect("the connection is being read");
+        if c.sasl.exchange.is_some() {
+            return Err("Unexpected SaslHandshake request during SASL authentication".to_string());
+        }
+        let mechanism = req.mechanism.to_string();
+        let enabled: Vec<StrBytes> =
+            server.mechanisms.iter().map(|m| StrBytes::from_string(m.clone())).collect();
+        let body = SaslHandshakeResponse::default().with_mechanisms(enabled);
+        let reauth = c.sasl.session.is_some();
+        if !server.enables(&mechanism) {
+            let list = server.mechanisms.join(", ");
+            self.sasl_record(
+                conn,
+                broker,
+                &mechanism,
+                "",
+                reauth,
+                Err(format!("mechanism not enabled (enabled: {list})")),
+            );
+            self.close_after = Some(format!("SASL mechanism {mechanism} is not enabled: closing"));
+            let body = body.with_error_code(ec::UNSUPPORTED_SASL_MECHANISM);
+            return Ok(Some(encode_response(ApiKey::SaslHandshake, version, correlation_id, &body)));
+        }
+        let refuse = c.sasl.session.as_ref().filter(|s| s.mechanism != mechanism).map(|s| {
+            format!(
+                "SASL mechanism '{mechanism}' requested by client is not supported for re-authentication of mechanism '{}'",
+                s.mechanism
+            )
+        });
+        let c = self.conns.get_mut(&conn).expect("the connection is being read");
+        c.sasl.exchange = Some(Exchange::Handshaken { mechanism, refuse });
+        Ok(Some(encode_response(ApiKey::SaslHandshake, version, correlation_id, &body)))
+    }
+
+    fn sasl_authenticate(
+        &mut self,
+        conn: u64,
+        broker: i32,
+        version: i16,
+        correlation_id: i32,
+        frame: Bytes,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let req: SaslAuthenticateRequest = decode_body(frame, version, "SaslAuthenticate")?;
+        let now = self.now_ms;
+        let c = self.conns.get_mut(&conn).expect("the connection is being read");
+        let Some(exchange) = c.sasl.exchange.take() else {
+            return Err("Unexpected Kafka request of type SaslAuthenticate during SASL handshake".to_string());
+        };
+        let session = c.sasl.session.clone();
+        let reauth = session.is_some();
+        let server = self.sasl.as_mut().expect("SASL is on");
+        let ended: Ended = match exchange {
+            Exchange::Handshaken { mechanism, refuse: Some(message) } => {
+                Ended::refused(mechanism, String::new(), message.clone(), message)
+            }
+            Exchange::Handshaken { mechanism, refuse: None } if mechanism == sasl::PLAIN => {
+                match sasl::plain(&req.auth_bytes, server.users()) {
+                    Ok(user) => Ended { mechanism, user, result: Ok(Vec::new()) },
+                    Err((message, why)) => {
+                        let text = String::from_utf8_lossy(&req.auth_bytes);
+                        let user = text.split('\0').nth(1).unwrap_or_default().to_string();
+                        Ended::refused(mechanism, user, message, why)
+                    }
+                }
+            }
+            Exchange::Handshaken { mechanism, refuse: None } => {
+                let hash = ScramHash::of(&mechanism).expect("only PLAIN and SCRAM are enabled");
+                let nonce = server.next_nonce(conn);
+                let users = server.users();
+                let lookup = |u: &str| users.get(u).and_then(|u| u.scram.get(&hash)).cloned();
+                match ScramServer::client_first(hash, &req.auth_bytes, lookup, &nonce) {
+                    Ok((scram, server_first)) => {
+                        let c = self.conns.get_mut(&conn).expect("the connection is being read");
+                        c.sasl.exchange = Some(Exchange::Scram(Box::new(scram)));
+                        let body = SaslAuthenticateResponse::default()
+                            .with_error_message(None)
+                            .with_auth_bytes(Bytes::from(server_first));
+                        return Ok(Some(encode_response(
+                            ApiKey::SaslAuthenticate,
+                            version,
+                            correlation_id,
+                            &body,
+                        )));
+                    }
+                    Err(why) => {
+                        let message = sasl::failed_message(&mechanism);
+                        Ended::refused(mechanism, scram_user(&req.auth_bytes), message, why)
+                    }
+                }
+            }
+            Exchange::Scram(scram) => {
+                let mechanism = scram.hash.mechanism().to_string();
+                let credential =
+                    server.users().get(&scram.user).and_then(|u| u.scram.get(&scram.hash)).cloned();
+                let impostor = credential.and_then(|c| server.impostor_key(scram.hash, &c));
+                let result = scram
+                    .client_final(&req.auth_bytes, impostor.as_deref())
+                    .map_err(|why| (sasl::failed_message(&mechanism), why));
+                Ended { mechanism, user: scram.user.clone(), result }
+            }
+        };
+        // KIP-368: a re-authentication keeps the principal.
+        let ended = match (&session, ended) {
+            (Some(s), e) if e.result.is_ok() && s.user != e.user => {
+                let message = format!(
+                    "Cannot change principals during re-authentication from User:{}: User:{}",
+                    s.user, e.user
+                );
+                Ended::refused(e.mechanism, e.user, message.clone(), message)
+            }
+            (_, e) => e,
+        };
+        let Ended { mechanism, user, result } = ended;
+        match result {
+            Ok(server_message) => {
+                let lifetime = server.session_lifetime_ms.max(0);
+                self.sasl_record(conn, broker, &mechanism, &user, reauth, Ok(()));
+                let c = self.conns.get_mut(&conn).expect("the connection is being read");
+                c.sasl.session = Some(Session {
+                    mechanism,
+                    user,
+                    expires_at_ms: (lifetime > 0).then(|| now + lifetime as u64),
+                });
+                let body = SaslAuthenticateResponse::default()
+                    .with_error_message(None)
+                    .with_auth_bytes(Bytes::from(server_message))
+                    .with_session_lifetime_ms(lifetime);
+                Ok(Some(encode_response(ApiKey::SaslAuthenticate, version, correlation_id, &body)))
+            }
+            Err((message, why)) => {
+                self.sasl_record(conn, broker, &mechanism, &user, reauth, Err(why.clone()));
+                self.close_after = Some(format!("SASL authentication failed ({why}): closing"));
+                let body = SaslAuthenticateResponse::default()
+                    .with_error_code(ec::SASL_AUTHENTICATION_FAILED)
+                    .with_error_message(Some(StrBytes::from_string(message)));
+                Ok(Some(encode_response(ApiKey::SaslAuthenticate, version, correlation_id, &body)))
+            }
         }
     }
 
@@ -1170,6 +1514,22 @@ fn valid_software_id(s: &str) -> bool {
         && edge(b[0])
         && edge(b[b.len() - 1])
         && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// The error code at the start of a response frame's body (after a v0 response header), for
+/// ApiVersions.
+fn response_error_code(frame: &[u8]) -> Option<i16> {
+    frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]]))
+}
+
+/// The user a SCRAM client-first names, for the log (`n=<user>` after the GS2 header).
+fn scram_user(client_first: &[u8]) -> String {
+    let text = String::from_utf8_lossy(client_first);
+    text.split(',')
+        .find_map(|f| f.strip_prefix("n="))
+        .unwrap_or_default()
+        .replace("=2C", ",")
+        .replace("=3D", "=")
 }
 
 /// Decodes a request body; the whole frame must be consumed.

@@ -4,8 +4,10 @@
 //! the independent `kafka-protocol` crate (never picokafka's codec), so a bug in picokafka's codec
 //! cannot hide behind the same bug in the simulated broker. [`net`] is the rest: virtual time, a
 //! seeded network with faults, and a harness driving a real `picokafka::Producer` against the cluster.
+//! [`sasl`] is the brokers' side of SASL (PLAIN, SCRAM), independent of picokafka's client.
 
 pub mod cluster;
 pub mod net;
+pub mod sasl;
 
 pub use cluster::{Quirks, Reply, RequestInfo, SimCluster, StoredBatch, StoredRecord};

@@ -26,6 +26,10 @@
 //!   harness saw (events for unknown tokens, writes to connections that are not open, a stuck
 //!   timer, more batches in use than exist, ...).
 //!
+//! - **SASL**: with `security.protocol=SASL_*` the producer is given [`SimCsprng`], a seeded
+//!   stand-in for the CSPRNG its SCRAM nonces come from, and the cluster is told the time before
+//!   every delivery (its SASL sessions end by it).
+//!
 //! [`Sim::verify`] then checks the ledger against the cluster's logs; see [`Expect`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -39,6 +43,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::sasl_authenticate_response::SaslAuthenticateResponse;
+use kafka_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
+use kafka_protocol::messages::sasl_handshake_response::SaslHandshakeResponse;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use picokafka::protocol::ErrorCode;
@@ -93,6 +100,43 @@ impl SimRng {
         p > 0 && self.below(1000) < u64::from(p)
     }
 }
+
+/// The random source a SASL producer gets for SCRAM nonces (`Producer::set_crypto_rng`).
+///
+/// NOT cryptographically secure: SplitMix64 from a seed, wearing rand_core's `CryptoRng` marker.
+/// That is fine here and only here: in a simulation the nonce must differ per exchange and repeat
+/// per seed (so runs replay byte for byte); nothing is secret and no attacker listens. A real
+/// transport hands over the OS's CSPRNG (the tokio one does: getrandom).
+#[derive(Debug, Clone)]
+pub struct SimCsprng(SimRng);
+
+impl SimCsprng {
+    pub fn new(seed: u64) -> Self {
+        Self(SimRng::new(seed ^ 0x5a51_c0de_5a51_c0de))
+    }
+}
+
+impl rand_core::RngCore for SimCsprng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let n = chunk.len();
+            chunk.copy_from_slice(&self.0.next_u64().to_le_bytes()[..n]);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// Simulation only: see the type's documentation.
+impl rand_core::CryptoRng for SimCsprng {}
 
 // ---------------------------------------------------------------------------------------------
 // Network configuration and faults
@@ -641,7 +685,13 @@ impl<'m> Sim<'m> {
         let now = Instant::ZERO;
         let max_in_flight = usize::from(config.max_in_flight_requests_per_connection);
         let acks0 = config.acks == Acks::None;
-        let producer = Producer::new(config, storage, now)?;
+        let sasl = config.security_protocol.uses_sasl();
+        let mut producer = Producer::new(config, storage, now)?;
+        if sasl {
+            // The producer borrows its random source for as long as its storage; a simulation's
+            // is a few bytes, leaked so that `Sim` needs no second owner.
+            producer.set_crypto_rng(Box::leak(Box::new(SimCsprng::new(net.seed))));
+        }
         Ok(Self {
             producer,
             cluster,
@@ -1327,6 +1377,7 @@ impl<'m> Sim<'m> {
             }
         }
         self.log_requests(id, broker, &data);
+        self.cluster.set_time(self.now.as_millis());
         let mut reply = self.cluster.on_bytes_reply(id, broker, &data);
         if !reply.bytes.is_empty() {
             if let Some(i) = self.hostile.iter().position(|(b, _)| b.is_none_or(|b| b == broker)) {
@@ -1876,6 +1927,12 @@ fn describe_request(key: i16, version: i16, mut body: Bytes) -> String {
             }
             Err(_) => " (undecodable)".to_string(),
         },
+        api_key::SASL_HANDSHAKE => match SaslHandshakeRequest::decode(&mut body, version) {
+            Ok(r) => format!(" {}", r.mechanism.as_str()),
+            Err(_) => " (undecodable)".to_string(),
+        },
+        // The message may hold a password (PLAIN): its size only.
+        api_key::SASL_AUTHENTICATE => format!(" ({} bytes)", body.len()),
         _ => String::new(),
     }
 }
@@ -1943,6 +2000,28 @@ fn describe_response(key: i16, version: i16, mut frame: Bytes) -> String {
                     }
                 }
                 parts.join("; ")
+            }
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::SASL_HANDSHAKE => match SaslHandshakeResponse::decode(&mut frame, version) {
+            Ok(r) => {
+                let m: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+                format!("{} {m:?}", code_name(r.error_code))
+            }
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::SASL_AUTHENTICATE => match SaslAuthenticateResponse::decode(&mut frame, version) {
+            Ok(r) => {
+                let mut s = code_name(r.error_code);
+                if let Some(m) = &r.error_message {
+                    let _ = write!(s, " {:?}", m.as_str());
+                }
+                let _ = write!(s, " ({} bytes", r.auth_bytes.len());
+                if r.session_lifetime_ms > 0 {
+                    let _ = write!(s, ", session {}ms", r.session_lifetime_ms);
+                }
+                s.push(')');
+                s
             }
             Err(_) => "undecodable".to_string(),
         },

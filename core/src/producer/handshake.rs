@@ -35,7 +35,10 @@ impl Producer<'_> {
         let produce = resp.negotiate(ApiKey::Produce, 3, 11);
         let metadata = resp.negotiate(ApiKey::Metadata, 1, 12);
         let init = resp.negotiate(ApiKey::InitProducerId, 0, 5);
-        let sasl = if self.auth.is_on() {
+        // Only a successful answer says what the broker lacks: an error (UNSUPPORTED_VERSION
+        // with KIP-511's list of ApiVersions alone, INVALID_REQUEST with none) closes the
+        // connection below and the next one asks again, with SASL as without.
+        let sasl = if self.auth.is_on() && resp.error_code == ErrorCode::NoError {
             match (
                 resp.negotiate(ApiKey::SaslHandshake, 1, 1),
                 resp.negotiate(ApiKey::SaslAuthenticate, 0, 2),
