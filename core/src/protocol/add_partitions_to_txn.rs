@@ -9,6 +9,8 @@
 use super::codec::{Array, DecodeError, Reader, TaggedFields, Writer};
 use super::error_code::ErrorCode;
 use super::header::{ApiKey, Request};
+use super::topic_errors::decode_topic;
+pub use super::topic_errors::{PartitionResult, TopicResult};
 
 /// Lowest AddPartitionsToTxn version spoken.
 pub const MIN_VERSION: i16 = 0;
@@ -68,47 +70,6 @@ where
     }
 }
 
-/// One partition's outcome (`AddPartitionsToTxnPartitionResult`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct PartitionResult {
-    /// `PartitionIndex`: the partition.
-    pub partition_index: i32,
-    /// `PartitionErrorCode`: NONE; or why the partition was not added (CONCURRENT_TRANSACTIONS,
-    /// PRODUCER_FENCED, ...); or OPERATION_NOT_ATTEMPTED when another partition's error stopped
-    /// the whole request.
-    pub error_code: ErrorCode,
-}
-
-fn decode_partition(r: &mut Reader<'_>, version: i16) -> Result<PartitionResult, DecodeError> {
-    let partition_index = r.get_i32()?;
-    let error_code = ErrorCode::from(r.get_i16()?);
-    if flexible(version) {
-        r.get_tags()?;
-    }
-    Ok(PartitionResult { partition_index, error_code })
-}
-
-/// One topic's outcomes (`AddPartitionsToTxnTopicResult`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopicResult<'a> {
-    /// `Name`: the topic.
-    pub name: &'a str,
-    /// `ResultsByPartition`: each partition's outcome.
-    pub partitions: Array<'a, PartitionResult>,
-}
-
-fn decode_topic<'a>(r: &mut Reader<'a>, version: i16) -> Result<TopicResult<'a>, DecodeError> {
-    let flex = flexible(version);
-    let name = r.get_string(flex)?;
-    // Smallest partition: index and error code (and an empty tag section when flexible).
-    let partitions = Array::decode(r, version, flex, 6, decode_partition)?;
-    if flex {
-        r.get_tags()?;
-    }
-    Ok(TopicResult { name, partitions })
-}
-
 /// AddPartitionsToTxn response, v0–v3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddPartitionsToTxnResponse<'a> {
@@ -140,9 +101,7 @@ impl<'a> AddPartitionsToTxnResponse<'a> {
 
     /// Every partition's outcome, topic by topic: `(topic, partition, error)`.
     pub fn results(&self) -> impl Iterator<Item = (&'a str, i32, ErrorCode)> + 'a {
-        self.topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t.name, p.partition_index, p.error_code)))
+        super::topic_errors::results(&self.topics)
     }
 }
 

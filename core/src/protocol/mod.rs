@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod produce;
 pub mod record_batch;
 pub mod sasl;
+pub mod topic_errors;
 pub mod txn_offset_commit;
 pub mod varint;
 

@@ -8,6 +8,8 @@
 use super::codec::{Array, DecodeError, Reader, TaggedFields, Writer};
 use super::error_code::ErrorCode;
 use super::header::{ApiKey, Request};
+use super::topic_errors::decode_topic;
+pub use super::topic_errors::{PartitionResult, TopicResult};
 
 /// Lowest TxnOffsetCommit version spoken.
 pub const MIN_VERSION: i16 = 0;
@@ -104,46 +106,6 @@ where
     }
 }
 
-/// One partition's outcome (`TxnOffsetCommitResponsePartition`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct PartitionResponse {
-    /// `PartitionIndex`: the partition.
-    pub partition_index: i32,
-    /// `ErrorCode`: NONE, or why the offset was not committed (COORDINATOR_LOAD_IN_PROGRESS,
-    /// NOT_COORDINATOR, ILLEGAL_GENERATION, FENCED_INSTANCE_ID, ...).
-    pub error_code: ErrorCode,
-}
-
-fn decode_partition(r: &mut Reader<'_>, version: i16) -> Result<PartitionResponse, DecodeError> {
-    let partition_index = r.get_i32()?;
-    let error_code = ErrorCode::from(r.get_i16()?);
-    if flexible(version) {
-        r.get_tags()?;
-    }
-    Ok(PartitionResponse { partition_index, error_code })
-}
-
-/// One topic's outcomes (`TxnOffsetCommitResponseTopic`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopicResponse<'a> {
-    /// `Name`: the topic.
-    pub name: &'a str,
-    /// `Partitions`: each partition's outcome.
-    pub partitions: Array<'a, PartitionResponse>,
-}
-
-fn decode_topic<'a>(r: &mut Reader<'a>, version: i16) -> Result<TopicResponse<'a>, DecodeError> {
-    let flex = flexible(version);
-    let name = r.get_string(flex)?;
-    // Smallest partition: index and error code (and an empty tag section when flexible).
-    let partitions = Array::decode(r, version, flex, 6, decode_partition)?;
-    if flex {
-        r.get_tags()?;
-    }
-    Ok(TopicResponse { name, partitions })
-}
-
 /// TxnOffsetCommit response, v0–v3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnOffsetCommitResponse<'a> {
@@ -151,7 +113,7 @@ pub struct TxnOffsetCommitResponse<'a> {
     /// it did not.
     pub throttle_time_ms: i32,
     /// `Topics`: each topic's outcomes.
-    pub topics: Array<'a, TopicResponse<'a>>,
+    pub topics: Array<'a, TopicResult<'a>>,
     /// Tagged fields (v3+), undecoded.
     pub tags: TaggedFields<'a>,
     /// Bytes after the last field, ignored as the Java client ignores them.
@@ -175,9 +137,7 @@ impl<'a> TxnOffsetCommitResponse<'a> {
 
     /// Every partition's outcome, topic by topic: `(topic, partition, error)`.
     pub fn results(&self) -> impl Iterator<Item = (&'a str, i32, ErrorCode)> + 'a {
-        self.topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t.name, p.partition_index, p.error_code)))
+        super::topic_errors::results(&self.topics)
     }
 }
 
