@@ -270,13 +270,11 @@ impl Driver<'_> {
                     timestamp: r.timestamp,
                 };
                 let result = self.core.send(now, record).map_err(|e| {
-                    let auth = self.core.auth_error().map(|a| a.to_string());
+                    let auth = self.auth_failure();
                     let error = match (&e, &self.tls_error) {
                         // Waiting for metadata no broker will send: say why.
                         (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
-                        (SendError::Fatal(_), _) if auth.is_some() => {
-                            Error::Authentication(auth.unwrap_or_default())
-                        }
+                        (SendError::Fatal(_), _) if auth.is_some() => auth.unwrap_or(Error::Closed),
                         _ => map_send_error(&e, &r.topic),
                     };
                     (e.is_retriable(), error)
@@ -345,6 +343,11 @@ impl Driver<'_> {
 
     /// Hands events and bytes between the core and the sockets until neither has more. Whether
     /// any delivery report was handed out (which frees batch buffers).
+    /// A refused SASL login, as the error a caller gets.
+    fn auth_failure(&self) -> Option<Error> {
+        self.core.auth_error().map(|a| Error::Authentication(a.to_string()))
+    }
+
     /// Once the core has failed for good, new records are refused where they are staged, at
     /// once, with the cause (an authentication error names it), instead of each waiting to be
     /// refused by the core.
@@ -352,10 +355,7 @@ impl Driver<'_> {
         let Some(code) = self.core.fatal_error() else { return };
         let mut staging = self.shared.lock();
         if staging.fatal.is_none() {
-            staging.fatal = Some(match self.core.auth_error() {
-                Some(auth) => Error::Authentication(auth.to_string()),
-                None => Error::Fatal(code),
-            });
+            staging.fatal = Some(self.auth_failure().unwrap_or(Error::Fatal(code)));
         }
     }
 
@@ -391,10 +391,8 @@ impl Driver<'_> {
                     Event::Failed { token, error, .. } => {
                         reported = true;
                         if let Some((_, o)) = self.outstanding.take(token) {
-                            let error = match (error, self.core.auth_error()) {
-                                (DeliveryError::Fatal(_), Some(auth)) => {
-                                    Error::Authentication(auth.to_string())
-                                }
+                            let error = match (error, self.auth_failure()) {
+                                (DeliveryError::Fatal(_), Some(auth)) => auth,
                                 _ => Error::Delivery(error),
                             };
                             o.reply.resolve(Err(error), self.shared.handler.as_ref());
