@@ -327,15 +327,26 @@ async fn close_while_the_broker_is_down_reports_every_record() {
     assert_eq!(failed, 50, "every record reported, none vanished");
 }
 
-/// `transactional.id` is refused, naming the property, until transactions work: a producer that
-/// accepted it would write ordinary records to a user who believes in exactly-once.
+/// A transactional producer takes records only inside a transaction: one sent before
+/// `init_transactions` / `begin_transaction` is refused at once, naming the state, not written
+/// outside any transaction; transactional calls on a producer without `transactional.id` are
+/// refused too.
 #[test]
-fn transactional_id_is_refused_not_ignored() {
+fn records_outside_a_transaction_are_refused_not_written() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let _guard = rt.enter();
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", "127.0.0.1:9").set("transactional.id", "orders-1");
-    let err = Producer::new(&c).unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
-    assert!(err.to_string().contains("transactional.id is not supported yet"), "{err}");
+    rt.block_on(async {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", "127.0.0.1:9").set("transactional.id", "orders-1");
+        let producer = Producer::new(&c).unwrap();
+        let err = producer.send(OwnedRecord::new("orders").value("v")).await.unwrap_err();
+        assert!(matches!(err, Error::NoTransaction(picokafka::TxnState::Uninitialized)), "{err:?}");
+        assert!(err.to_string().contains("only in a transaction"), "{err}");
+        let err = producer.begin_transaction().await.unwrap_err();
+        assert!(err.to_string().contains("begin_transaction is not allowed"), "{err}");
+        let mut plain = ClientConfig::new();
+        plain.set("bootstrap.servers", "127.0.0.1:9");
+        let producer = Producer::new(&plain).unwrap();
+        let err = producer.begin_transaction().await.unwrap_err();
+        assert_eq!(err, Error::Transaction(picokafka::TxnError::NotTransactional));
+    });
 }

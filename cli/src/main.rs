@@ -4,7 +4,8 @@
 //! ```text
 //! picokafka produce -b HOST:PORT -t TOPIC [-K DELIM] [-H NAME=VALUE]... [-p PARTITION]
 //!                   [-z CODEC] [--acks 0|1|all] [--no-idempotence] [-X property=value]...
-//!                   [-F FILE.properties] [FILE]
+//!                   [-F FILE.properties] [--transactional-id ID [--transaction-records N]]
+//!                   [FILE]
 //! picokafka metadata -b HOST:PORT [-t TOPIC]... [-X property=value]... [-F FILE.properties]
 //! ```
 
@@ -21,6 +22,7 @@ use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod metadata;
+mod transactions;
 
 #[derive(Parser)]
 #[command(name = "picokafka", version, about = "A Kafka producer that also runs on microcontrollers")]
@@ -79,12 +81,20 @@ struct ProduceArgs {
     /// A .properties file of producer properties.
     #[arg(short = 'F')]
     config_file: Option<String>,
+    /// Write the input in transactions under this transactional.id: committed every
+    /// --transaction-records records and at the end of input; SIGINT/SIGTERM aborts the open one.
+    #[arg(long = "transactional-id")]
+    transactional_id: Option<String>,
+    /// Records per transaction (with --transactional-id).
+    #[arg(long = "transaction-records", default_value_t = 1000, requires = "transactional_id")]
+    transaction_records: u64,
     /// Read lines from this file instead of standard input.
     file: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match Cli::parse().command {
         Command::Produce(args) => produce(args).await,
         Command::Metadata { brokers, topics, properties, config_file } => {
@@ -131,6 +141,9 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
     }
     if args.no_idempotence {
         config.set("enable.idempotence", "false");
+    }
+    if let Some(id) = &args.transactional_id {
+        config.set("transactional.id", id);
     }
     for p in &args.properties {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
@@ -183,6 +196,17 @@ async fn produce(args: ProduceArgs) -> ExitCode {
         },
         None => Box::new(tokio::io::stdin()),
     };
+    let mut txn = match &args.transactional_id {
+        Some(_) => match transactions::Transactions::start(&producer, args.transaction_records).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("picokafka: init_transactions: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let mut txn_error = None;
     let mut lines = BufReader::with_capacity(1 << 16, input).lines();
     let tally = Arc::new(Tally::default());
     let topic: Arc<str> = args.topic.as_str().into();
@@ -242,7 +266,15 @@ async fn produce(args: ProduceArgs) -> ExitCode {
             })
             .await;
         match result {
-            Ok(()) => sent += 1,
+            Ok(()) => {
+                sent += 1;
+                if let Some(t) = txn.as_mut() {
+                    if let Err(e) = t.sent(&producer).await {
+                        txn_error = Some(e);
+                        break;
+                    }
+                }
+            }
             Err(e) => {
                 refused += 1;
                 let mut first = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -258,8 +290,22 @@ async fn produce(args: ProduceArgs) -> ExitCode {
             );
         }
     }
-    if interrupted {
+    if let Some(t) = txn.as_mut().filter(|_| txn_error.is_none()) {
+        let open = t.open();
+        let ended = if interrupted {
+            eprintln!("\npicokafka: interrupted; aborting the open transaction ({open} records)");
+            t.abort(&producer).await
+        } else {
+            t.commit(&producer).await
+        };
+        if let Err(e) = ended {
+            txn_error = Some(e);
+        }
+    } else if interrupted {
         eprintln!("\npicokafka: interrupted; flushing what was sent");
+    }
+    if let Some(e) = &txn_error {
+        eprintln!("picokafka: transaction failed: {e}");
     }
     producer.close(Duration::from_secs(30)).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -273,10 +319,22 @@ async fn produce(args: ProduceArgs) -> ExitCode {
         delivered as f64 / elapsed.max(1e-9),
         bytes as f64 / elapsed.max(1e-9) / 1e6
     );
+    if let Some(t) = &txn {
+        println!(
+            "transactions: {} committed ({} records), {} aborted ({} records), {} records in none",
+            t.committed_txns,
+            t.committed_records,
+            t.aborted_txns,
+            t.aborted_records,
+            t.open()
+        );
+    }
     if let Some(e) = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
         eprintln!("picokafka: first error: {e}");
     }
-    let code = if failed > 0 || delivered != sent { 1 } else { 0 };
+    let txn_clean =
+        txn.as_ref().is_none_or(|t| t.aborted_records == 0 && t.open() == 0 && txn_error.is_none());
+    let code = if failed > 0 || delivered != sent || !txn_clean { 1 } else { 0 };
     // Exit now: a read of stdin may still be blocked on a runtime thread (an interrupted run with
     // the pipe still open), and the runtime would wait for it at shutdown.
     use std::io::Write as _;

@@ -81,9 +81,12 @@ impl fmt::Display for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
+/// Without feature `transactions` (firmware that leaves it out to save flash), a
+/// `transactional.id` is refused: its records would be written outside any transaction.
+#[cfg(not(feature = "transactions"))]
 const TRANSACTIONS_UNSUPPORTED: ConfigError = ConfigError::Unsupported {
     property: "transactional.id",
-    why: "transactions are not implemented; its records would be written outside any transaction",
+    why: "this build has no transactions (picokafka feature `transactions`)",
 };
 
 /// Producer settings. Field names follow Kafka's properties (`linger.ms` is `linger_ms`).
@@ -140,8 +143,9 @@ pub struct Config {
     /// `allow.auto.create.topics`: lets brokers configured for it create the topics Metadata
     /// requests ask about that do not exist yet.
     pub allow_auto_create_topics: bool,
-    /// `transactional.id`: refused by `set` and `validate` until transactions are implemented
-    /// (a producer that accepted it would write ordinary records).
+    /// `transactional.id`: makes the producer transactional (`init_transactions`, then
+    /// `begin_transaction` / `commit_transaction` around its records). Needs idempotence; refused
+    /// in builds without feature `transactions`.
     pub transactional_id: Option<String<TRANSACTIONAL_ID_MAX>>,
     /// `transaction.timeout.ms`: sent in InitProducerId; how long the transaction coordinator lets
     /// a transaction stay idle before it aborts it.
@@ -330,9 +334,19 @@ impl Config {
             "allow.auto.create.topics" => {
                 self.allow_auto_create_topics = parse_bool(value, "allow.auto.create.topics")?
             }
-            // Refused until transactions work: a user who sets it believes in exactly-once and
-            // would get ordinary records.
+            #[cfg(not(feature = "transactions"))]
             "transactional.id" => return Err(TRANSACTIONS_UNSUPPORTED),
+            #[cfg(feature = "transactions")]
+            "transactional.id" => {
+                self.transactional_id = if value.is_empty() {
+                    None
+                } else {
+                    Some(String::try_from(value).map_err(|_| ConfigError::InvalidValue {
+                        property: "transactional.id",
+                        expected: "at most 128 bytes",
+                    })?)
+                }
+            }
             "transaction.timeout.ms" => self.transaction_timeout_ms = ms("transaction.timeout.ms")?,
             "random.seed" => self.random_seed = parse(value, "random.seed", "an unsigned 64-bit integer")?,
             "security.protocol" => self.security_protocol = crate::sasl::set_protocol(value)?,
@@ -355,6 +369,7 @@ impl Config {
                 expected: "host:port[,host:port...]",
             });
         }
+        #[cfg(not(feature = "transactions"))]
         if self.transactional_id.is_some() {
             return Err(TRANSACTIONS_UNSUPPORTED);
         }
@@ -412,12 +427,21 @@ mod tests {
             })
         );
         assert_eq!(c.set("no.such.thing", "1"), Err(ConfigError::UnknownProperty));
-        // Not silently ignored: refused, naming the property.
-        let err = c.set("transactional.id", "tx-1").unwrap_err();
-        assert!(matches!(err, ConfigError::Unsupported { property: "transactional.id", .. }));
-        let mut text = heapless::String::<160>::new();
-        core::fmt::write(&mut text, format_args!("{err}")).unwrap();
-        assert!(text.starts_with("transactional.id is not supported yet"), "{text}");
+        // Without transactions in the build, not silently ignored: refused, naming the property.
+        #[cfg(not(feature = "transactions"))]
+        {
+            let err = c.set("transactional.id", "tx-1").unwrap_err();
+            assert!(matches!(err, ConfigError::Unsupported { property: "transactional.id", .. }));
+            let mut text = heapless::String::<160>::new();
+            core::fmt::write(&mut text, format_args!("{err}")).unwrap();
+            assert!(text.starts_with("transactional.id is not supported yet"), "{text}");
+        }
+        #[cfg(feature = "transactions")]
+        {
+            c.set("transactional.id", "tx-1").unwrap();
+            assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
+            c.set("transactional.id", "").unwrap();
+        }
         assert!(c.set("bootstrap.servers", "nohostport").is_err());
         assert!(c.set("bootstrap.servers", "h:99999").is_err());
         c.validate().unwrap();

@@ -45,6 +45,10 @@ pub enum SendError<'r> {
     Closed,
     /// The producer hit a fatal error (fenced by a newer instance, say) and accepts nothing more.
     Fatal(ErrorCode),
+    /// A transactional producer takes records only inside a transaction (after
+    /// `begin_transaction`, before `commit_transaction` / `abort_transaction`); it is in this
+    /// state.
+    NoTransaction(crate::producer::TxnState),
 }
 
 impl SendError<'_> {
@@ -70,6 +74,9 @@ impl fmt::Display for SendError<'_> {
             Self::Capacity(what) => write!(f, "capacity exhausted: {what}"),
             Self::Closed => f.write_str("producer is closed"),
             Self::Fatal(code) => write!(f, "producer failed fatally: {code}"),
+            Self::NoTransaction(state) => {
+                write!(f, "transactional producer takes records only in a transaction (state {state:?})")
+            }
         }
     }
 }
@@ -95,6 +102,8 @@ pub enum DeliveryError {
     Closed,
     /// The producer hit a fatal error (e.g. fenced) and gave up on every record.
     Fatal(ErrorCode),
+    /// The record's transaction was aborted before it was sent.
+    Aborted,
 }
 
 impl fmt::Display for DeliveryError {
@@ -108,6 +117,7 @@ impl fmt::Display for DeliveryError {
             Self::UnknownTopicOrPartition => f.write_str("unknown topic or partition"),
             Self::Closed => f.write_str("producer closed before delivery"),
             Self::Fatal(code) => write!(f, "producer failed fatally: {code}"),
+            Self::Aborted => f.write_str("transaction aborted"),
         }
     }
 }

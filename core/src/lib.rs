@@ -46,7 +46,10 @@ pub mod time;
 pub use config::{Acks, Config, ConfigError};
 pub use error::{ConnError, DeliveryError, SendError};
 pub use partitioner::Partitioner;
-pub use producer::{AuthError, AuthFailure, ConnId, Event, Metrics, Producer, Transmit};
+pub use producer::{
+    AuthError, AuthFailure, ConnId, Event, GroupMetadata, Metrics, Producer, TopicPartitionOffset, Transmit,
+    TxnError, TxnOp, TxnState,
+};
 pub use protocol::record_batch::{Compression, Header};
 pub use record::{Accepted, Record, RecordToken};
 pub use sasl::{Mechanism, SaslConfig, SecurityProtocol};

@@ -416,6 +416,7 @@ pub enum Refusal {
     Capacity(&'static str),
     Closed,
     Fatal(ErrorCode),
+    NoTransaction(picokafka::TxnState),
 }
 
 impl Refusal {
@@ -432,6 +433,7 @@ impl Refusal {
             SendError::Capacity(what) => Self::Capacity(what),
             SendError::Closed => Self::Closed,
             SendError::Fatal(code) => Self::Fatal(code),
+            SendError::NoTransaction(state) => Self::NoTransaction(state),
         }
     }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use picokafka::storage::{BatchSlot, ConnSlot, PartitionSlot, TopicSlot};
 use picokafka::{
-    ConnId, DeliveryError, Event, Header, Instant, Metrics, Producer as Core, Record, SendError, Storage,
+    ConnId, DeliveryError, Event, GroupMetadata, Header, Instant, Metrics, Producer as Core, Record,
+    SendError, Storage, TopicPartitionOffset, TxnError, TxnOp, TxnState,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -18,6 +19,7 @@ use crate::error::{map_send_error, Error};
 use crate::outstanding::{Outstanding, Outstandings};
 use crate::shared::{Shared, Staged};
 use crate::socket::{self, BufPool, Io, Socket, WRITE_TIMEOUT};
+use crate::transaction::TxnCmd;
 
 /// Bytes `poll_transmit` may write per call.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -30,6 +32,8 @@ pub(crate) enum Cmd {
     Metrics(oneshot::Sender<Snapshot>),
     /// A new OAUTHBEARER token, for the next SASL exchanges.
     OAuthToken(String, oneshot::Sender<Result<(), Error>>),
+    /// A transactional operation; answered when it ends.
+    Txn(TxnCmd, oneshot::Sender<Result<(), Error>>),
 }
 
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
@@ -64,6 +68,10 @@ struct Driver<'a> {
     tls_error: Option<String>,
     /// Writers of closed sockets still writing what they were given.
     closing_writers: Vec<JoinHandle<()>>,
+    /// Callers waiting for a transactional operation to end.
+    txn_waiters: Vec<(TxnOp, oneshot::Sender<Result<(), Error>>)>,
+    /// A commit waits for the records sent before it to enter the core.
+    commit_deferred: bool,
 }
 
 /// The producer's state, for `metrics()` and `health()`.
@@ -142,6 +150,8 @@ pub(crate) async fn run(
         tls: settings.tls.clone(),
         tls_error: None,
         closing_writers: Vec::new(),
+        txn_waiters: Vec::new(),
+        commit_deferred: false,
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     d.core.set_unix_time(Instant::from_millis(0), unix_ms);
@@ -213,7 +223,7 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
                 Some(Cmd::Metrics(tx)) => { let _ = tx.send(Snapshot::default()); }
-                Some(Cmd::OAuthToken(_, tx)) => { let _ = tx.send(Err(Error::Closed)); }
+                Some(Cmd::OAuthToken(_, tx) | Cmd::Txn(_, tx)) => { let _ = tx.send(Err(error.clone())); }
                 None => return,
             },
             _ = shared.wake.notified() => {}
@@ -250,6 +260,11 @@ impl Driver<'_> {
         loop {
             // Staged records come over only once the previous ones are all in the core, so
             // memory stays bounded by the staging cap while the core is full.
+            if self.pending.is_empty() && self.commit_deferred {
+                // Every record sent before the commit is in: commit, before later ones come.
+                self.commit_deferred = false;
+                self.start_txn(TxnOp::Commit);
+            }
             if self.pending.is_empty() && !self.take_staged() {
                 break;
             }
@@ -275,6 +290,7 @@ impl Driver<'_> {
                         // Waiting for metadata no broker will send: say why.
                         (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
                         (SendError::Fatal(_), _) if auth.is_some() => auth.unwrap_or(Error::Closed),
+                        (SendError::Fatal(code), _) => self.fatal_cause(*code),
                         _ => map_send_error(&e, &r.topic),
                     };
                     (e.is_retriable(), error)
@@ -355,7 +371,106 @@ impl Driver<'_> {
         let Some(code) = self.core.fatal_error() else { return };
         let mut staging = self.shared.lock();
         if staging.fatal.is_none() {
-            staging.fatal = Some(self.auth_failure().unwrap_or(Error::Fatal(code)));
+            staging.fatal = Some(self.auth_failure().unwrap_or_else(|| self.fatal_cause(code)));
+        }
+    }
+
+    /// A fatal error as callers see it: a transactional producer's names the fence.
+    fn fatal_cause(&self, code: picokafka::protocol::ErrorCode) -> Error {
+        if self.core.transaction_state() == TxnState::FatalError {
+            Error::Transaction(TxnError::Fatal(code))
+        } else {
+            Error::Fatal(code)
+        }
+    }
+
+    fn on_txn(&mut self, cmd: TxnCmd, tx: oneshot::Sender<Result<(), Error>>) {
+        let now = self.now();
+        let op = cmd.op();
+        match cmd {
+            TxnCmd::Begin => {
+                let _ = tx.send(self.core.begin_transaction().map_err(Error::Transaction));
+            }
+            TxnCmd::Init => {
+                self.txn_waiters.push((op, tx));
+                self.start_txn(op);
+            }
+            TxnCmd::SendOffsets { group, offsets } => {
+                let list: Vec<TopicPartitionOffset<'_>> = offsets
+                    .iter()
+                    .map(|(topic, partition, offset)| TopicPartitionOffset {
+                        topic,
+                        partition: *partition,
+                        offset: *offset,
+                    })
+                    .collect();
+                let group = GroupMetadata {
+                    group_id: &group.group_id,
+                    generation_id: group.generation_id,
+                    member_id: &group.member_id,
+                    group_instance_id: group.group_instance_id.as_deref(),
+                };
+                match self.core.send_offsets_to_transaction(now, &group, &list) {
+                    // No offsets: nothing to wait for.
+                    Ok(()) if list.is_empty() => {
+                        let _ = tx.send(Ok(()));
+                    }
+                    Ok(()) => self.txn_waiters.push((op, tx)),
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::Transaction(e)));
+                    }
+                }
+            }
+            TxnCmd::Commit => {
+                self.txn_waiters.push((op, tx));
+                // Records sent before the commit belong to the transaction: they enter the core
+                // first (see `feed`).
+                self.take_staged();
+                if self.pending.is_empty() {
+                    self.start_txn(op);
+                } else {
+                    self.commit_deferred = true;
+                    self.core.flush(now);
+                }
+            }
+            TxnCmd::Abort => {
+                self.txn_waiters.push((op, tx));
+                // Records sent before the abort and not yet in the core are aborted with it.
+                self.take_staged();
+                while !self.pending.is_empty() {
+                    self.complete_pending(Error::Delivery(DeliveryError::Aborted));
+                }
+                if std::mem::take(&mut self.commit_deferred) {
+                    let state = TxnState::Aborting;
+                    self.end_txn_waiters(
+                        TxnOp::Commit,
+                        Err(TxnError::InvalidState { op: TxnOp::Commit, state }),
+                    );
+                }
+                self.start_txn(op);
+            }
+        }
+    }
+
+    /// Starts `op` in the core; a refusal answers its waiters at once.
+    fn start_txn(&mut self, op: TxnOp) {
+        let now = self.now();
+        let started = match op {
+            TxnOp::Init => self.core.init_transactions(now),
+            TxnOp::Commit => self.core.commit_transaction(now),
+            TxnOp::Abort => self.core.abort_transaction(now),
+            TxnOp::Begin | TxnOp::SendOffsets => Ok(()),
+        };
+        if let Err(e) = started {
+            self.end_txn_waiters(op, Err(e));
+        }
+    }
+
+    fn end_txn_waiters(&mut self, op: TxnOp, result: Result<(), TxnError>) {
+        let (done, waiting) = std::mem::take(&mut self.txn_waiters).into_iter().partition(|(o, _)| *o == op);
+        self.txn_waiters = waiting;
+        for (_, tx) in done {
+            let _ = tx.send(result.map_err(Error::Transaction));
         }
     }
 
@@ -399,6 +514,7 @@ impl Driver<'_> {
                             self.done_in_epoch(o.epoch);
                         }
                     }
+                    Event::Transaction { op, result } => self.end_txn_waiters(op, result),
                     // Events a newer core may add concern no socket and no report.
                     _ => {}
                 }
@@ -471,6 +587,7 @@ impl Driver<'_> {
 
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::Txn(cmd, tx) => self.on_txn(cmd, tx),
             Cmd::OAuthToken(token, tx) => {
                 let result = self.core.set_oauthbearer_token(&token).map_err(|_| {
                     Error::Config(format!(

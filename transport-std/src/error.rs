@@ -56,6 +56,28 @@ pub enum Error {
     /// No broker could be reached over TLS: the handshake failed (untrusted certificate, wrong
     /// name, ...). The message says which broker and why.
     Tls(String),
+    /// A transactional operation failed; [`Error::txn_requires_abort`] and [`Error::is_fatal`]
+    /// say what to do next.
+    Transaction(picokafka::TxnError),
+    /// A transactional producer takes records only inside a transaction; it is in this state.
+    NoTransaction(picokafka::TxnState),
+    /// An operation did not end in the time given; the message names it.
+    Timeout(String),
+}
+
+impl Error {
+    /// The open transaction cannot commit: abort it, then the producer goes on (rust-rdkafka's
+    /// `txn_requires_abort`, Java's abortable errors).
+    pub fn txn_requires_abort(&self) -> bool {
+        matches!(self, Self::Transaction(e) if e.is_abortable())
+    }
+
+    /// The producer cannot go on (fenced by a newer producer with its `transactional.id`,
+    /// unauthorized, SASL refused, ...): close it.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Fatal(_) | Self::Authentication(_))
+            || matches!(self, Self::Transaction(e) if e.is_fatal())
+    }
 }
 
 impl fmt::Display for Error {
@@ -81,6 +103,12 @@ impl fmt::Display for Error {
             Self::Tls(m) => f.write_str(m),
             Self::Authentication(m) => f.write_str(m),
             Self::Connection(m) => f.write_str(m),
+            Self::Transaction(e) => write!(f, "{e}"),
+            Self::NoTransaction(state) => write!(
+                f,
+                "transactional producer takes records only in a transaction (begin_transaction); state {state:?}"
+            ),
+            Self::Timeout(m) => f.write_str(m),
         }
     }
 }
@@ -90,6 +118,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Delivery(e) => Some(e),
+            Self::Transaction(e) => Some(e),
             _ => None,
         }
     }
@@ -108,6 +137,7 @@ pub(crate) fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
         SendError::Capacity(what) => Error::Capacity(what),
         SendError::Closed => Error::Closed,
         SendError::Fatal(code) => Error::Fatal(code),
+        SendError::NoTransaction(state) => Error::NoTransaction(state),
     }
 }
 

@@ -35,6 +35,7 @@ mod driver;
 mod outstanding;
 mod socket;
 mod tls;
+mod transaction;
 
 pub use blocking::BlockingProducer;
 pub use broker::BrokerConnection;
@@ -46,3 +47,4 @@ pub use picokafka::Partitioner;
 pub use picokafka::{DeliveryError, Metrics};
 pub use producer::{Health, Producer, ProducerBuilder};
 pub use record::OwnedRecord;
+pub use transaction::ConsumerGroupMetadata;

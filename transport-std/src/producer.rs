@@ -87,7 +87,7 @@ impl ProducerBuilder<'_> {
 #[derive(Clone)]
 pub struct Producer {
     shared: Arc<Shared>,
-    cmd: mpsc::UnboundedSender<Cmd>,
+    pub(crate) cmd: mpsc::UnboundedSender<Cmd>,
 }
 
 impl std::fmt::Debug for Producer {

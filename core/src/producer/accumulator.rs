@@ -22,6 +22,9 @@ impl Producer<'_> {
         if self.closing.is_some() {
             return Err(SendError::Closed);
         }
+        if self.txn.is_on() && !self.txn.accepts_records() {
+            return Err(SendError::NoTransaction(self.txn.state()));
+        }
         if !is_valid_topic_name(record.topic) {
             return Err(SendError::InvalidTopic);
         }
@@ -54,6 +57,7 @@ impl Producer<'_> {
         let partition = self.choose_partition(topic, &record, count_i32)?;
         let slot = usize::from(first) + partition as usize;
         let token = self.append(now, topic, slot, &record, timestamp)?;
+        self.join_transaction(slot);
         self.metrics.records_sent += 1;
         self.metrics.record_bytes += size as u64 - record_batch::HEADER_LEN as u64;
         Ok(Accepted { token, partition, timestamp })

@@ -131,6 +131,8 @@ pub(crate) struct BatchTable<'a> {
     scratch: &'a mut [u8],
     /// Batches done whose reports have not all been handed out.
     done: usize,
+    /// Slots not free: counted, as every turn of a transport's loop asks.
+    used: usize,
 }
 
 impl<'a> BatchTable<'a> {
@@ -145,7 +147,7 @@ impl<'a> BatchTable<'a> {
             *slot = BatchSlot::EMPTY;
         }
         let buffer_size = memory.len() / slots.len();
-        Self { slots, memory, buffer_size, batch_size, scratch, done: 0 }
+        Self { slots, memory, buffer_size, batch_size, scratch, done: 0, used: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -157,11 +159,11 @@ impl<'a> BatchTable<'a> {
     }
 
     pub(crate) fn in_use(&self) -> usize {
-        self.slots.iter().filter(|b| b.status != BatchStatus::Free).count()
+        self.used
     }
 
     pub(crate) fn all_free(&self) -> bool {
-        self.slots.iter().all(|b| b.status == BatchStatus::Free)
+        self.used == 0
     }
 
     /// Batches done whose reports are not all handed out yet.
@@ -180,6 +182,7 @@ impl<'a> BatchTable<'a> {
             first_token,
             ..BatchSlot::EMPTY
         };
+        self.used += 1;
         Some(BatchId::new(i))
     }
 
@@ -248,6 +251,7 @@ impl<'a> BatchTable<'a> {
     pub(crate) fn release(&mut self, b: BatchId) {
         self.slots[b.index()] = BatchSlot::EMPTY;
         self.done -= 1;
+        self.used -= 1;
     }
 
     /// The batches of a partition's chain, from `head`, in creation order.

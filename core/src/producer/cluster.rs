@@ -152,19 +152,27 @@ impl Producer<'_> {
             }
             let Some(b) = resp.broker(leader) else { continue };
             let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else { continue };
-            let reusable = |c: &ConnSlot, producer: &Self| match c.state {
-                ConnState::Free => true,
-                ConnState::Idle | ConnState::Backoff { .. } => {
-                    c.close_pending.is_none()
-                        && (c.node_id < 0 || !producer.partitions.iter().any(|p| p.leader == c.node_id))
-                }
-                _ => false,
-            };
-            let Some(i) = (0..self.conns.len()).find(|&i| reusable(&self.conns[i], self)) else {
+            let Some(i) = self.reusable_conn_slot() else {
                 warn!("no connection slot for broker {}", leader);
                 continue;
             };
             self.conns.assign(i, leader, host, port);
         }
+    }
+
+    /// A connection slot for a broker not in the table: a free one, or an idle one whose
+    /// broker leads nothing we need and coordinates nothing of ours.
+    pub(crate) fn reusable_conn_slot(&self) -> Option<usize> {
+        let reusable = |c: &ConnSlot| match c.state {
+            ConnState::Free => true,
+            ConnState::Idle | ConnState::Backoff { .. } => {
+                c.close_pending.is_none()
+                    && (c.node_id < 0
+                        || (!self.partitions.iter().any(|p| p.leader == c.node_id)
+                            && !self.txn.uses_node(c.node_id)))
+            }
+            _ => false,
+        };
+        (0..self.conns.len()).find(|&i| reusable(&self.conns[i]))
     }
 }

@@ -79,6 +79,22 @@ pub(crate) enum RequestKind {
     SaslHandshake,
     #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
     SaslAuthenticate,
+    /// For the transactional id, or (`group`) for the offsets' consumer group.
+    #[cfg_attr(not(feature = "transactions"), allow(dead_code))]
+    FindCoordinator {
+        group: bool,
+    },
+    /// The partitions whose membership is `Adding`.
+    #[cfg_attr(not(feature = "transactions"), allow(dead_code))]
+    AddPartitionsToTxn,
+    #[cfg_attr(not(feature = "transactions"), allow(dead_code))]
+    AddOffsetsToTxn,
+    #[cfg_attr(not(feature = "transactions"), allow(dead_code))]
+    TxnOffsetCommit,
+    #[cfg_attr(not(feature = "transactions"), allow(dead_code))]
+    EndTxn {
+        commit: bool,
+    },
     /// Batches linked through `next_in_request` from `head`.
     Produce {
         head: BatchId,
@@ -111,6 +127,35 @@ pub(crate) struct Versions {
     pub metadata: i16,
     pub init_producer_id: i16,
     pub sasl_authenticate: i16,
+    /// Transactions' APIs, -1 where the broker lacks them (asked only of transactional
+    /// producers).
+    pub txn: TxnVersions,
+}
+
+/// The versions of the transaction APIs negotiated with one broker, -1 where it lacks one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TxnVersions {
+    pub find_coordinator: i16,
+    pub add_partitions: i16,
+    pub add_offsets: i16,
+    pub txn_offset_commit: i16,
+    pub end_txn: i16,
+}
+
+impl TxnVersions {
+    pub(crate) const NONE: Self = Self {
+        find_coordinator: -1,
+        add_partitions: -1,
+        add_offsets: -1,
+        txn_offset_commit: -1,
+        end_txn: -1,
+    };
+}
+
+impl Default for TxnVersions {
+    fn default() -> Self {
+        Self::NONE
+    }
 }
 
 /// One broker connection's bookkeeping.
@@ -146,7 +191,13 @@ impl ConnSlot {
         node_id: -1,
         host: String::new(),
         port: 0,
-        versions: Versions { produce: 0, metadata: 0, init_producer_id: 0, sasl_authenticate: 0 },
+        versions: Versions {
+            produce: 0,
+            metadata: 0,
+            init_producer_id: 0,
+            sasl_authenticate: 0,
+            txn: TxnVersions::NONE,
+        },
         api_versions_version: 0,
         correlation_id: 0,
         in_flight: heapless::Deque::new(),

@@ -1,6 +1,7 @@
 //! What the producer tells the transport and the application.
 
 use super::connections::ConnId;
+use super::transactions::{TxnError, TxnOp};
 use crate::error::DeliveryError;
 use crate::record::RecordToken;
 
@@ -47,6 +48,15 @@ pub enum Event<'a> {
         /// The broker's append time, in milliseconds since the Unix epoch, for a topic with
         /// `message.timestamp.type=LogAppendTime`; `None` otherwise.
         log_append_time: Option<i64>,
+    },
+    /// A transactional operation (`init_transactions`, `send_offsets_to_transaction`,
+    /// `commit_transaction`, `abort_transaction`) ended. Comes after the reports of the
+    /// transaction's records.
+    Transaction {
+        /// The operation that ended.
+        op: TxnOp,
+        /// How: done, or why not.
+        result: Result<(), TxnError>,
     },
     /// The record will not be delivered.
     Failed {

@@ -5,7 +5,7 @@
 #![cfg_attr(not(feature = "sasl"), allow(dead_code))]
 
 use super::authentication::AuthStep;
-use super::connections::{ConnState, RequestKind, Versions};
+use super::connections::{ConnState, RequestKind, TxnVersions, Versions};
 use super::Producer;
 use crate::error::ConnError;
 use crate::protocol::api_versions::ApiVersionsResponse;
@@ -13,6 +13,19 @@ use crate::protocol::header::ApiKey;
 use crate::protocol::sasl::{SaslAuthenticateResponse, SaslHandshakeResponse};
 use crate::protocol::{DecodeError, ErrorCode};
 use crate::time::{Duration, Instant};
+
+/// The transaction APIs' versions: those a producer without KIP-890's implicit partitions
+/// speaks (EndTxn v5, AddPartitionsToTxn v4+ and AddOffsetsToTxn v4+ belong to it).
+fn txn_versions(resp: &ApiVersionsResponse<'_>) -> TxnVersions {
+    let v = |key, min, max| resp.negotiate(key, min, max).unwrap_or(-1);
+    TxnVersions {
+        find_coordinator: v(ApiKey::FindCoordinator, 1, 5),
+        add_partitions: v(ApiKey::AddPartitionsToTxn, 0, 3),
+        add_offsets: v(ApiKey::AddOffsetsToTxn, 0, 3),
+        txn_offset_commit: v(ApiKey::TxnOffsetCommit, 0, 3),
+        end_txn: v(ApiKey::EndTxn, 0, 4),
+    }
+}
 
 impl Producer<'_> {
     pub(super) fn on_api_versions(
@@ -62,6 +75,7 @@ impl Producer<'_> {
                     metadata,
                     init_producer_id: init.unwrap_or(0),
                     sasl_authenticate: sasl.unwrap_or(0),
+                    txn: if self.txn.is_on() { txn_versions(&resp) } else { TxnVersions::NONE },
                 };
                 if sasl.is_some() {
                     c.state = ConnState::Authenticating;

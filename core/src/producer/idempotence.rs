@@ -14,6 +14,8 @@ use crate::time::Instant;
 enum PidState {
     /// Not idempotent.
     Off,
+    /// Transactional: no producer id until `init_transactions`.
+    Held,
     /// Needs an InitProducerId (first one, or an epoch bump).
     Wanted,
     Requesting,
@@ -42,12 +44,30 @@ pub(crate) struct Idempotence {
     /// Earliest time to ask again after a failed InitProducerId.
     next_attempt: Instant,
     failures: u32,
+    /// Batches are marked transactional.
+    transactional: bool,
 }
 
 impl Idempotence {
-    pub(crate) fn new(enabled: bool, now: Instant) -> Self {
-        let state = if enabled { PidState::Wanted } else { PidState::Off };
-        Self { state, producer_id: -1, epoch: -1, next_attempt: now, failures: 0 }
+    pub(crate) fn new(enabled: bool, transactional: bool, now: Instant) -> Self {
+        let state = match (enabled, transactional) {
+            (_, true) => PidState::Held,
+            (true, false) => PidState::Wanted,
+            (false, false) => PidState::Off,
+        };
+        Self { state, producer_id: -1, epoch: -1, next_attempt: now, failures: 0, transactional }
+    }
+
+    /// `init_transactions`: ask for the first producer id.
+    pub(crate) fn want_first(&mut self) {
+        if self.state == PidState::Held {
+            self.state = PidState::Wanted;
+        }
+    }
+
+    /// Whether batches are part of transactions.
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.transactional
     }
 
     pub(crate) fn is_on(&self) -> bool {
@@ -153,7 +173,7 @@ impl Idempotence {
             producer_id: self.producer_id,
             producer_epoch: self.epoch,
             base_sequence,
-            transactional: false,
+            transactional: self.transactional,
         }
     }
 
@@ -207,7 +227,7 @@ mod tests {
     use super::*;
 
     fn ready(id: i64, epoch: i16) -> Idempotence {
-        let mut idem = Idempotence::new(true, Instant::ZERO);
+        let mut idem = Idempotence::new(true, false, Instant::ZERO);
         assert_eq!(idem.start_request(false), (-1, -1));
         assert_eq!(idem.on_answer(ErrorCode::NoError, id, epoch), InitAnswer::Ready);
         idem
@@ -250,7 +270,7 @@ mod tests {
 
     #[test]
     fn retriable_answers_back_off_fatal_ones_stop() {
-        let mut idem = Idempotence::new(true, Instant::ZERO);
+        let mut idem = Idempotence::new(true, false, Instant::ZERO);
         idem.start_request(false);
         assert_eq!(
             idem.on_answer(ErrorCode::CoordinatorNotAvailable, -1, -1),
@@ -267,7 +287,7 @@ mod tests {
 
     #[test]
     fn without_idempotence_batches_carry_no_producer_state() {
-        let idem = Idempotence::new(false, Instant::ZERO);
+        let idem = Idempotence::new(false, false, Instant::ZERO);
         let mut p = PartitionSequence::EMPTY;
         assert_eq!(idem.stamp(&mut p, 3), ProducerState::NONE);
         assert!(idem.allows_produce() && !idem.is_on());

@@ -66,6 +66,12 @@ pub struct Metrics {
     pub reauthentications: u64,
     /// The error that stopped the producer for good, if any: `send` now refuses every record.
     pub fatal: Option<ErrorCode>,
+    /// Where the transactional producer is ([`TxnState::Uninitialized`] without one).
+    pub transaction_state: super::TxnState,
+    /// Transactions committed.
+    pub transactions_committed: u64,
+    /// Transactions aborted.
+    pub transactions_aborted: u64,
 }
 
 /// What a connection slot is doing.

@@ -55,6 +55,8 @@ pub(crate) mod idempotence;
 mod metadata;
 mod metrics;
 pub(crate) mod topics;
+pub(crate) mod transactions;
+pub(crate) mod txn_offsets;
 // The paths between them, as `impl Producer` blocks: a record's way, in order.
 mod accumulator;
 pub mod bootstrap;
@@ -63,6 +65,7 @@ mod handshake;
 mod outcomes;
 mod requests;
 mod timers;
+mod transacting;
 mod transport;
 
 use heapless::String;
@@ -79,6 +82,9 @@ use self::idempotence::Idempotence;
 use self::metadata::MetadataState;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
 use self::topics::{PartitionTable, TopicTable};
+use self::transactions::Transactions;
+pub use self::transactions::{TxnError, TxnOp, TxnState};
+pub use self::txn_offsets::{GroupMetadata, TopicPartitionOffset, GROUP_ID_MAX, OFFSETS_MAX};
 use crate::config::{Acks, Config, ConfigError};
 use crate::error::SendError;
 use crate::partitioner::Partitioner;
@@ -107,6 +113,7 @@ pub struct Producer<'a> {
     partitioner: Option<&'a mut (dyn Partitioner + Send)>,
     metadata: MetadataState,
     idempotence: Idempotence,
+    txn: Transactions,
     auth: Authentication,
     /// The transport's CSPRNG, for SCRAM nonces (never the seeded `rng`).
     #[cfg(feature = "sasl")]
@@ -185,7 +192,9 @@ impl<'a> Producer<'a> {
             let host = String::try_from(host).map_err(|_| ConfigError::Capacity("host name too long"))?;
             conns.assign(i, -1 - i as i32, host, port);
         }
-        let idempotence = Idempotence::new(config.enable_idempotence, now);
+        let transactional = config.transactional_id.is_some();
+        let idempotence = Idempotence::new(config.enable_idempotence, transactional, now);
+        let txn = Transactions::new(transactional, now);
         let auth = Authentication::new(&config.sasl, config.security_protocol.uses_sasl());
         let rng = Rng::new(config.random_seed);
         let batches = BatchTable::new(batches, batch_memory, scratch, config.batch_size);
@@ -199,6 +208,7 @@ impl<'a> Producer<'a> {
             partitioner: None,
             metadata: MetadataState::new(now),
             idempotence,
+            txn,
             auth,
             #[cfg(feature = "sasl")]
             csprng: None,
@@ -277,8 +287,11 @@ impl<'a> Producer<'a> {
 
     /// Stops accepting records and sends what is queued. Records not delivered by
     /// `now + timeout` are reported failed with [`DeliveryError::Closed`](crate::DeliveryError::Closed); then every connection
-    /// is closed and [`Producer::is_closed`] turns true.
+    /// is closed and [`Producer::is_closed`] turns true. A transaction still open is aborted
+    /// (its unsent records fail with [`DeliveryError::Aborted`](crate::DeliveryError::Aborted)),
+    /// as the Java client does, so that read_committed consumers are not held up.
     pub fn close(&mut self, now: Instant, timeout: Duration) {
+        self.txn_close();
         self.flush(now);
         let deadline = now + timeout;
         self.closing = Some(self.closing.map_or(deadline, |d| d.min(deadline)));
@@ -299,6 +312,7 @@ impl<'a> Producer<'a> {
     pub fn is_closed(&self) -> bool {
         self.closing.is_some()
             && self.batches.all_free()
+            && !self.txn.is_ending()
             && self.conns.iter().all(|c| {
                 c.close_pending.is_none()
                     && matches!(c.state, ConnState::Free | ConnState::Idle | ConnState::Backoff { .. })
@@ -314,6 +328,9 @@ impl<'a> Producer<'a> {
         m.queued_records = self.pending_records();
         (m.producer_id, m.producer_epoch) = self.idempotence.identity();
         m.fatal = self.fatal;
+        m.transaction_state = self.txn.state();
+        m.transactions_committed = self.txn.committed;
+        m.transactions_aborted = self.txn.aborted;
         m
     }
 

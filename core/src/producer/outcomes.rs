@@ -78,6 +78,9 @@ impl Producer<'_> {
         let idempotent = self.idempotence.is_on();
         if !code.is_ok() {
             self.metrics.last_broker_error = Some(code);
+            if self.txn.is_on() && self.on_txn_produce_error(now, b, code) {
+                return;
+            }
         }
         match code {
             // A duplicate is a batch the log already has (Tansu says so; Kafka answers success).
@@ -117,7 +120,7 @@ impl Producer<'_> {
     }
 
     /// Whether `b` is the first batch of its partition not yet acknowledged.
-    fn first_unresolved(&self, b: BatchId) -> bool {
+    pub(super) fn first_unresolved(&self, b: BatchId) -> bool {
         let head = self.partitions[usize::from(self.batches[b].partition)].head;
         self.batches.partition_chain(head).find(|(_, s)| s.status != BatchStatus::Done).map(|(at, _)| at)
             == Some(b)
@@ -160,6 +163,10 @@ impl Producer<'_> {
             return self.poll_conn_event();
         }
         if let Some(report) = self.next_report() {
+            return Some(report);
+        }
+        // A transaction's end after the reports of its records.
+        if let Some(report) = self.poll_txn_event() {
             return Some(report);
         }
         // The last report of a closing producer lets its connections close.
@@ -243,6 +250,8 @@ impl Producer<'_> {
             Outcome::Failed(e) => {
                 self.metrics.records_failed += records;
                 self.metrics.last_delivery_error = Some(e);
+                // A transaction with a failed record cannot commit.
+                self.txn.record_failed(e);
             }
         }
     }
@@ -259,6 +268,12 @@ impl Producer<'_> {
     /// acknowledged are renumbered under the new id. Other partitions move over lazily.
     pub(super) fn request_epoch_bump(&mut self, slot: usize) {
         self.partitions[slot].seq.rewrite = true;
-        self.idempotence.request_new_id();
+        if self.txn.is_on() {
+            // Not mid-transaction (an InitProducerId would abort it at the coordinator): the
+            // transaction cannot commit, and the epoch is bumped once it is aborted.
+            self.txn.abortable(super::TxnError::Abortable(ErrorCode::OutOfOrderSequenceNumber), true);
+        } else {
+            self.idempotence.request_new_id();
+        }
     }
 }

@@ -79,6 +79,10 @@ impl Producer<'_> {
     /// batches to resolve before a move to a new producer id.
     pub(crate) fn candidate(&self, pi: usize, i: usize, linger: Duration) -> Option<(BatchId, Instant)> {
         let p = &self.partitions[pi];
+        if !self.txn_allows(pi) {
+            // Waits for AddPartitionsToTxn.
+            return None;
+        }
         let idempotent = self.idempotence.is_on();
         let mut unresolved = false;
         for (b, s) in self.batches.partition_chain(p.head) {
@@ -170,6 +174,7 @@ impl Producer<'_> {
     pub(crate) fn reset_sequences(&mut self) {
         let identity = self.idempotence.identity();
         let (producer_id, producer_epoch) = identity;
+        let transactional = self.idempotence.is_transactional();
         for pi in 0..self.partitions.len() {
             if self.partitions[pi].is_free() || !self.partitions[pi].seq.rewrite {
                 continue;
@@ -183,8 +188,7 @@ impl Producer<'_> {
                     let base_sequence = sequence;
                     s.base_sequence = base_sequence;
                     sequence = next_sequence(sequence, s.builder.record_count);
-                    let state =
-                        ProducerState { producer_id, producer_epoch, base_sequence, transactional: false };
+                    let state = ProducerState { producer_id, producer_epoch, base_sequence, transactional };
                     record_batch::set_producer_state(self.batches.sealed_bytes_mut(b), state);
                 }
             }

@@ -47,7 +47,10 @@ impl Producer<'_> {
         if let Some(at) = self.metadata.next_request().filter(|_| control) {
             t = t.min(at);
         }
-        if self.idempotence.is_wanted() && control && !self.any_produce_in_flight() {
+        if let Some(at) = self.txn_deadline() {
+            t = t.min(at);
+        }
+        if self.idempotence.is_wanted() && control && !self.any_produce_in_flight() && !self.txn.is_on() {
             t = t.min(self.idempotence.next_attempt());
         }
         if self.idempotence.allows_produce() {
@@ -95,6 +98,7 @@ impl Producer<'_> {
         if let Some(deadline) = self.closing {
             if deadline <= now {
                 self.abandon_all(DeliveryError::Closed);
+                self.txn_give_up();
             }
         }
         self.schedule(now);

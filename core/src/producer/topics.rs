@@ -9,6 +9,7 @@ use heapless::String;
 
 use super::batches::BatchId;
 use super::idempotence::PartitionSequence;
+use super::transactions::Membership;
 use crate::protocol::ErrorCode;
 use crate::time::{Duration, Instant};
 
@@ -73,6 +74,8 @@ pub struct PartitionSlot {
     pub(crate) tail: Option<BatchId>,
     /// Its sequence numbers (idempotence).
     pub(crate) seq: PartitionSequence,
+    /// Whether it is in the open transaction.
+    pub(crate) txn: Membership,
     /// Token namespace: tokens are `uid << 32 | counter`.
     pub(crate) uid: u32,
     pub(crate) next_token: u32,
@@ -88,6 +91,7 @@ impl PartitionSlot {
         head: None,
         tail: None,
         seq: PartitionSequence::EMPTY,
+        txn: Membership::Outside,
         uid: 0,
         next_token: 0,
     };

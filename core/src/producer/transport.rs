@@ -114,6 +114,25 @@ impl<'a> Producer<'a> {
                 RequestKind::ApiVersions => self.on_api_versions(now, i, body, request.version),
                 RequestKind::Metadata { topics } => self.on_metadata(now, i, body, request.version, topics),
                 RequestKind::InitProducerId { .. } => self.on_init_producer_id(now, body, request.version),
+                #[cfg(feature = "transactions")]
+                RequestKind::FindCoordinator { group } => {
+                    self.on_find_coordinator(now, body, request.version, group)
+                }
+                #[cfg(feature = "transactions")]
+                RequestKind::AddPartitionsToTxn => self.on_add_partitions(now, body, request.version),
+                #[cfg(feature = "transactions")]
+                RequestKind::AddOffsetsToTxn => self.on_add_offsets(now, body, request.version),
+                #[cfg(feature = "transactions")]
+                RequestKind::TxnOffsetCommit => self.on_txn_offset_commit(now, body, request.version),
+                #[cfg(feature = "transactions")]
+                RequestKind::EndTxn { commit } => self.on_end_txn(now, body, request.version, commit),
+                // Never sent without feature `transactions`.
+                #[cfg(not(feature = "transactions"))]
+                RequestKind::FindCoordinator { .. }
+                | RequestKind::AddPartitionsToTxn
+                | RequestKind::AddOffsetsToTxn
+                | RequestKind::TxnOffsetCommit
+                | RequestKind::EndTxn { .. } => Ok(()),
                 #[cfg(feature = "sasl")]
                 RequestKind::SaslHandshake => self.on_sasl_handshake(now, i, body, request.version),
                 #[cfg(feature = "sasl")]
@@ -141,7 +160,18 @@ impl<'a> Producer<'a> {
         version: i16,
     ) -> Result<(), crate::protocol::DecodeError> {
         let resp = InitProducerIdResponse::decode(body, version)?;
-        match self.idempotence.on_answer(resp.error_code, resp.producer_id, resp.producer_epoch) {
+        let answer = self.idempotence.on_answer(resp.error_code, resp.producer_id, resp.producer_epoch);
+        if self.txn.is_on() && answer != InitAnswer::Ignored {
+            // The coordinator's answer: CONCURRENT_TRANSACTIONS while it completes the previous
+            // producer's transaction, NOT_COORDINATOR when it moved, PRODUCER_FENCED, ...
+            let ready = answer == InitAnswer::Ready;
+            if ready {
+                self.reset_sequences();
+            }
+            self.on_txn_init(now, resp.error_code, ready);
+            return Ok(());
+        }
+        match answer {
             InitAnswer::Ignored => {}
             InitAnswer::Ready => self.reset_sequences(),
             InitAnswer::Retry { failures } => {
@@ -161,6 +191,7 @@ impl<'a> Producer<'a> {
     pub(crate) fn set_fatal(&mut self, code: ErrorCode) {
         error!("fatal producer error: {}", code);
         self.fatal = Some(code);
+        self.txn.fatal(code);
         self.abandon_all(crate::error::DeliveryError::Fatal(code));
     }
 
@@ -198,8 +229,16 @@ impl<'a> Producer<'a> {
                 if let Some(failures) = self.idempotence.on_request_lost() {
                     let at = now + self.retry_backoff(failures);
                     self.idempotence.retry_at(at);
+                    if self.txn.is_on() {
+                        self.txn_request_lost(now, request.kind);
+                    }
                 }
             }
+            RequestKind::FindCoordinator { .. }
+            | RequestKind::AddPartitionsToTxn
+            | RequestKind::AddOffsetsToTxn
+            | RequestKind::TxnOffsetCommit
+            | RequestKind::EndTxn { .. } => self.txn_request_lost(now, request.kind),
             RequestKind::Produce { head, .. } => {
                 let tag = RequestTag { conn: i as u8, correlation_id: request.correlation_id };
                 let mut next = Some(head);
@@ -215,8 +254,11 @@ impl<'a> Producer<'a> {
 
     /// Asks for connections that have work and hands out `Close` for idle ones after `close`.
     pub(crate) fn schedule(&mut self, now: Instant) {
+        self.txn_step();
         let anyone_up = self.conns.any_open();
-        let control_wanted = self.metadata.is_wanted() || self.idempotence.is_wanted();
+        let control_wanted = self.metadata.is_wanted()
+            || (self.idempotence.is_wanted() && !self.txn.is_on())
+            || self.txn_needs_control(now);
         let mut need_control = control_wanted && !anyone_up && self.closing.is_none();
         if self.fatal.is_some() {
             // A fatal producer sends nothing more: no connection is worth opening.
@@ -229,7 +271,7 @@ impl<'a> Producer<'a> {
                 if c.state != ConnState::Idle {
                     continue;
                 }
-                let leads = c.node_id >= 0 && self.leads_work(c.node_id);
+                let leads = c.node_id >= 0 && (self.leads_work(c.node_id) || self.txn_needs_node(c.node_id));
                 let control = need_control && (pass == 1 || c.node_id >= 0);
                 if leads || control {
                     if control {
@@ -244,7 +286,7 @@ impl<'a> Producer<'a> {
 
     /// After `close`, once every record is reported, hands out `Close` for every connection.
     pub(crate) fn close_when_done(&mut self) {
-        if self.closing.is_none() || !self.batches.all_free() {
+        if self.closing.is_none() || !self.batches.all_free() || self.txn.is_ending() {
             return;
         }
         self.conns.close_all();
@@ -333,22 +375,25 @@ impl<'a> Producer<'a> {
             }
             ConnState::Ready => {
                 let produce_in_flight = self.any_produce_in_flight();
+                let versions = c.versions;
                 if control && self.metadata.due(now) {
                     let topics = self.metadata_topics(now);
                     self.metadata.start(topics);
                     self.metrics.metadata_requests += 1;
-                    (RequestKind::Metadata { topics }, c.versions.metadata)
+                    (RequestKind::Metadata { topics }, versions.metadata)
+                } else if let Some(request) = self.next_txn_request(now, i) {
+                    request
                 } else if control
+                    && !self.txn.is_on()
                     && self.idempotence.is_wanted()
                     && now >= self.idempotence.next_attempt()
                     && !produce_in_flight
                     && self.closing.is_none_or(|_| !self.batches.all_free())
                 {
-                    // An epoch bump waits for every Produce in flight to come back.
-                    let transactional = self.config.transactional_id.is_some();
-                    let bump_current = transactional && c.versions.init_producer_id >= 3;
-                    let (producer_id, epoch) = self.idempotence.start_request(bump_current);
-                    (RequestKind::InitProducerId { producer_id, epoch }, c.versions.init_producer_id)
+                    // An epoch bump waits for every Produce in flight to come back. Without a
+                    // transactional id, a fresh id (see `Idempotence::start_request`).
+                    let (producer_id, epoch) = self.idempotence.start_request(false);
+                    (RequestKind::InitProducerId { producer_id, epoch }, versions.init_producer_id)
                 } else if let Some(kind) = self.build_produce(now, i) {
                     self.metrics.produce_requests += 1;
                     (kind, self.conns[i].versions.produce)
@@ -448,6 +493,14 @@ impl<'a> Producer<'a> {
             }
             #[cfg(not(feature = "sasl"))]
             RequestKind::SaslHandshake | RequestKind::SaslAuthenticate => {}
+            RequestKind::FindCoordinator { .. }
+            | RequestKind::AddPartitionsToTxn
+            | RequestKind::AddOffsetsToTxn
+            | RequestKind::TxnOffsetCommit
+            | RequestKind::EndTxn { .. } => {
+                #[cfg(feature = "transactions")]
+                self.encode_txn(w, request, client_id);
+            }
         }
     }
 }
@@ -460,5 +513,10 @@ fn request_api_key(kind: RequestKind) -> ApiKey {
         RequestKind::Produce { .. } => ApiKey::Produce,
         RequestKind::SaslHandshake => ApiKey::SaslHandshake,
         RequestKind::SaslAuthenticate => ApiKey::SaslAuthenticate,
+        RequestKind::FindCoordinator { .. } => ApiKey::FindCoordinator,
+        RequestKind::AddPartitionsToTxn => ApiKey::AddPartitionsToTxn,
+        RequestKind::AddOffsetsToTxn => ApiKey::AddOffsetsToTxn,
+        RequestKind::TxnOffsetCommit => ApiKey::TxnOffsetCommit,
+        RequestKind::EndTxn { .. } => ApiKey::EndTxn,
     }
 }
