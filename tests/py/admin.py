@@ -16,6 +16,10 @@ wrote), for the scripts and tests:
         literal topic TOPIC from any host, then wait until the broker's authorizer answers with
         them; KEY=VALUE are the admin client's own settings (security.protocol=SASL_PLAINTEXT
         sasl.mechanism=PLAIN sasl.username=admin sasl.password=admin-secret)
+  admin.py group-offsets GROUP TOPIC PARTITIONS BOOTSTRAP   the group's committed offset of each
+        of the topic's first PARTITIONS partitions, one "PARTITION OFFSET" line each (-1001: none),
+        as the group coordinator answers OffsetFetch with require_stable (KIP-447: it waits for
+        a pending transactional commit instead of answering around it)
   admin.py delete-scram BOOTSTRAP USER MECHANISM [KEY=VALUE ...]
         delete USER's SCRAM-SHA-256 or SCRAM-SHA-512 credential (a revoked login), then wait
         until the broker no longer describes it
@@ -219,6 +223,19 @@ def end_offsets(topic, bootstrap, timeout="60"):
         c.close()
 
 
+def group_offsets(group, topic, partitions, bootstrap):
+    # isolation.level=read_committed makes librdkafka's OffsetFetch require stable offsets.
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
+                  "enable.auto.commit": False})
+    try:
+        for tp in c.committed([TopicPartition(topic, p) for p in range(int(partitions))], timeout=30):
+            if tp.error is not None:
+                sys.exit(f"admin.py group-offsets {group} {topic}[{tp.partition}]: {tp.error}")
+            print(tp.partition, tp.offset)
+    finally:
+        c.close()
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "create-topic":
@@ -235,6 +252,8 @@ def main():
         add_acl(*args)
     elif cmd == "delete-scram":
         delete_scram(*args)
+    elif cmd == "group-offsets":
+        group_offsets(*args)
     else:
         sys.exit(f"admin.py: unknown command {cmd!r}")
 
