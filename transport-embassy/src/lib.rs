@@ -7,6 +7,10 @@
 //! `max_block`), `try_send` (queued or refused at once: fire and forget) or
 //! `send_and_wait(..).await` (until its delivery report) — and to read delivery [`Report`]s.
 //!
+//! With feature `transactions`, the handle also runs transactions: `init_transactions`,
+//! `begin_transaction`, `send_offsets_to_transaction`, `commit_transaction`,
+//! `abort_transaction`, as the Java client names them.
+//!
 //! The runner only moves bytes, opens and closes sockets, resolves names and keeps the core's one
 //! timer. Every protocol decision is the core's.
 //!
@@ -82,6 +86,10 @@ impl Default for Settings {
     }
 }
 
+/// A transactional operation that ended, and how.
+#[cfg(feature = "transactions")]
+type TxnEnd = (picokafka::TxnOp, Result<(), picokafka::TxnError>);
+
 /// State shared by the [`Handle`] and the [`Runner`]. `M` is the mutex kind: `NoopRawMutex`
 /// when both run on one executor, `CriticalSectionRawMutex` across executors or interrupts.
 pub struct State<'d, M: RawMutex, const REPORTS: usize> {
@@ -98,6 +106,11 @@ pub struct State<'d, M: RawMutex, const REPORTS: usize> {
     awaited: Mutex<M, core::cell::Cell<Option<RecordToken>>>,
     awaited_report: Mutex<M, core::cell::Cell<Option<Report>>>,
     awaited_done: Signal<M, ()>,
+    /// The last transactional operation that ended, and the signal that it did.
+    #[cfg(feature = "transactions")]
+    txn_result: Mutex<M, core::cell::Cell<Option<TxnEnd>>>,
+    #[cfg(feature = "transactions")]
+    txn_done: Signal<M, ()>,
 }
 
 impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
@@ -113,6 +126,10 @@ impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
             awaited: Mutex::new(core::cell::Cell::new(None)),
             awaited_report: Mutex::new(core::cell::Cell::new(None)),
             awaited_done: Signal::new(),
+            #[cfg(feature = "transactions")]
+            txn_result: Mutex::new(core::cell::Cell::new(None)),
+            #[cfg(feature = "transactions")]
+            txn_done: Signal::new(),
         }
     }
 }
@@ -303,6 +320,72 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
     }
 }
 
+/// Transactions: one operation at a time, each waited for up to its `timeout`. A timeout ends
+/// the wait, not the operation ([`TxnError::Unfinished`](picokafka::TxnError::Unfinished)):
+/// calling the same operation again goes on waiting, as in the Java client.
+#[cfg(feature = "transactions")]
+impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
+    async fn txn_wait(
+        &self,
+        op: picokafka::TxnOp,
+        timeout: Duration,
+        start: impl FnOnce(&mut Producer<'d>) -> Result<(), picokafka::TxnError>,
+    ) -> Result<(), picokafka::TxnError> {
+        use picokafka::TxnError;
+        self.state.txn_done.reset();
+        self.state.txn_result.lock(|r| r.set(None));
+        let started = self.with(start).unwrap_or(Err(TxnError::Closed));
+        self.state.wake.signal(());
+        started?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.state.txn_result.lock(core::cell::Cell::take) {
+                Some((o, result)) if o == op => return result,
+                _ => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if with_timeout(left, self.state.txn_done.wait()).await.is_err() {
+                return Err(TxnError::Unfinished { op });
+            }
+        }
+    }
+
+    /// Registers `transactional.id` with its coordinator (fencing older producers with it) and
+    /// gets this producer's epoch. Once, before the first transaction.
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<(), picokafka::TxnError> {
+        self.txn_wait(picokafka::TxnOp::Init, timeout, |p| p.init_transactions(now())).await
+    }
+
+    /// Opens a transaction: records sent from now on belong to it.
+    pub fn begin_transaction(&self) -> Result<(), picokafka::TxnError> {
+        self.with(|p| p.begin_transaction()).unwrap_or(Err(picokafka::TxnError::Closed))
+    }
+
+    /// Commits the consumer's `offsets` with the open transaction.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        group: &picokafka::GroupMetadata<'_>,
+        offsets: &[picokafka::TopicPartitionOffset<'_>],
+        timeout: Duration,
+    ) -> Result<(), picokafka::TxnError> {
+        if offsets.is_empty() {
+            return self.with(|p| p.send_offsets_to_transaction(now(), group, offsets)).unwrap_or(Ok(()));
+        }
+        let op = picokafka::TxnOp::SendOffsets;
+        self.txn_wait(op, timeout, |p| p.send_offsets_to_transaction(now(), group, offsets)).await
+    }
+
+    /// Sends and acknowledges every record of the transaction, then commits it.
+    pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), picokafka::TxnError> {
+        self.txn_wait(picokafka::TxnOp::Commit, timeout, |p| p.commit_transaction(now())).await
+    }
+
+    /// Aborts the open transaction: its unsent records fail with `DeliveryError::Aborted`.
+    pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), picokafka::TxnError> {
+        self.txn_wait(picokafka::TxnOp::Abort, timeout, |p| p.abort_transaction(now())).await
+    }
+}
+
 enum Phase {
     Idle,
     Connect { host: String<HOST_MAX>, port: u16 },
@@ -389,6 +472,12 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
                     }
                     Event::Failed { token, partition, error } => {
                         Report { token, partition, outcome: Err(error) }
+                    }
+                    #[cfg(feature = "transactions")]
+                    Event::Transaction { op, result } => {
+                        state.txn_result.lock(|r| r.set(Some((op, result))));
+                        state.txn_done.signal(());
+                        continue;
                     }
                     // Events a newer core may add concern no socket and no report.
                     _ => continue,

@@ -101,6 +101,11 @@ pub enum TxnError {
     Fatal(ErrorCode),
     /// The offsets do not fit the producer's table; `what` says which limit.
     Capacity(&'static str),
+    /// A transport's wait for `op` ended before `op` did: call it again to go on waiting.
+    Unfinished {
+        /// The operation still under way.
+        op: TxnOp,
+    },
     /// The producer's close deadline passed before the operation ended: whether the
     /// coordinator completed it is unknown (a new producer with the same id finds out).
     Closed,
@@ -139,6 +144,9 @@ impl core::fmt::Display for TxnError {
             Self::Fatal(code) => write!(f, "transactional producer failed: {code}"),
             Self::Capacity(what) => write!(f, "capacity exhausted: {what}"),
             Self::Closed => f.write_str("the producer closed before the transaction ended"),
+            Self::Unfinished { op } => {
+                write!(f, "{} did not end in the time given; call it again to go on waiting", op.name())
+            }
         }
     }
 }
