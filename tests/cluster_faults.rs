@@ -648,6 +648,103 @@ fn problems(fault: Fault, idempotent: bool, r: &Row) -> Vec<String> {
     out
 }
 
+/// Transactions per run of (t), records per transaction, and the transaction whose commit meets
+/// the kill.
+const TXNS: usize = 24;
+const TXN_RECORDS: usize = 300;
+const TXN_KILLED: usize = 8;
+
+/// (t): a transactional producer commits `TXNS` transactions over the 6 partitions; while the
+/// commit of transaction `TXN_KILLED` is in flight its transaction coordinator is killed
+/// (SIGKILL), and restarted once that commit has ended. Each transaction must be all or
+/// nothing for a read_committed consumer (confluent-kafka): a commit reported done, all of its
+/// records; a failed one (then aborted), none.
+async fn transactions_through_coordinator_kill(c: &Arc<Cluster>) -> Result<String, String> {
+    let topic = "cf-t-txn".to_string();
+    {
+        let c = c.clone();
+        let topic = topic.clone();
+        tokio::task::spawn_blocking(move || {
+            c.healthy().expect("cluster healthy before the run");
+            c.create_topic(&topic);
+        })
+        .await
+        .unwrap();
+    }
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &c.bootstrap)
+        .set("transactional.id", "cf-t")
+        .set("linger.ms", "5")
+        .set("request.timeout.ms", REQUEST_TIMEOUT_MS.to_string());
+    let p = Producer::new(&config).map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(120);
+    p.init_transactions(timeout).await.map_err(|e| format!("init_transactions: {e}"))?;
+    let mut committed = Vec::new();
+    let mut log = String::new();
+    for t in 0..TXNS {
+        p.begin_transaction().await.map_err(|e| format!("begin {t}: {e}"))?;
+        for i in 0..TXN_RECORDS {
+            let record = OwnedRecord::new(topic.as_str()).key(format!("{t}-{i}")).value(format!("t{t}-{i}"));
+            p.send_and_forget(record).await.map_err(|e| format!("send {t}: {e}"))?;
+        }
+        let victim = if t == TXN_KILLED { p.metrics().await.transaction_coordinator } else { None };
+        let commit = p.commit_transaction(timeout);
+        let result = match victim {
+            Some(node) => {
+                let c2 = c.clone();
+                let kill = tokio::task::spawn_blocking(move || c2.on("kill", &[node]));
+                let result = commit.await;
+                kill.await.unwrap()?;
+                let c2 = c.clone();
+                tokio::task::spawn_blocking(move || c2.on("restart", &[node])).await.unwrap()?;
+                log += &format!("coordinator node {node} killed during commit {t}: {result:?}, restarted; ");
+                result
+            }
+            None => commit.await,
+        };
+        match result {
+            Ok(()) => committed.push(t),
+            Err(e) if e.txn_requires_abort() => {
+                log += &format!("commit {t} failed ({e}), aborted; ");
+                p.abort_transaction(timeout).await.map_err(|e| format!("abort {t}: {e}"))?;
+            }
+            Err(e) => return Err(format!("commit {t}: {e}")),
+        }
+    }
+    let m = p.metrics().await;
+    p.close(timeout).await;
+    let expect = committed.len() * TXN_RECORDS;
+    let bootstrap = c.bootstrap.clone();
+    let topic2 = topic.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        picokafka_tests::consume_with(
+            &bootstrap,
+            &[&topic2],
+            expect,
+            Consumer::Confluent,
+            &[("isolation.level", "read_committed")],
+        )
+    })
+    .await
+    .map_err(|e| format!("read back: {e}"))?;
+    let mut per_txn: BTreeMap<usize, usize> = BTreeMap::new();
+    for r in &read {
+        let v = String::from_utf8(r.value.clone().unwrap_or_default()).unwrap_or_default();
+        let t: usize = v[1..v.find('-').unwrap_or(1)].parse().unwrap_or(usize::MAX);
+        *per_txn.entry(t).or_default() += 1;
+    }
+    let want: BTreeMap<usize, usize> = committed.iter().map(|&t| (t, TXN_RECORDS)).collect();
+    if per_txn != want {
+        return Err(format!("read_committed per transaction {per_txn:?}, committed {committed:?}; {log}"));
+    }
+    log += &format!(
+        "{} of {TXNS} committed ({} records read back, each transaction whole), {} aborted",
+        m.transactions_committed, expect, m.transactions_aborted
+    );
+    Ok(log)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a 3-node Apache Kafka cluster and runs for many minutes: scripts/cluster-faults"]
 async fn cluster_fault_matrix() {
@@ -685,6 +782,20 @@ async fn cluster_fault_matrix() {
                 all_problems.push(format!("({}) [{mode}]: {detail}", fault.letter()));
             }
             all_problems.extend(p);
+        }
+    }
+    if only.is_empty() || only.split(',').any(|o| o.trim() == "t") {
+        let t = Instant::now();
+        match transactions_through_coordinator_kill(&cluster).await {
+            Ok(detail) => println!(
+                "(t) transactions, coordinator killed during a commit ({:.1?}): {detail}",
+                t.elapsed()
+            ),
+            Err(problem) => {
+                println!("(t) transactions: {problem}");
+                cluster.keep.store(true, Ordering::SeqCst);
+                all_problems.push(format!("(t) {problem}"));
+            }
         }
     }
     println!("\n{n} records per run; the whole matrix took {:.1?}\n{}", t0.elapsed(), header());

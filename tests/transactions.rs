@@ -298,3 +298,50 @@ async fn offsets_sent_to_a_transaction_reach_the_group_exactly_when_it_commits()
     let read = read(kafka, &[&output], 6, "read_committed");
     assert_eq!(by_partition(&read), expected(&[&output], &[("committed", 6)]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_aborts_its_open_transaction_on_sigint_and_counts_it() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("txn-sigint", 3);
+    let id = unique("sigint");
+    let cli_produce = |n: &str| {
+        let mut cmd = Command::new(cli());
+        cmd.args(["produce", "-b", &kafka.plaintext, "-t", &topic, "--transactional-id", &id])
+            .args(["--transaction-records", n, "-X", "linger.ms=0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut child = cli_produce("1000").spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write as _;
+    for i in 0..40 {
+        writeln!(stdin, "interrupted-{i}").unwrap();
+    }
+    stdin.flush().unwrap();
+    // Written (read_uncommitted sees them), in a transaction still open.
+    read(kafka, &[&topic], 40, "read_uncommitted");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("interrupted; aborting the open transaction (40 records)"), "{stderr}");
+    assert!(stdout.contains("transactions: 0 committed (0 records), 1 aborted (40 records)"), "{stdout}");
+
+    // The same id again commits 25 lines, in transactions of 10, the last at the end of input.
+    let mut child = cli_produce("10").spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..25 {
+        writeln!(stdin, "committed-{i}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("transactions: 3 committed (25 records), 0 aborted (0 records)"), "{stdout}");
+    let committed = read(kafka, &[&topic], 25, "read_committed");
+    assert!(committed.iter().all(|r| r.value.as_deref().is_some_and(|v| v.starts_with(b"committed-"))));
+}

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub fatal: Option<ErrorCode>,
     /// Where the transactional producer is ([`TxnState::Uninitialized`] without one).
     pub transaction_state: super::TxnState,
+    /// The transaction coordinator's broker id, once found.
+    pub transaction_coordinator: Option<i32>,
     /// Transactions committed.
     pub transactions_committed: u64,
     /// Transactions aborted.

@@ -329,6 +329,7 @@ impl<'a> Producer<'a> {
         (m.producer_id, m.producer_epoch) = self.idempotence.identity();
         m.fatal = self.fatal;
         m.transaction_state = self.txn.state();
+        m.transaction_coordinator = self.txn.coordinator();
         m.transactions_committed = self.txn.committed;
         m.transactions_aborted = self.txn.aborted;
         m
