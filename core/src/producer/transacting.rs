@@ -353,6 +353,21 @@ impl<'a> Producer<'a> {
         self.txn_retry(now, lost);
     }
 
+    /// Connection `i` was lost: if it was to a coordinator, find it again (after a backoff):
+    /// a dead coordinator's successor is only found by asking again, as the Java client does.
+    pub(super) fn txn_conn_lost(&mut self, now: Instant, i: usize) {
+        let node = self.conns[i].node_id;
+        if !self.txn.uses_node(node) {
+            return;
+        }
+        if self.txn.offsets.group_node() == Some(node) {
+            self.txn.offsets.coordinator_lost();
+        }
+        if self.txn.coordinator() == Some(node) && !self.txn.is_busy() {
+            self.txn_retry(now, true);
+        }
+    }
+
     fn txn_retry(&mut self, now: Instant, lost_coordinator: bool) {
         let failures = self.txn.retry(lost_coordinator);
         let at = now + self.retry_backoff(failures);

@@ -470,6 +470,11 @@ impl Transactions {
         self.failures
     }
 
+    /// A coordinator request is in flight.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy
+    }
+
     /// Wait before the next coordinator request.
     pub(crate) fn retry_at(&mut self, at: Instant) {
         self.retry_at = at;

@@ -206,6 +206,7 @@ impl<'a> Producer<'a> {
         while let Some(request) = self.conns.pop_request(i) {
             self.fail_request(now, i, request);
         }
+        self.txn_conn_lost(now, i);
         let wait = super::backoff(
             &mut self.rng,
             self.config.reconnect_backoff_ms,
