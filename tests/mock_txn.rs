@@ -22,6 +22,9 @@
 //!   `txn_requires_abort()`, the abort succeeds, and the next transaction commits.
 //! - `send_offsets_to_transaction`: AddOffsetsToTxn to the transaction coordinator, then
 //!   TxnOffsetCommit to the group's coordinator, then EndTxn.
+//! - EndTxn(abort) refused with PRODUCER_FENCED: InitProducerId with the current epoch
+//!   (KIP-360) tells a broker-side abort from a fence; the mock bumps the epoch, the abort
+//!   succeeds, and the next transaction commits with epoch 1.
 //!
 //! What the mock does for transactions (librdkafka 2.12, `rdkafka_mock_handlers.c`), and so what
 //! these tests can and cannot prove:
@@ -34,9 +37,12 @@
 //!   an aborted transaction's records, as `read_uncommitted` does (asserted below: both read
 //!   the same), and a partition's offsets run on without the gap a marker leaves on Kafka.
 //!   Visibility is proven on Apache Kafka, not here.
-//! - TxnOffsetCommit is answered but stores nothing (the group sees no offset).
+//! - TxnOffsetCommit is answered but stores nothing: the group sees no offset. (This, and
+//!   that a Produce to a partition never added is accepted, is read from its source, not
+//!   asserted here.)
 //! - InitProducerId for a transactional id already in use hands out a new producer id and
-//!   leaves the old one valid: the mock does not fence, so fencing is injected here.
+//!   leaves the old one valid: the mock does not fence (asserted below), so fencing is
+//!   injected here.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -630,4 +636,23 @@ async fn a_refused_abort_is_told_from_a_fence_by_an_epoch_bump() {
     metrics_check(&producer, 1, 1).await;
     producer.close(TIMEOUT).await;
     read_back(&mock, &delivered, "read_uncommitted");
+}
+
+/// Why fencing is injected above: the mock does not fence. A second producer with the same
+/// `transactional.id` gets a new producer id from InitProducerId, and the first one, which
+/// Kafka would answer PRODUCER_FENCED, still commits. (Fencing is proven on Apache Kafka.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_does_not_fence_an_older_producer() {
+    let mock = cluster();
+    let first = producer(&mock);
+    first.init_transactions(TIMEOUT).await.expect("first init");
+    let second = producer(&mock);
+    second.init_transactions(TIMEOUT).await.expect("second init");
+    let (a, b) = (first.metrics().await, second.metrics().await);
+    assert_ne!(a.producer_id, b.producer_id, "a new id, not a bumped epoch: {a:?} {b:?}");
+    let delivered = commit_one(&first, "old", 20).await;
+    assert_eq!(delivered.len(), 20);
+    metrics_check(&first, 1, 0).await;
+    first.close(TIMEOUT).await;
+    second.close(TIMEOUT).await;
 }
