@@ -21,7 +21,12 @@ pub mod api {
     pub const FETCH: i16 = 1;
     pub const METADATA: i16 = 3;
     pub const API_VERSIONS: i16 = 18;
+    pub const FIND_COORDINATOR: i16 = 10;
     pub const INIT_PRODUCER_ID: i16 = 22;
+    pub const ADD_PARTITIONS_TO_TXN: i16 = 24;
+    pub const ADD_OFFSETS_TO_TXN: i16 = 25;
+    pub const END_TXN: i16 = 26;
+    pub const TXN_OFFSET_COMMIT: i16 = 28;
 }
 
 /// The `mock-cluster` binary, built (release) once per test process.
@@ -78,6 +83,15 @@ impl MockCluster {
     /// Sends one command line and waits for its answer: `Ok` for `OK`, `Err(message)` for
     /// `ERR message` (or if the process is gone).
     pub fn command(&mut self, line: &str) -> Result<(), String> {
+        match self.ask(line)?.as_str() {
+            "" => Ok(()),
+            value => Err(format!("unexpected answer OK {value:?} to {line:?}")),
+        }
+    }
+
+    /// Like [`Self::command`], for a command that answers `OK value`: the value (empty for a
+    /// plain `OK`).
+    pub fn ask(&mut self, line: &str) -> Result<String, String> {
         assert!(!line.contains('\n'), "one command per call: {line:?}");
         let stdin = self.stdin.as_mut().ok_or("mock-cluster stdin closed")?;
         writeln!(stdin, "{line}")
@@ -90,8 +104,11 @@ impl MockCluster {
             Err(e) => return Err(format!("reading mock-cluster's answer to {line:?}: {e}")),
         }
         match answer.trim_end() {
-            "OK" => Ok(()),
-            a => Err(a.strip_prefix("ERR ").unwrap_or(a).to_string()),
+            "OK" => Ok(String::new()),
+            a => match a.strip_prefix("OK ") {
+                Some(value) => Ok(value.to_string()),
+                None => Err(a.strip_prefix("ERR ").unwrap_or(a).to_string()),
+            },
         }
     }
 
@@ -137,9 +154,40 @@ impl MockCluster {
         self.must(&format!("broker-error {broker} {api_key} {code} {count}"));
     }
 
+    /// Like [`Self::broker_error`], each answer held back `rtt_ms`; code 0 only delays. Once
+    /// `broker` has such a stack for `api_key`, even used up, [`Self::error`]'s stack for that
+    /// key no longer applies to it (librdkafka looks at the broker's first).
+    pub fn broker_error_rtt(&mut self, broker: i32, api_key: i16, code: i16, count: u32, rtt_ms: u32) {
+        self.must(&format!("broker-error {broker} {api_key} {code} {count} {rtt_ms}"));
+    }
+
     /// Drops the errors [`Self::error`] queued for `api_key` and not used yet.
     pub fn clear_errors(&mut self, api_key: i16) {
         self.must(&format!("clear-errors {api_key}"));
+    }
+
+    /// Makes `broker` the coordinator of `key`: a transactional id (`key_type` "transaction")
+    /// or a group id ("group"). Requests the old one gets for it then fail with NOT_COORDINATOR.
+    pub fn coordinator(&mut self, key_type: &str, key: &str, broker: i32) {
+        self.must(&format!("coordinator {key_type} {key} {broker}"));
+    }
+
+    /// Records every request from now on, for [`Self::requests`]; forgets those recorded.
+    pub fn track(&mut self) {
+        self.must("track");
+    }
+
+    /// How many requests of `api_key` reached the cluster (`broker` only, if given) since
+    /// [`Self::track`]; injected errors answer requests that count here too.
+    pub fn requests(&mut self, api_key: i16, broker: Option<i32>) -> usize {
+        let line = match broker {
+            Some(b) => format!("requests {api_key} {b}"),
+            None => format!("requests {api_key}"),
+        };
+        match self.ask(&line) {
+            Ok(n) => n.parse().unwrap_or_else(|_| panic!("mock-cluster: {line:?} answered {n:?}")),
+            Err(e) => panic!("mock-cluster: {line:?}: {e}"),
+        }
     }
 }
 

@@ -21,6 +21,12 @@
 //!                                          same, on one broker only, answered after RTT_MS
 //!                                          (default 0)
 //! clear-errors API_KEY                     drop the errors still queued by `error`
+//! coordinator TYPE KEY BROKER_ID           make BROKER_ID the coordinator of a transactional
+//!                                          id (TYPE `transaction`) or group (TYPE `group`)
+//! track                                    record every request from now on (forgetting
+//!                                          those recorded so far)
+//! requests API_KEY [BROKER_ID]             answers `OK N`: how many requests of API_KEY (on
+//!                                          BROKER_ID only, if given) were recorded since `track`
 //! ping                                     just OK (a round trip)
 //! quit                                     exit (EOF on stdin too)
 //! ```
@@ -176,6 +182,44 @@ impl Mock {
         // SAFETY: FFI call with a valid cluster.
         unsafe { rdsys::rd_kafka_mock_clear_request_errors(self.cluster, api_key) }
     }
+
+    fn coordinator(&self, key_type: &str, key: &str, broker: i32) -> Result<(), String> {
+        let (key_type, key) = (cstring(key_type)?, cstring(key)?);
+        // SAFETY: FFI call with a valid cluster and NUL-terminated strings (copied by librdkafka).
+        check(unsafe {
+            rdsys::rd_kafka_mock_coordinator_set(self.cluster, key_type.as_ptr(), key.as_ptr(), broker)
+        })
+    }
+
+    fn track(&self) {
+        // SAFETY: FFI calls with a valid cluster.
+        unsafe {
+            rdsys::rd_kafka_mock_clear_requests(self.cluster);
+            rdsys::rd_kafka_mock_start_request_tracking(self.cluster);
+        }
+    }
+
+    /// Requests of `api_key` recorded since `track`, on `broker` only if given.
+    fn requests(&self, api_key: i16, broker: Option<i32>) -> usize {
+        let mut n = 0;
+        // SAFETY: librdkafka returns a copy of its list (`n` elements, or NULL when empty) that
+        // we own; each element is read once, then the copy is freed with its elements.
+        unsafe {
+            let list = rdsys::rd_kafka_mock_get_requests(self.cluster, &mut n);
+            if list.is_null() {
+                return 0;
+            }
+            let count = (0..n)
+                .map(|i| *list.add(i))
+                .filter(|&r| {
+                    rdsys::rd_kafka_mock_request_api_key(r) == api_key
+                        && broker.is_none_or(|b| rdsys::rd_kafka_mock_request_id(r) == b)
+                })
+                .count();
+            rdsys::rd_kafka_mock_request_destroy_array(list, n);
+            count
+        }
+    }
 }
 
 impl Drop for Mock {
@@ -209,6 +253,8 @@ fn parse_opt<T: std::str::FromStr>(what: &str, s: Option<&str>, default: T) -> R
 
 enum Reply {
     Ok,
+    /// `OK` and a value.
+    Value(usize),
     Quit,
 }
 
@@ -256,6 +302,20 @@ fn execute(mock: &Mock, line: &str) -> Result<Reply, String> {
             mock.push_broker_errors(broker, api_key, code, count, rtt)?;
         }
         "clear-errors" => mock.clear_errors(parse("api key", next())?),
+        "coordinator" => {
+            let key_type: String = parse("coordinator type", next())?;
+            let key: String = parse("key", next())?;
+            mock.coordinator(&key_type, &key, parse("broker id", next())?)?;
+        }
+        "track" => mock.track(),
+        "requests" => {
+            let api_key = parse("api key", next())?;
+            let broker = next().map(|b| parse("broker id", Some(b))).transpose()?;
+            if let Some(extra) = next() {
+                return Err(format!("unexpected argument {extra:?}"));
+            }
+            return Ok(Reply::Value(mock.requests(api_key, broker)));
+        }
         "ping" => {}
         "quit" => return Ok(Reply::Quit),
         _ => return Err(format!("unknown command {cmd:?}")),
@@ -336,6 +396,7 @@ fn main() -> ExitCode {
         let reply = execute(&mock, &line);
         let written = match &reply {
             Ok(Reply::Ok) => writeln!(out, "OK"),
+            Ok(Reply::Value(v)) => writeln!(out, "OK {v}"),
             Ok(Reply::Quit) => writeln!(out, "OK"),
             // One line, whatever the message holds.
             Err(e) => writeln!(out, "ERR {}", e.replace('\n', " ")),

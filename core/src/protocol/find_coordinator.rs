@@ -96,7 +96,14 @@ fn decode_top_level<'a>(r: &mut Reader<'a>, version: i16) -> Result<Coordinator<
     let error_code = ErrorCode::from(r.get_i16()?);
     let error_message = r.get_nullable_string(flex)?;
     let node_id = r.get_i32()?;
-    let host = r.get_string(flex)?;
+    // `Host` is not nullable, yet librdkafka's mock cluster sends null with an error: read it
+    // as "" then, or the error (COORDINATOR_NOT_AVAILABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    // ...) would be lost in a malformed-response disconnect.
+    let host = match r.get_nullable_string(flex)? {
+        Some(host) => host,
+        None if error_code != ErrorCode::NoError => "",
+        None => return Err(DecodeError::InvalidLength),
+    };
     let port = r.get_i32()?;
     Ok(Coordinator { key: None, node_id, host, port, error_code, error_message })
 }
@@ -203,6 +210,21 @@ mod tests {
         assert_eq!(c.error_code, ErrorCode::CoordinatorNotAvailable);
         assert_eq!((c.error_message, c.node_id, c.host, c.port), (Some("no"), -1, "", 0));
         assert!(FindCoordinatorResponse::decode(&v3[..v3.len() - 1], 3).is_err());
+    }
+
+    #[test]
+    fn an_error_with_a_null_host_keeps_its_code() {
+        // librdkafka's mock cluster: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, message, node -1,
+        // null host, port -1; v1 (int16 -1 length) and v3 (compact 0).
+        let v1 = b"\x00\x00\x00\x00\x00\x35\x00\x01x\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff";
+        let c = FindCoordinatorResponse::decode(v1, 1).unwrap().coordinator("tx").unwrap();
+        assert_eq!((c.error_code, c.host, c.port), (ErrorCode::TransactionalIdAuthorizationFailed, "", -1));
+        let v3 = b"\x00\x00\x00\x00\x00\x35\x02x\xff\xff\xff\xff\x00\xff\xff\xff\xff\x00";
+        let c = FindCoordinatorResponse::decode(v3, 3).unwrap().coordinator("tx").unwrap();
+        assert_eq!((c.error_code, c.host), (ErrorCode::TransactionalIdAuthorizationFailed, ""));
+        // Without an error, a coordinator needs a host.
+        let ok = b"\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\x00\xff\xff\xff\xff\x00";
+        assert_eq!(FindCoordinatorResponse::decode(ok, 3), Err(DecodeError::InvalidLength));
     }
 
     #[test]
