@@ -134,15 +134,14 @@ impl Sent {
 
     /// Every report, for records of an aborted transaction: delivered (written before the
     /// abort), failed with `Aborted`, or (sent after the transaction could no longer commit)
-    /// refused naming the state; nothing else. The delivered ones, and how many failed.
+    /// refused with the abortable error; nothing else. The delivered ones, and how many failed.
     async fn delivered_or_aborted(self) -> (Vec<(OwnedRecord, Delivery)>, usize) {
         let (mut delivered, mut aborted) = (Vec::new(), 0);
         for (r, f) in self.0 {
             match f.await {
                 Ok(d) => delivered.push((r, d)),
-                Err(
-                    Error::Delivery(DeliveryError::Aborted) | Error::NoTransaction(TxnState::AbortableError),
-                ) => aborted += 1,
+                Err(Error::Delivery(DeliveryError::Aborted)) => aborted += 1,
+                Err(e) if e.txn_requires_abort() => aborted += 1,
                 Err(e) => panic!("{r:?}: {e:?}, expected delivered or aborted"),
             }
         }

@@ -291,6 +291,12 @@ impl Driver<'_> {
                         (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
                         (SendError::Fatal(_), _) if auth.is_some() => auth.unwrap_or(Error::Closed),
                         (SendError::Fatal(code), _) => self.fatal_cause(*code),
+                        // The transaction cannot commit: the record is refused with why, as
+                        // the Java client throws the abortable error itself.
+                        (SendError::NoTransaction(TxnState::AbortableError), _) => self
+                            .core
+                            .transaction_error()
+                            .map_or_else(|| map_send_error(&e, &r.topic), Error::Transaction),
                         _ => map_send_error(&e, &r.topic),
                     };
                     (e.is_retriable(), error)

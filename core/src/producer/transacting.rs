@@ -124,6 +124,12 @@ impl<'a> Producer<'a> {
         self.txn.state()
     }
 
+    /// Why the open transaction cannot commit, or why the producer cannot go on: a record sent
+    /// in [`TxnState::AbortableError`] is refused, and this names the cause.
+    pub fn transaction_error(&self) -> Option<TxnError> {
+        self.txn.error()
+    }
+
     /// Records of the aborting transaction that were never sent fail; partitions they alone
     /// were waiting to add to the transaction leave it.
     pub(super) fn abort_unsent(&mut self) {

@@ -258,6 +258,11 @@ impl Transactions {
         self.state
     }
 
+    /// The abortable or fatal error the producer is in, if it is in one.
+    pub(crate) fn error(&self) -> Option<TxnError> {
+        matches!(self.state, TxnState::AbortableError | TxnState::FatalError).then_some(self.error).flatten()
+    }
+
     /// Records may be sent: a transaction is open.
     pub(crate) fn accepts_records(&self) -> bool {
         self.state == TxnState::InTransaction
