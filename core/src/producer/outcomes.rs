@@ -111,10 +111,15 @@ impl Producer<'_> {
             code => {
                 // The broker refused the batch: its sequence numbers are not in the log, so the
                 // partition's later batches must be renumbered under a new producer id.
-                if idempotent && self.batches[b].base_sequence >= 0 {
-                    self.request_epoch_bump(usize::from(self.batches[b].partition));
-                }
+                let slot = usize::from(self.batches[b].partition);
+                let renumber = idempotent && self.batches[b].base_sequence >= 0;
+                // The batch fails first: in a transaction, the record's error is the one the
+                // commit fails with (as in the Java client), not the epoch bump's
+                // OUT_OF_ORDER_SEQUENCE_NUMBER that follows from it (the simulation found it).
                 self.fail_batch(b, DeliveryError::Broker(code));
+                if renumber {
+                    self.request_epoch_bump(slot);
+                }
             }
         }
     }
