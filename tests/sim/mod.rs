@@ -9,5 +9,7 @@
 pub mod cluster;
 pub mod net;
 pub mod sasl;
+pub mod txn;
 
 pub use cluster::{Quirks, Reply, RequestInfo, SimCluster, StoredBatch, StoredRecord};
+pub use txn::TxnMark;
