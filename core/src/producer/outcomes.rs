@@ -59,10 +59,15 @@ impl Producer<'_> {
     ) -> Option<BatchId> {
         self.batches.request_chain(Some(head)).map(|(b, _)| b).find(|&b| {
             let s = &self.batches[b];
+            // The request's tag first: the batches of a request still in flight may have been
+            // failed and released meanwhile (a transactional producer fenced by a coordinator
+            // request), and a released slot names no partition (the simulation found the
+            // index panic this avoided).
+            if s.request != Some(tag) {
+                return false;
+            }
             let p = &self.partitions[usize::from(s.partition)];
-            s.request == Some(tag)
-                && p.partition == partition
-                && self.topics[usize::from(p.topic)].name.as_str() == topic
+            p.partition == partition && self.topics[usize::from(p.topic)].name.as_str() == topic
         })
     }
 
