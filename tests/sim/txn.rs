@@ -123,7 +123,7 @@ pub struct Ended {
 }
 
 /// The coordinators' settings and state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Coordinators {
     pub enabled: bool,
     /// The transaction coordinator of every transactional id.
@@ -144,23 +144,6 @@ pub struct Coordinators {
     pending: BTreeMap<(String, i64), BTreeMap<(String, i32), i64>>,
     /// Every transaction that ended.
     pub ended: Vec<Ended>,
-}
-
-impl Default for Coordinators {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            transaction: 0,
-            group: 0,
-            abort_timed_out: false,
-            concurrent_after_end: 0,
-            ids: BTreeMap::new(),
-            partition_faults: Vec::new(),
-            committed: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            ended: Vec::new(),
-        }
-    }
 }
 
 /// The epoch error of a request version: `PRODUCER_FENCED` from the version KIP-588 added.
