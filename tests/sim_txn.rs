@@ -1177,3 +1177,28 @@ fn a_zombie_whose_batches_are_refused_in_one_produce_request_does_not_panic() {
     };
     s.run_fencing().unwrap();
 }
+
+#[test]
+fn offsets_of_an_aborted_transaction_are_not_committed_by_the_next_one() {
+    // The AddOffsetsToTxn answer and a record's failure arrive together: the group
+    // FindCoordinator goes out, the offsets are cancelled, then its answer comes.
+    let spec = TxnSpec { records: vec![(1, 0), (0, 0)], commit: false, offsets: false };
+    let s = TxnScenario {
+        seed: 1474210034435128606,
+        coordinator: 0,
+        group_coordinator: 0,
+        max_in_flight: 2,
+        linger: 0,
+        drop_per_mille: 0,
+        cut_per_mille: 0,
+        concurrent_after_end: 2,
+        txns: vec![spec],
+        faults: vec![TxnFault::RefuseBatch { at: 128 }],
+        fence_at: Some((0, 1)),
+        fencer_txns: vec![
+            TxnSpec { records: vec![(0, 0)], commit: false, offsets: true },
+            TxnSpec { records: vec![(1, 0)], commit: false, offsets: false },
+        ],
+    };
+    s.run_fencing().unwrap();
+}
