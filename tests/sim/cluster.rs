@@ -26,7 +26,7 @@
 //!   gets a new id with epoch 0 (Kafka: "blindly accept ... return a new producerId"); with a
 //!   transactional id the same id comes back with the epoch bumped, and a v3+ caller whose
 //!   expected id/epoch does not match is fenced (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`
-//!   before v4).
+//!   before v4); an open transaction is aborted first (see [`super::txn`]).
 //! - **Produce** v3–v11 (v12/v13 if enabled): per partition, in Kafka's order of checks: injected
 //!   error; invalid `acks` ⇒ `INVALID_REQUIRED_ACKS`; unknown topic/partition; not exactly one
 //!   magic-2 batch ⇒ `INVALID_RECORD`; not the leader ⇒ `NOT_LEADER_OR_FOLLOWER` (v10+: with
@@ -45,6 +45,11 @@
 //!   v0–v2 with PLAIN and SCRAM-SHA-256/512 against a user table, and every other request
 //!   refused (the connection closed) until the connection has authenticated; sessions that end
 //!   and re-authentication (KIP-368). See [`super::sasl`].
+//! - **Transactions** (off by default; [`SimCluster::enable_transactions`]): FindCoordinator v0–v5,
+//!   AddPartitionsToTxn v0–v3, AddOffsetsToTxn v0–v3, TxnOffsetCommit v0–v3, EndTxn v0–v4, the
+//!   transactional InitProducerId (which also works without them, on any broker), control
+//!   markers, each record's transaction state for `read_committed`, and KIP-890 part 1's check of
+//!   transactional Produce. See [`super::txn`].
 //! - Anything else (other api keys, versions outside the advertised range, malformed frames or
 //!   bodies, trailing bytes after a body, a frame above 100 MiB) closes the connection.
 //!
