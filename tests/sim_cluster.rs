@@ -1221,3 +1221,129 @@ fn sasl_injected_faults_answer_then_close_or_lose_the_answer() {
     call(&mut sim, 3, 1, 1, &handshake_req("PLAIN"));
     assert_eq!(call(&mut sim, 3, 1, 2, &authenticate_req(b"\0alice\0alice-secret")).error_code, ec::NONE);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Transactions: the coordinators (sim::txn)
+// ---------------------------------------------------------------------------------------------
+
+/// A transactional batch (the attribute bit set) of `n` records from sequence `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("txn-{epoch}-{seq}-{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )
+    .expect("batch encodes");
+    buf.freeze()
+}
+
+#[test]
+fn coordinator_wire_find_add_produce_verify_end_and_fence() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
+    };
+    use kafka_protocol::messages::end_txn_request::EndTxnRequest;
+    use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+    use picokafka_tests::sim::TxnMark;
+
+    let mut sim = cluster();
+    sim.enable_transactions(2);
+    // FindCoordinator: v1 (one key, top-level answer) and v4 (a list), both key types.
+    for (v, key_type) in [(1i16, 1i8), (3, 0), (4, 1), (5, 0)] {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_key_type(key_type).with_coordinator_keys(vec![s("tx-w")])
+        } else {
+            FindCoordinatorRequest::default().with_key_type(key_type).with_key(s("tx-w"))
+        };
+        let resp = call(&mut sim, 1, 1, v, &req);
+        let (code, node) = if v >= 4 {
+            (resp.coordinators[0].error_code, resp.coordinators[0].node_id.0)
+        } else {
+            (resp.error_code, resp.node_id.0)
+        };
+        assert_eq!((code, node), (ec::NONE, 2), "v{v} key type {key_type}");
+    }
+    let init = init_pid_req().with_transactional_id(Some(TransactionalId(s("tx-w"))));
+    assert_eq!(call(&mut sim, 1, 1, 4, &init).error_code, ec::NOT_COORDINATOR);
+    let first = call(&mut sim, 2, 2, 4, &init);
+    assert_eq!((first.producer_id.0, first.producer_epoch), (1000, 0));
+
+    // Produce before the partition is in the transaction: refused (KIP-890 part 1).
+    let r = produce_one(&mut sim, 1, 9, "events", 0, txn_batch(1000, 0, 0, 2));
+    assert_eq!(r.error_code, ec::INVALID_TXN_STATE);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx-w")))
+        .with_v3_and_below_producer_id(1000.into())
+        .with_v3_and_below_producer_epoch(0)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s("events")))
+            .with_partitions(vec![0, 9])]);
+    // An unknown partition: nothing is added, the other is not attempted.
+    let resp = call(&mut sim, 2, 2, 3, &add);
+    let codes: Vec<i16> = resp.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, [ec::OPERATION_NOT_ATTEMPTED, ec::UNKNOWN_TOPIC_OR_PARTITION]);
+    let add = add.with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+        .with_name(TopicName(s("events")))
+        .with_partitions(vec![0])]);
+    let resp = call(&mut sim, 2, 2, 3, &add);
+    assert_eq!(resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, ec::NONE);
+    let r = produce_one(&mut sim, 1, 9, "events", 0, txn_batch(1000, 0, 0, 2));
+    assert_eq!((r.error_code, r.base_offset), (ec::NONE, 0));
+    assert!(sim.read_committed("events", 0).is_empty(), "open: held back");
+    assert_eq!(sim.last_stable_offset("events", 0), 0);
+
+    // A new producer fences the open transaction: aborted with a bumped epoch, retry later.
+    assert_eq!(call(&mut sim, 2, 2, 4, &init).error_code, ec::CONCURRENT_TRANSACTIONS);
+    let second = call(&mut sim, 2, 2, 4, &init);
+    assert_eq!((second.producer_id.0, second.producer_epoch), (1000, 2));
+    assert!(sim.log("events", 0).iter().all(|r| r.txn == TxnMark::Aborted));
+    assert_eq!(sim.markers("events", 0), [(2, 1000, false)], "the marker takes an offset");
+    // The zombie: its batch, its end.
+    let r = produce_one(&mut sim, 1, 9, "events", 0, txn_batch(1000, 0, 2, 1));
+    assert_eq!(r.error_code, ec::INVALID_PRODUCER_EPOCH);
+    let end = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("tx-w")))
+        .with_producer_id(1000.into())
+        .with_producer_epoch(0)
+        .with_committed(true);
+    assert_eq!(call(&mut sim, 2, 2, 2, &end).error_code, ec::PRODUCER_FENCED);
+    assert_eq!(call(&mut sim, 2, 2, 1, &end).error_code, ec::INVALID_PRODUCER_EPOCH);
+
+    // The new producer commits: visible to read_committed; a retried end succeeds.
+    let add = add.with_v3_and_below_producer_epoch(2);
+    call(&mut sim, 2, 2, 3, &add);
+    let r = produce_one(&mut sim, 1, 9, "events", 0, txn_batch(1000, 2, 0, 3));
+    assert_eq!((r.error_code, r.base_offset), (ec::NONE, 3));
+    let end = end.with_producer_epoch(2);
+    assert_eq!(call(&mut sim, 2, 2, 3, &end).error_code, ec::NONE);
+    assert_eq!(call(&mut sim, 2, 2, 3, &end).error_code, ec::NONE, "a retry of the commit");
+    assert_eq!(call(&mut sim, 2, 2, 3, &end.clone().with_committed(false)).error_code, ec::INVALID_TXN_STATE);
+    let visible: Vec<i64> = sim.read_committed("events", 0).iter().map(|r| r.offset).collect();
+    assert_eq!(visible, [3, 4, 5]);
+    assert_eq!(sim.last_stable_offset("events", 0), 7);
+    // After the commit the partition is out of the transaction again.
+    let r = produce_one(&mut sim, 1, 9, "events", 0, txn_batch(1000, 2, 3, 1));
+    assert_eq!(r.error_code, ec::INVALID_TXN_STATE);
+}

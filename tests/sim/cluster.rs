@@ -26,7 +26,7 @@
 //!   gets a new id with epoch 0 (Kafka: "blindly accept ... return a new producerId"); with a
 //!   transactional id the same id comes back with the epoch bumped, and a v3+ caller whose
 //!   expected id/epoch does not match is fenced (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`
-//!   before v4).
+//!   before v4); an open transaction is aborted first (see [`super::txn`]).
 //! - **Produce** v3–v11 (v12/v13 if enabled): per partition, in Kafka's order of checks: injected
 //!   error; invalid `acks` ⇒ `INVALID_REQUIRED_ACKS`; unknown topic/partition; not exactly one
 //!   magic-2 batch ⇒ `INVALID_RECORD`; not the leader ⇒ `NOT_LEADER_OR_FOLLOWER` (v10+: with
@@ -45,6 +45,11 @@
 //!   v0–v2 with PLAIN and SCRAM-SHA-256/512 against a user table, and every other request
 //!   refused (the connection closed) until the connection has authenticated; sessions that end
 //!   and re-authentication (KIP-368). See [`super::sasl`].
+//! - **Transactions** (off by default; [`SimCluster::enable_transactions`]): FindCoordinator v0–v5,
+//!   AddPartitionsToTxn v0–v3, AddOffsetsToTxn v0–v3, TxnOffsetCommit v0–v3, EndTxn v0–v4, the
+//!   transactional InitProducerId (which also works without them, on any broker), control
+//!   markers, each record's transaction state for `read_committed`, and KIP-890 part 1's check of
+//!   transactional Produce. See [`super::txn`].
 //! - Anything else (other api keys, versions outside the advertised range, malformed frames or
 //!   bodies, trailing bytes after a body, a frame above 100 MiB) closes the connection.
 //!
@@ -77,6 +82,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::sasl::{self, AuthRecord, ConnSasl, Exchange, SaslServer, ScramHash, ScramServer, Session};
+use super::txn::{Coordinators, TxnMark};
 
 /// Kafka error codes the simulated brokers answer with.
 pub mod error_code {
@@ -99,6 +105,16 @@ pub mod error_code {
     pub const INVALID_RECORD: i16 = 87;
     pub const PRODUCER_FENCED: i16 = 90;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
 }
 
 /// The api keys the simulated brokers implement.
@@ -107,7 +123,12 @@ pub mod api_key {
     pub const METADATA: i16 = 3;
     pub const SASL_HANDSHAKE: i16 = 17;
     pub const API_VERSIONS: i16 = 18;
+    pub const FIND_COORDINATOR: i16 = 10;
     pub const INIT_PRODUCER_ID: i16 = 22;
+    pub const ADD_PARTITIONS_TO_TXN: i16 = 24;
+    pub const ADD_OFFSETS_TO_TXN: i16 = 25;
+    pub const END_TXN: i16 = 26;
+    pub const TXN_OFFSET_COMMIT: i16 = 28;
     pub const SASL_AUTHENTICATE: i16 = 36;
 }
 
@@ -165,6 +186,8 @@ pub struct StoredRecord {
     /// -1 for a non-idempotent producer.
     pub sequence: i32,
     pub transactional: bool,
+    /// Where the record's transaction is (see [`super::txn`]).
+    pub txn: TxnMark,
 }
 
 /// One batch as written to a partition's log.
@@ -199,7 +222,7 @@ pub struct Reply {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FaultKind {
+pub(crate) enum FaultKind {
     /// Answer with this error code instead of processing.
     Error(i16),
     /// Process the request, then close the connection without answering.
@@ -215,26 +238,28 @@ struct Fault {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct BatchMeta {
+pub(crate) struct BatchMeta {
     first_seq: i32,
     last_seq: i32,
     first_offset: i64,
 }
 
 #[derive(Debug, Clone)]
-struct ProducerEntry {
-    epoch: i16,
-    batches: VecDeque<BatchMeta>,
+pub(crate) struct ProducerEntry {
+    pub(crate) epoch: i16,
+    pub(crate) batches: VecDeque<BatchMeta>,
 }
 
 #[derive(Debug, Clone)]
-struct Partition {
+pub(crate) struct Partition {
     leader: i32,
     leader_epoch: i32,
-    records: Vec<StoredRecord>,
+    pub(crate) records: Vec<StoredRecord>,
     batches: Vec<StoredBatch>,
-    next_offset: i64,
-    producers: BTreeMap<i64, ProducerEntry>,
+    pub(crate) next_offset: i64,
+    pub(crate) producers: BTreeMap<i64, ProducerEntry>,
+    /// Control markers: (offset, producer id, commit).
+    pub(crate) markers: Vec<(i64, i64, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,20 +309,20 @@ pub struct SimCluster {
     /// Broker id ⇒ up.
     brokers: BTreeMap<i32, bool>,
     /// Api key ⇒ (min, max) version advertised and accepted.
-    versions: BTreeMap<i16, (i16, i16)>,
+    pub(crate) versions: BTreeMap<i16, (i16, i16)>,
     topics: BTreeMap<String, Topic>,
     topics_created: u64,
     next_producer_id: i64,
-    /// Transactional id ⇒ (producer id, epoch).
-    transactions: BTreeMap<String, (i64, i16)>,
+    /// The transaction and group coordinators.
+    pub(crate) txn: Coordinators,
     conns: BTreeMap<u64, Conn>,
     faults: Vec<Fault>,
     counts: BTreeMap<(i32, i16), u32>,
     requests: Vec<RequestInfo>,
     /// SASL on every broker's listener, if enabled.
     sasl: Option<SaslServer>,
-    /// The time the harness last gave (milliseconds): SASL sessions end by it.
-    now_ms: u64,
+    /// The time the harness last gave (milliseconds): SASL sessions and transactions end by it.
+    pub(crate) now_ms: u64,
     /// Set by a handler that answers and then closes the connection.
     close_after: Option<String>,
 }
@@ -327,7 +352,7 @@ impl SimCluster {
             topics: BTreeMap::new(),
             topics_created: 0,
             next_producer_id: FIRST_PRODUCER_ID,
-            transactions: BTreeMap::new(),
+            txn: Coordinators::default(),
             conns: BTreeMap::new(),
             faults: Vec::new(),
             counts: BTreeMap::new(),
@@ -409,8 +434,17 @@ impl SimCluster {
     /// kafka-protocol can encode.
     pub fn set_api_versions(&mut self, api_key: i16, range: Option<(i16, i16)>) {
         let key = ApiKey::try_from(api_key).unwrap_or_else(|_| panic!("unknown api key {api_key}"));
+        let txn_api = matches!(
+            key,
+            ApiKey::FindCoordinator
+                | ApiKey::AddPartitionsToTxn
+                | ApiKey::AddOffsetsToTxn
+                | ApiKey::TxnOffsetCommit
+                | ApiKey::EndTxn
+        );
         assert!(
-            matches!(key, ApiKey::Produce | ApiKey::Metadata | ApiKey::ApiVersions | ApiKey::InitProducerId),
+            matches!(key, ApiKey::Produce | ApiKey::Metadata | ApiKey::ApiVersions | ApiKey::InitProducerId)
+                || (txn_api && self.txn.enabled),
             "the simulated broker does not implement {key:?}"
         );
         match range {
@@ -425,6 +459,8 @@ impl SimCluster {
                     ApiKey::ApiVersions => (0, 4),
                     ApiKey::SaslHandshake => (0, 1),
                     ApiKey::SaslAuthenticate => (0, 2),
+                    ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::TxnOffsetCommit => (0, 3),
+                    ApiKey::EndTxn => (0, 4),
                     _ => (0, 5),
                 };
                 assert!(limit.0 <= min && min <= max && max <= limit.1, "{key:?} {min}..={max} unsupported");
@@ -458,6 +494,7 @@ impl SimCluster {
                 batches: Vec::new(),
                 next_offset: 0,
                 producers: BTreeMap::new(),
+                markers: Vec::new(),
             })
             .collect();
         self.topics.insert(name.to_string(), Topic { id, partitions });
@@ -629,6 +666,13 @@ impl SimCluster {
                 api
             }
             Ok(api @ (ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)) if sasl_on => api,
+            Ok(
+                api @ (ApiKey::FindCoordinator
+                | ApiKey::AddPartitionsToTxn
+                | ApiKey::AddOffsetsToTxn
+                | ApiKey::TxnOffsetCommit
+                | ApiKey::EndTxn),
+            ) if self.txn.enabled => api,
             _ => return Err(format!("api key {key} is not implemented")),
         };
         let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
@@ -661,6 +705,11 @@ impl SimCluster {
             ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
                 self.sasl_request(conn, broker, api, version, correlation_id, frame)
             }
+            ApiKey::FindCoordinator => self.find_coordinator(broker, version, correlation_id, frame),
+            ApiKey::AddPartitionsToTxn => self.add_partitions_to_txn(broker, version, correlation_id, frame),
+            ApiKey::AddOffsetsToTxn => self.add_offsets_to_txn(broker, version, correlation_id, frame),
+            ApiKey::TxnOffsetCommit => self.txn_offset_commit(broker, version, correlation_id, frame),
+            ApiKey::EndTxn => self.end_txn(broker, version, correlation_id, frame),
             _ => self.init_producer_id(broker, version, correlation_id, frame),
         }
     }
@@ -922,7 +971,7 @@ impl SimCluster {
         }
     }
 
-    fn take_fault(&mut self, api_key: i16, broker: i32) -> Option<FaultKind> {
+    pub(crate) fn take_fault(&mut self, api_key: i16, broker: i32) -> Option<FaultKind> {
         let fault = self
             .faults
             .iter_mut()
@@ -1148,7 +1197,6 @@ impl SimCluster {
     ) -> Result<Option<Vec<u8>>, String> {
         let req: InitProducerIdRequest = decode_body(frame, version, "InitProducerId")?;
         let fault = self.take_fault(api_key::INIT_PRODUCER_ID, broker);
-        let fenced = if version >= 4 { ec::PRODUCER_FENCED } else { ec::INVALID_PRODUCER_EPOCH };
         let expected =
             (version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
         let result: Result<(i64, i16), i16> = match (fault, &req.transactional_id) {
@@ -1166,20 +1214,7 @@ impl SimCluster {
             (_, Some(tid)) if tid.0.is_empty() => Err(ec::INVALID_REQUEST),
             (_, Some(tid)) => {
                 let tid = tid.0.to_string();
-                match self.transactions.get(&tid).copied() {
-                    None => Ok((self.new_producer_id(), 0)),
-                    Some((id, epoch)) => match expected {
-                        Some((xid, _)) if xid != id => Err(fenced),
-                        // A retry of the bump we already did.
-                        Some((_, xepoch)) if xepoch == epoch - 1 => Ok((id, epoch)),
-                        Some((_, xepoch)) if xepoch != epoch => Err(fenced),
-                        _ if epoch >= i16::MAX - 1 => Ok((self.new_producer_id(), 0)),
-                        _ => Ok((id, epoch + 1)),
-                    },
-                }
-                .inspect(|&pid_epoch| {
-                    self.transactions.insert(tid, pid_epoch);
-                })
+                self.txn_init_producer_id(broker, version, &tid, expected, req.transaction_timeout_ms)
             }
         };
         let body = match result {
@@ -1198,7 +1233,7 @@ impl SimCluster {
         }
     }
 
-    fn new_producer_id(&mut self) -> i64 {
+    pub(crate) fn new_producer_id(&mut self) -> i64 {
         let id = self.next_producer_id;
         self.next_producer_id += 1;
         id
@@ -1371,6 +1406,9 @@ impl SimCluster {
             return Err(ec::INVALID_RECORD);
         }
         let last_seq = increment_sequence(first_seq, last_offset_delta);
+        if info.transactional && self.txn.enabled {
+            self.verify_transactional(topic, index, pid, epoch)?;
+        }
 
         let quirks = self.quirks;
         let part = self.partition_mut(topic, index).expect("partition exists");
@@ -1399,6 +1437,7 @@ impl SimCluster {
                 producer_epoch: epoch,
                 sequence: if pid >= 0 { increment_sequence(first_seq, i as i32) } else { -1 },
                 transactional: info.transactional,
+                txn: if info.transactional { TxnMark::Open } else { TxnMark::None },
             });
         }
         part.batches.push(StoredBatch {
@@ -1427,11 +1466,11 @@ impl SimCluster {
         Ok(base)
     }
 
-    fn partition(&self, topic: &str, partition: i32) -> Option<&Partition> {
+    pub(crate) fn partition(&self, topic: &str, partition: i32) -> Option<&Partition> {
         usize::try_from(partition).ok().and_then(|p| self.topics.get(topic)?.partitions.get(p))
     }
 
-    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+    pub(crate) fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
         usize::try_from(partition).ok().and_then(|p| self.topics.get_mut(topic)?.partitions.get_mut(p))
     }
 }
@@ -1490,11 +1529,11 @@ fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
-fn port_of(id: i32) -> u16 {
+pub(crate) fn port_of(id: i32) -> u16 {
     BASE_PORT + id as u16
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
@@ -1533,7 +1572,7 @@ fn scram_user(client_first: &[u8]) -> String {
 }
 
 /// Decodes a request body; the whole frame must be consumed.
-fn decode_body<T: Decodable>(mut frame: Bytes, version: i16, what: &str) -> Result<T, String> {
+pub(crate) fn decode_body<T: Decodable>(mut frame: Bytes, version: i16, what: &str) -> Result<T, String> {
     let body =
         T::decode(&mut frame, version).map_err(|e| format!("malformed {what} v{version} body: {e:#}"))?;
     if !frame.is_empty() {
@@ -1544,7 +1583,12 @@ fn decode_body<T: Decodable>(mut frame: Bytes, version: i16, what: &str) -> Resu
 
 /// A size-prefixed response frame. Encoding our own responses cannot fail unless the simulator
 /// has a bug, which panics.
-fn encode_response<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
+pub(crate) fn encode_response<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Vec<u8> {
     let mut buf = BytesMut::new();
     buf.put_i32(0);
     ResponseHeader::default()

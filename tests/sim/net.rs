@@ -36,7 +36,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
+use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnRequest;
+use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::end_txn_request::EndTxnRequest;
+use kafka_protocol::messages::end_txn_response::EndTxnResponse;
+use kafka_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequest;
@@ -46,13 +52,14 @@ use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::sasl_authenticate_response::SaslAuthenticateResponse;
 use kafka_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
 use kafka_protocol::messages::sasl_handshake_response::SaslHandshakeResponse;
+use kafka_protocol::messages::txn_offset_commit_response::TxnOffsetCommitResponse;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use picokafka::protocol::ErrorCode;
 use picokafka::storage::{BatchSlot, ConnSlot, PartitionSlot, TopicSlot};
 use picokafka::{
     Accepted, Acks, Compression, Config, ConfigError, ConnId, DeliveryError, Event, Header, Instant,
-    Producer, Record, RecordToken, SendError, Storage,
+    Producer, Record, RecordToken, SendError, Storage, TxnError, TxnOp,
 };
 
 use super::cluster::{api_key, SimCluster, StoredRecord};
@@ -572,6 +579,7 @@ enum OwnedEvent {
     Close { conn: ConnId },
     Delivered { token: RecordToken, partition: i32, offset: i64, log_append_time: Option<i64> },
     Failed { token: RecordToken, partition: i32, error: DeliveryError },
+    Transaction { op: TxnOp, result: Result<(), TxnError> },
 }
 
 /// Counters of the run (not the producer's).
@@ -611,6 +619,8 @@ pub struct Sim<'m> {
     pub max_block_ms: u64,
     /// Harness-detected violations of the producer's contract.
     pub violations: Vec<String>,
+    /// Every `Event::Transaction`, with when it came.
+    pub txn_events: Vec<(Instant, TxnOp, Result<(), TxnError>)>,
     /// Follow the module docs' loop to the letter, like the tokio driver: events are polled
     /// before transmits only, so events a `poll_transmit` creates wait for the next wake-up
     /// (default: polled at once and counted in [`SimStats::late_events`]).
@@ -703,6 +713,7 @@ impl<'m> Sim<'m> {
             stats: SimStats::default(),
             max_block_ms: 60_000,
             violations: Vec::new(),
+            txn_events: Vec::new(),
             strict_loop: false,
             rng: SimRng::new(net.seed),
             links: BTreeMap::new(),
@@ -766,6 +777,46 @@ impl<'m> Sim<'m> {
     /// Connections the producer has open or is opening, as the network sees them.
     pub fn open_connections(&self) -> usize {
         self.by_conn.len()
+    }
+
+    /// Numbers this simulation's connections from `base` on (the cluster keys its connection
+    /// state by them): two simulations that take turns with one cluster need apart ranges.
+    pub fn set_link_base(&mut self, base: u64) {
+        self.next_link = self.next_link.max(base);
+    }
+
+    /// Runs a transactional operation: `start` calls the producer's API (its `Err` is
+    /// returned at once), then the simulation runs until the operation's
+    /// `Event::Transaction` comes (`Err(TxnError::Closed)` standing for "none by
+    /// `deadline_ms`", with a violation noted). `begin_transaction` and an empty
+    /// `send_offsets_to_transaction` end without an event: `Ok` at once.
+    pub fn transact(
+        &mut self,
+        op: TxnOp,
+        deadline_ms: u64,
+        start: impl FnOnce(&mut Producer<'m>, Instant) -> Result<(), TxnError>,
+    ) -> Result<(), TxnError> {
+        let seen = self.txn_events.len();
+        self.note(format!("{}()", op.name()));
+        let now = self.now;
+        if let Err(e) = start(&mut self.producer, now) {
+            self.note(format!("{}() refused: {e:?}", op.name()));
+            return Err(e);
+        }
+        if op == TxnOp::Begin {
+            return Ok(());
+        }
+        let found = |s: &Sim<'m>| s.txn_events[seen..].iter().any(|(_, o, _)| *o == op);
+        if !self.run_until(Instant::from_millis(deadline_ms), found) {
+            if op == TxnOp::SendOffsets {
+                // An empty list of offsets ends at once, without an event.
+                return Ok(());
+            }
+            self.violation(format!("{} never ended", op.name()));
+            return Err(TxnError::Closed);
+        }
+        let (_, _, result) = *self.txn_events[seen..].iter().find(|(_, o, _)| *o == op).expect("found");
+        result
     }
 
     /// Hash of every byte the producer wrote, with when and on which connection.
@@ -1118,6 +1169,7 @@ impl<'m> Sim<'m> {
                 OwnedEvent::Delivered { token, partition, offset, log_append_time }
             }
             Event::Failed { token, partition, error } => OwnedEvent::Failed { token, partition, error },
+            Event::Transaction { op, result } => OwnedEvent::Transaction { op, result },
             other => panic!("the simulation does not model event {other:?} yet"),
         })
     }
@@ -1134,6 +1186,10 @@ impl<'m> Sim<'m> {
                 }
                 OwnedEvent::Failed { token, partition, error } => {
                     self.on_report(token, Outcome::Failed { partition, error })
+                }
+                OwnedEvent::Transaction { op, result } => {
+                    self.note(format!("transaction {}: {result:?}", op.name()));
+                    self.txn_events.push((self.now, op, result));
                 }
             }
         }
@@ -1935,6 +1991,29 @@ fn describe_request(key: i16, version: i16, mut body: Bytes) -> String {
         },
         // The message may hold a password (PLAIN): its size only.
         api_key::SASL_AUTHENTICATE => format!(" ({} bytes)", body.len()),
+        api_key::ADD_PARTITIONS_TO_TXN => match AddPartitionsToTxnRequest::decode(&mut body, version) {
+            Ok(r) => {
+                let parts: Vec<String> = r
+                    .v3_and_below_topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(move |p| format!("{}-{p}", t.name.0.as_str())))
+                    .collect();
+                format!(
+                    " (pid {} e{}) {parts:?}",
+                    r.v3_and_below_producer_id.0, r.v3_and_below_producer_epoch
+                )
+            }
+            Err(_) => " (undecodable)".to_string(),
+        },
+        api_key::END_TXN => match EndTxnRequest::decode(&mut body, version) {
+            Ok(r) => format!(
+                " {} (pid {} e{})",
+                if r.committed { "commit" } else { "abort" },
+                r.producer_id.0,
+                r.producer_epoch
+            ),
+            Err(_) => " (undecodable)".to_string(),
+        },
         _ => String::new(),
     }
 }
@@ -2025,6 +2104,56 @@ fn describe_response(key: i16, version: i16, mut frame: Bytes) -> String {
                 s.push(')');
                 s
             }
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::FIND_COORDINATOR => match FindCoordinatorResponse::decode(&mut frame, version) {
+            Ok(r) if version >= 4 => r
+                .coordinators
+                .iter()
+                .map(
+                    |c| if c.error_code == 0 { format!("b{}", c.node_id.0) } else { code_name(c.error_code) },
+                )
+                .collect::<Vec<_>>()
+                .join(" "),
+            Ok(r) if r.error_code == 0 => format!("b{}", r.node_id.0),
+            Ok(r) => code_name(r.error_code),
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::ADD_PARTITIONS_TO_TXN => match AddPartitionsToTxnResponse::decode(&mut frame, version) {
+            Ok(r) => r
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| {
+                    t.results_by_partition.iter().map(move |p| {
+                        format!(
+                            "{}-{} {}",
+                            t.name.0.as_str(),
+                            p.partition_index,
+                            code_name(p.partition_error_code)
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::ADD_OFFSETS_TO_TXN => match AddOffsetsToTxnResponse::decode(&mut frame, version) {
+            Ok(r) => code_name(r.error_code),
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::TXN_OFFSET_COMMIT => match TxnOffsetCommitResponse::decode(&mut frame, version) {
+            Ok(r) => {
+                let codes: BTreeSet<String> = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| code_name(p.error_code)))
+                    .collect();
+                codes.into_iter().collect::<Vec<_>>().join(" ")
+            }
+            Err(_) => "undecodable".to_string(),
+        },
+        api_key::END_TXN => match EndTxnResponse::decode(&mut frame, version) {
+            Ok(r) => code_name(r.error_code),
             Err(_) => "undecodable".to_string(),
         },
         _ => String::new(),

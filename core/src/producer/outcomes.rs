@@ -59,10 +59,15 @@ impl Producer<'_> {
     ) -> Option<BatchId> {
         self.batches.request_chain(Some(head)).map(|(b, _)| b).find(|&b| {
             let s = &self.batches[b];
+            // The request's tag first: the batches of a request still in flight may have been
+            // failed and released meanwhile (a transactional producer fenced by a coordinator
+            // request), and a released slot names no partition (the simulation found the
+            // index panic this avoided).
+            if s.request != Some(tag) {
+                return false;
+            }
             let p = &self.partitions[usize::from(s.partition)];
-            s.request == Some(tag)
-                && p.partition == partition
-                && self.topics[usize::from(p.topic)].name.as_str() == topic
+            p.partition == partition && self.topics[usize::from(p.topic)].name.as_str() == topic
         })
     }
 
@@ -111,10 +116,15 @@ impl Producer<'_> {
             code => {
                 // The broker refused the batch: its sequence numbers are not in the log, so the
                 // partition's later batches must be renumbered under a new producer id.
-                if idempotent && self.batches[b].base_sequence >= 0 {
-                    self.request_epoch_bump(usize::from(self.batches[b].partition));
-                }
+                let slot = usize::from(self.batches[b].partition);
+                let renumber = idempotent && self.batches[b].base_sequence >= 0;
+                // The batch fails first: in a transaction, the record's error is the one the
+                // commit fails with (as in the Java client), not the epoch bump's
+                // OUT_OF_ORDER_SEQUENCE_NUMBER that follows from it (the simulation found it).
                 self.fail_batch(b, DeliveryError::Broker(code));
+                if renumber {
+                    self.request_epoch_bump(slot);
+                }
             }
         }
     }

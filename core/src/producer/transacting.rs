@@ -350,7 +350,9 @@ impl<'a> Producer<'a> {
     /// finding the coordinator again.
     pub(super) fn txn_request_lost(&mut self, now: Instant, kind: RequestKind) {
         match kind {
-            RequestKind::AddPartitionsToTxn => self.readd_adding(),
+            // Whether the coordinator added them is unknown: ask again, also while aborting
+            // (as the Java client does), so that the abort reaches a coordinator that did.
+            RequestKind::AddPartitionsToTxn => self.readd_adding(Membership::Pending),
             RequestKind::TxnOffsetCommit => self.txn.offsets.coordinator_lost(),
             _ => {}
         }
@@ -380,12 +382,25 @@ impl<'a> Producer<'a> {
         self.txn.retry_at(at);
     }
 
-    /// Partitions in an AddPartitionsToTxn that did not add them are asked for again.
-    fn readd_adding(&mut self) {
+    /// Partitions in an AddPartitionsToTxn that did not add them become `retry`.
+    fn readd_adding(&mut self, retry: Membership) {
         for pi in 0..self.partitions.len() {
             if self.partitions[pi].txn == Membership::Adding {
-                self.partitions[pi].txn = Membership::Pending;
+                self.partitions[pi].txn = retry;
             }
+        }
+    }
+
+    /// What a partition the coordinator answered it did not add becomes: asked for again, or,
+    /// once the transaction is aborting (its unsent records failed), out of it. Left pending,
+    /// an abort that began while the AddPartitionsToTxn was in flight would wait for a
+    /// partition nobody adds any more, forever (the simulation found it:
+    /// CONCURRENT_TRANSACTIONS to that request).
+    fn not_added(&self) -> Membership {
+        if self.txn.state() == TxnState::Aborting {
+            Membership::Outside
+        } else {
+            Membership::Pending
         }
     }
 
@@ -494,6 +509,7 @@ impl<'a> Producer<'a> {
     ) -> Result<(), DecodeError> {
         let resp = AddPartitionsToTxnResponse::decode(body, version)?;
         let mut worst = ErrorCode::NoError;
+        let not_added = self.not_added();
         for (topic, partition, code) in resp.results() {
             let Some(pi) = self.partition_slot(topic, partition) else { continue };
             if self.partitions[pi].txn != Membership::Adding {
@@ -501,7 +517,7 @@ impl<'a> Producer<'a> {
             }
             self.partitions[pi].txn = match code {
                 ErrorCode::NoError => Membership::Added,
-                _ => Membership::Pending,
+                _ => not_added,
             };
             // OPERATION_NOT_ATTEMPTED only accompanies the error that stopped the others.
             if code != ErrorCode::NoError && code != ErrorCode::OperationNotAttempted {
@@ -509,7 +525,7 @@ impl<'a> Producer<'a> {
             }
         }
         // Partitions the answer left out were not added.
-        self.readd_adding();
+        self.readd_adding(not_added);
         if self.partitions.iter().any(|p| p.txn == Membership::Added) {
             self.txn.joined(now);
         }

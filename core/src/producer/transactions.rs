@@ -393,7 +393,9 @@ impl Transactions {
             TxnState::Initializing => p.producer_id_wanted,
             TxnState::InTransaction => p.pending_partitions || self.offsets.step() == OffsetStep::AddToTxn,
             TxnState::Committing => p.pending_partitions || p.batches_resolved,
-            TxnState::Aborting => p.batches_resolved && (self.started.is_some() || p.producer_id_wanted),
+            TxnState::Aborting => {
+                p.pending_partitions || p.batches_resolved && (self.started.is_some() || p.producer_id_wanted)
+            }
             _ => false,
         };
         if needs_coordinator && self.coordinator == Lookup::Unknown {
@@ -404,7 +406,10 @@ impl Transactions {
         }
         match self.state {
             TxnState::Initializing if p.producer_id_wanted => Some(TxnRequest::InitProducerId),
-            TxnState::InTransaction | TxnState::Committing if p.pending_partitions => {
+            // Aborting: only partitions whose AddPartitionsToTxn was lost are pending; whether
+            // the coordinator added them is unknown, so they are asked for again and the abort
+            // then goes to the coordinator.
+            TxnState::InTransaction | TxnState::Committing | TxnState::Aborting if p.pending_partitions => {
                 Some(TxnRequest::AddPartitions)
             }
             TxnState::InTransaction => match self.offsets.step() {

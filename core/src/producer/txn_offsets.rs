@@ -133,13 +133,22 @@ impl Offsets {
     }
 
     /// AddOffsetsToTxn succeeded: find the group's coordinator.
+    ///
+    /// Each step moves on only from the step it answers: an answer that comes after the
+    /// offsets were cancelled (the transaction became abortable, or was aborted, while the
+    /// request was in flight) must not revive them, or a later transaction would commit the
+    /// aborted one's offsets (the simulation found it).
     pub(crate) fn added(&mut self) {
-        self.step = OffsetStep::FindCoordinator;
+        if self.step == OffsetStep::AddToTxn {
+            self.step = OffsetStep::FindCoordinator;
+        }
     }
 
     pub(crate) fn coordinator_found(&mut self, node: i32) {
-        self.group_node = Some(node);
-        self.step = OffsetStep::Commit;
+        if self.step == OffsetStep::FindCoordinator {
+            self.group_node = Some(node);
+            self.step = OffsetStep::Commit;
+        }
     }
 
     /// The group coordinator moved: find it again.
