@@ -66,7 +66,7 @@ pub struct Metrics {
     pub reauthentications: u64,
     /// The error that stopped the producer for good, if any: `send` now refuses every record.
     pub fatal: Option<ErrorCode>,
-    /// Where the transactional producer is ([`TxnState::Uninitialized`] without one).
+    /// Where the transactional producer is ([`TxnState::Uninitialized`](super::TxnState::Uninitialized) without one).
     pub transaction_state: super::TxnState,
     /// The transaction coordinator's broker id, once found.
     pub transaction_coordinator: Option<i32>,
