@@ -403,19 +403,21 @@ fn producer(bootstrap: &str, idempotent: bool) -> Producer {
     Producer::new(&config).expect("valid configuration")
 }
 
+/// Waits for the cluster to be healthy, then creates the run's topic.
+async fn healthy_with_topic(c: &Arc<Cluster>, topic: &str) {
+    let (c, topic) = (c.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        c.healthy().expect("cluster healthy before the run");
+        c.create_topic(&topic);
+    })
+    .await
+    .unwrap();
+}
+
 async fn run(c: &Arc<Cluster>, fault: Fault, idempotent: bool, n: u64, run_no: usize) -> (Row, String) {
     let mode = if idempotent { "idem" } else { "all" };
     let topic = format!("cf-{}-{mode}-{run_no}", fault.letter());
-    {
-        let c = c.clone();
-        let topic = topic.clone();
-        tokio::task::spawn_blocking(move || {
-            c.healthy().expect("cluster healthy before the run");
-            c.create_topic(&topic);
-        })
-        .await
-        .unwrap();
-    }
+    healthy_with_topic(c, &topic).await;
     let progress = Arc::new(Progress::default());
     let slots: Arc<Mutex<Vec<Slot>>> = Arc::new(Mutex::new(vec![Slot::default(); n as usize]));
     let faults = {
@@ -661,16 +663,7 @@ const TXN_KILLED: usize = 8;
 /// records; a failed one (then aborted), none.
 async fn transactions_through_coordinator_kill(c: &Arc<Cluster>) -> Result<String, String> {
     let topic = "cf-t-txn".to_string();
-    {
-        let c = c.clone();
-        let topic = topic.clone();
-        tokio::task::spawn_blocking(move || {
-            c.healthy().expect("cluster healthy before the run");
-            c.create_topic(&topic);
-        })
-        .await
-        .unwrap();
-    }
+    healthy_with_topic(c, &topic).await;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &c.bootstrap)

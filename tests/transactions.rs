@@ -67,6 +67,16 @@ async fn send_all(p: &Producer, topics: &[&str], txn: &str, n: usize) -> Vec<Del
     futures
 }
 
+/// One transaction of `n` records over `topics`, committed, every record delivered.
+async fn commit_one(p: &Producer, topics: &[&str], txn: &str, n: usize) {
+    p.begin_transaction().await.unwrap();
+    let futures = send_all(p, topics, txn, n).await;
+    p.commit_transaction(T).await.unwrap();
+    for f in futures {
+        f.await.unwrap_or_else(|e| panic!("{txn}: {e}"));
+    }
+}
+
 /// What a committed transaction's values look like per partition, in send order.
 fn expected(topics: &[&str], txns: &[(&str, usize)]) -> BTreeMap<(String, i32), Vec<String>> {
     let mut m: BTreeMap<(String, i32), Vec<String>> = BTreeMap::new();
@@ -126,12 +136,7 @@ async fn an_abort_fails_the_unsent_records_and_the_producer_goes_on() {
     }
     let refused = p.send(OwnedRecord::new(topic.as_str()).value("between")).await.unwrap_err();
     assert!(matches!(refused, Error::NoTransaction(_)), "{refused:?}");
-    p.begin_transaction().await.unwrap();
-    let futures = send_all(&p, &[&topic], "kept", 30).await;
-    p.commit_transaction(T).await.unwrap();
-    for f in futures {
-        f.await.unwrap();
-    }
+    commit_one(&p, &[&topic], "kept", 30).await;
     p.close(T).await;
     let read = read(kafka, &[&topic], 30, "read_committed");
     assert_eq!(by_partition(&read), expected(&[&topic], &[("kept", 30)]));
@@ -166,12 +171,7 @@ async fn a_producer_killed_mid_transaction_leaves_nothing_visible_and_a_new_one_
     let p = Producer::new(&config(kafka, &id, &[])).unwrap();
     // Fences the dead producer's epoch and aborts its open transaction.
     p.init_transactions(T).await.unwrap();
-    p.begin_transaction().await.unwrap();
-    let futures = send_all(&p, &[&topic], "second", 30).await;
-    p.commit_transaction(T).await.unwrap();
-    for f in futures {
-        f.await.unwrap();
-    }
+    commit_one(&p, &[&topic], "second", 30).await;
     p.close(T).await;
     // read_committed gets past the killed transaction (it was aborted, not left open) and
     // sees only the committed ones.
@@ -191,12 +191,7 @@ async fn a_zombie_is_fenced_by_the_newer_producer_and_none_of_its_later_records_
     let id = unique("zombie");
     let old = Producer::new(&config(kafka, &id, &[])).unwrap();
     old.init_transactions(T).await.unwrap();
-    old.begin_transaction().await.unwrap();
-    let futures = send_all(&old, &[&topic], "old", 20).await;
-    old.commit_transaction(T).await.unwrap();
-    for f in futures {
-        f.await.unwrap();
-    }
+    commit_one(&old, &[&topic], "old", 20).await;
 
     let new = Producer::new(&config(kafka, &id, &[])).unwrap();
     new.init_transactions(T).await.unwrap();
@@ -214,12 +209,7 @@ async fn a_zombie_is_fenced_by_the_newer_producer_and_none_of_its_later_records_
     assert!(refused.is_fatal(), "{refused:?}");
     old.close(T).await;
 
-    new.begin_transaction().await.unwrap();
-    let futures = send_all(&new, &[&topic], "new", 20).await;
-    new.commit_transaction(T).await.unwrap();
-    for f in futures {
-        f.await.unwrap();
-    }
+    commit_one(&new, &[&topic], "new", 20).await;
     new.close(T).await;
     let read = read(kafka, &[&topic], 40, "read_committed");
     assert_eq!(by_partition(&read), expected(&[&topic], &[("old", 20), ("new", 20)]));
@@ -244,12 +234,7 @@ async fn a_transaction_past_its_timeout_is_aborted_by_the_broker_and_the_produce
     assert!(err.txn_requires_abort(), "{err:?}");
     assert!(err.to_string().contains("transaction.timeout.ms"), "{err}");
     p.abort_transaction(T).await.unwrap();
-    p.begin_transaction().await.unwrap();
-    let futures = send_all(&p, &[&topic], "next", 10).await;
-    p.commit_transaction(T).await.unwrap();
-    for f in futures {
-        f.await.unwrap();
-    }
+    commit_one(&p, &[&topic], "next", 10).await;
     p.close(T).await;
     let read = read(kafka, &[&topic], 10, "read_committed");
     assert_eq!(by_partition(&read), expected(&[&topic], &[("next", 10)]));
