@@ -34,6 +34,8 @@ pub struct Kafka {
     pub client_key: PathBuf,
     pub dir: PathBuf,
     pub pid: u32,
+    /// The cluster's finalized `transaction.version`: 2 and up is KIP-890 part 2.
+    pub transaction_version: i16,
     /// Stopped by `Drop` (a node of this test's own, not the shared one).
     owned: bool,
 }
@@ -87,6 +89,7 @@ impl Kafka {
             client_key: get("KAFKA_CLIENT_KEY").into(),
             dir: get("KAFKA_DIR").into(),
             pid: get("KAFKA_PID").parse().expect("KAFKA_PID is a number"),
+            transaction_version: get("KAFKA_TRANSACTION_VERSION").parse().expect("a feature level"),
             owned,
         }
     }

@@ -640,7 +640,7 @@ fn check_produce_request(case: &ProduceCase, correlation_id: i32, client_id: Opt
         timeout_ms: case.timeout_ms,
         topics: &topics,
     };
-    for v in 3..=11 {
+    for v in 3..=12 {
         let f = frame(v, correlation_id, client_id, &req);
         let body = request_body(&f, ApiKey::Produce, v, correlation_id, client_id);
         let got: kp::ProduceRequest = kp_decode(body, v);
@@ -667,7 +667,7 @@ fn check_produce_request(case: &ProduceCase, correlation_id: i32, client_id: Opt
 }
 
 #[test]
-fn produce_request_v3_to_v11() {
+fn produce_request_v3_to_v12() {
     let records = sample_records();
     let case = ProduceCase {
         transactional_id: None,
@@ -902,7 +902,7 @@ fn check_txn_offset_commit_request(case: &CommitCase, correlation_id: i32, clien
         group_instance_id: case.group_instance_id.as_deref(),
         topics: case.topics.iter().zip(&offsets).map(|((t, _), ps)| (t.as_str(), ps.iter().copied())),
     };
-    for v in 0..=3 {
+    for v in 0..=5 {
         let f = frame(v, correlation_id, client_id, &req);
         let body = request_body(&f, ApiKey::TxnOffsetCommit, v, correlation_id, client_id);
         let got: kp::TxnOffsetCommitRequest = kp_decode(body, v);
@@ -969,7 +969,7 @@ fn sample_commit() -> CommitCase {
 }
 
 #[test]
-fn txn_offset_commit_request_v0_to_v3() {
+fn txn_offset_commit_request_v0_to_v5() {
     check_txn_offset_commit_request(&sample_commit(), 3, Some("picokafka"));
     let anonymous = CommitCase {
         generation_id: -1,
@@ -1501,9 +1501,9 @@ fn sample_produce_response() -> ProduceResp {
 }
 
 #[test]
-fn produce_response_v3_to_v11() {
+fn produce_response_v3_to_v12() {
     let case = sample_produce_response();
-    for v in 3..=11 {
+    for v in 3..=12 {
         check_produce_response(&case, v);
         check_produce_response(
             &ProduceResp { topics: vec![], throttle: 0, endpoints: vec![], unknown_tags: false },
@@ -1826,8 +1826,8 @@ fn add_partitions_to_txn_response_v0_to_v3() {
 }
 
 #[test]
-fn txn_offset_commit_response_v0_to_v3() {
-    for v in 0..=3 {
+fn txn_offset_commit_response_v0_to_v5() {
+    for v in 0..=5 {
         check_txn_offset_commit_response(&sample_topic_errors(), v);
         check_txn_offset_commit_response(
             &TopicErrors { throttle: 0, topics: vec![], unknown_tags: false },
@@ -2663,7 +2663,7 @@ fn unsupported_versions_are_errors() {
             "v{v}"
         );
     }
-    for v in [2, 12, -1] {
+    for v in [2, 13, -1] {
         assert!(
             matches!(ProduceResponse::decode(&bytes, v), Err(DecodeError::UnsupportedVersion { .. })),
             "v{v}"
@@ -2677,7 +2677,7 @@ fn unsupported_versions_are_errors() {
     }
     // AddPartitionsToTxn v4+ are the brokers' (batches of transactions), never a client's.
     for v in [-1, 4, 5, i16::MAX] {
-        for key in [ApiKey::AddPartitionsToTxn, ApiKey::AddOffsetsToTxn, ApiKey::TxnOffsetCommit] {
+        for key in [ApiKey::AddPartitionsToTxn, ApiKey::AddOffsetsToTxn] {
             assert!(
                 matches!(decode_at(key, &bytes, v), Err(DecodeError::UnsupportedVersion { .. })),
                 "{key:?} v{v}"
@@ -2730,7 +2730,16 @@ fn unsupported_versions_are_errors() {
         group_instance_id: None,
         topics: offsets.iter().map(|(t, p)| (*t, p.iter().copied())),
     };
-    refused(&commit, 4);
+    refused(&commit, 6);
+    for v in [-1, 6, i16::MAX] {
+        assert!(
+            matches!(
+                decode_at(ApiKey::TxnOffsetCommit, &bytes, v),
+                Err(DecodeError::UnsupportedVersion { .. })
+            ),
+            "TxnOffsetCommit v{v}"
+        );
+    }
 }
 
 proptest! {

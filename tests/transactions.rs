@@ -12,6 +12,10 @@
 //!   fails fatally (fenced), none of its later records become visible.
 //! - `transaction.timeout.ms` passed: the broker aborts; the commit says so (abortable), the
 //!   abort recovers the producer and the next transaction commits.
+//! - Both protocols: the shared broker runs Kafka 4.4's default, `transaction.version` 2
+//!   (KIP-890 part 2: partitions and offsets added by Produce v12 and TxnOffsetCommit v5, the
+//!   epoch bumped by every EndTxn v5); a broker of its own at `transaction.version` 1 gets the
+//!   classic protocol, committed/aborted, zombie and timeout cases alike.
 //! - Offsets sent to the transaction reach the group exactly when it commits, never when it
 //!   aborts.
 
@@ -27,6 +31,8 @@ use picokafka_tokio::{
 const T: Duration = Duration::from_secs(30);
 
 fn config(kafka: &Kafka, id: &str, extra: &[(&str, &str)]) -> ClientConfig {
+    // RUST_LOG=picokafka=debug: the producers' logs with the test's output.
+    let _ = env_logger::builder().is_test(true).try_init();
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.plaintext).set("transactional.id", id).set("linger.ms", "5");
     for &(k, v) in extra {
@@ -92,11 +98,32 @@ fn expected(topics: &[&str], txns: &[(&str, usize)]) -> BTreeMap<(String, i32), 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_sees_committed_transactions_only_across_topics_and_partitions() {
     let kafka = Kafka::shared();
+    // Kafka 4.4 formats its clusters with transaction.version 2.
+    assert_eq!(kafka.transaction_version, 2);
+    committed_aborted_committed(kafka).await;
+}
+
+/// The classic protocol (a cluster at transaction.version 1, as every Kafka 3.x one):
+/// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn v4, one epoch for every transaction; a zombie
+/// is fenced at its commit; a transaction the broker timed out fences its producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_cluster_gets_the_classic_protocol() {
+    let kafka = Kafka::start_with(&[("KAFKA_TRANSACTION_VERSION", "1")]);
+    assert_eq!(kafka.transaction_version, 1);
+    tokio::join!(committed_aborted_committed(&kafka), zombie(&kafka), timeout(&kafka));
+}
+
+/// Committed, aborted, committed, across 2 topics × 3 partitions; under KIP-890 part 2 each
+/// EndTxn moves the producer to the next epoch, under the classic protocol none does.
+async fn committed_aborted_committed(kafka: &Kafka) {
     let (a, b) = (kafka.topic("txn-a", 3), kafka.topic("txn-b", 3));
     let topics = [a.as_str(), b.as_str()];
     let p = Producer::new(&config(kafka, &unique("rc"), &[])).unwrap();
     p.init_transactions(T).await.unwrap();
-    for (txn, n, commit) in [("one", 300, true), ("two", 200, false), ("three", 300, true)] {
+    let first_epoch = p.metrics().await.producer_epoch;
+    for (i, (txn, n, commit)) in
+        [("one", 300, true), ("two", 200, false), ("three", 300, true)].into_iter().enumerate()
+    {
         p.begin_transaction().await.unwrap();
         let futures = send_all(&p, &topics, txn, n).await;
         if commit {
@@ -110,6 +137,8 @@ async fn read_committed_sees_committed_transactions_only_across_topics_and_parti
             let delivered = f.await.unwrap_or_else(|e| panic!("{txn}: {e}"));
             assert!(delivered.offset >= 0);
         }
+        let bumps = if kafka.transaction_version >= 2 { i as i16 + 1 } else { 0 };
+        assert_eq!(p.metrics().await.producer_epoch, first_epoch + bumps, "after {txn}");
     }
     let m = p.metrics().await;
     assert_eq!((m.transactions_committed, m.transactions_aborted), (2, 1));
@@ -186,7 +215,10 @@ async fn a_producer_killed_mid_transaction_leaves_nothing_visible_and_a_new_one_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_is_fenced_by_the_newer_producer_and_none_of_its_later_records_show() {
-    let kafka = Kafka::shared();
+    zombie(Kafka::shared()).await;
+}
+
+async fn zombie(kafka: &Kafka) {
     let topic = kafka.topic("txn-zombie", 3);
     let id = unique("zombie");
     let old = Producer::new(&config(kafka, &id, &[])).unwrap();
@@ -197,9 +229,19 @@ async fn a_zombie_is_fenced_by_the_newer_producer_and_none_of_its_later_records_
     new.init_transactions(T).await.unwrap();
 
     // The zombie's next transaction: its records are refused by the broker (fenced epoch).
+    // With the classic protocol the coordinator says so to AddPartitionsToTxn, and the commit
+    // fails fatally; under KIP-890 part 2 the partition leader refuses the batches with
+    // INVALID_PRODUCER_EPOCH (abortable, as in the Java client) and the coordinator's fence
+    // comes with the abort.
     old.begin_transaction().await.unwrap();
     let futures = send_all(&old, &[&topic], "zombie", 20).await;
     let err = old.commit_transaction(T).await.unwrap_err();
+    let err = if kafka.transaction_version >= 2 {
+        assert!(err.txn_requires_abort(), "{err:?}");
+        old.abort_transaction(T).await.unwrap_err()
+    } else {
+        err
+    };
     assert!(err.is_fatal(), "{err:?}");
     assert!(err.to_string().contains("fenced"), "{err}");
     for f in futures {
@@ -217,9 +259,16 @@ async fn a_zombie_is_fenced_by_the_newer_producer_and_none_of_its_later_records_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_past_its_timeout_is_aborted_by_the_broker_and_the_producer_recovers() {
-    let kafka = Kafka::shared();
+    timeout(Kafka::shared()).await;
+}
+
+/// The broker aborts a transaction open past `transaction.timeout.ms`; the commit says so.
+/// Under KIP-890 part 2 the abort recovers the producer; a classic coordinator has fenced it
+/// (as the Java client then finds too): the abort says so, and a new producer goes on.
+async fn timeout(kafka: &Kafka) {
     let topic = kafka.topic("txn-timeout", 3);
-    let p = Producer::new(&config(kafka, &unique("timeout"), &[("transaction.timeout.ms", "2000")])).unwrap();
+    let id = unique("timeout");
+    let p = Producer::new(&config(kafka, &id, &[("transaction.timeout.ms", "2000")])).unwrap();
     p.init_transactions(T).await.unwrap();
     p.begin_transaction().await.unwrap();
     let futures = send_all(&p, &[&topic], "late", 10).await;
@@ -233,8 +282,17 @@ async fn a_transaction_past_its_timeout_is_aborted_by_the_broker_and_the_produce
     let err = p.commit_transaction(T).await.unwrap_err();
     assert!(err.txn_requires_abort(), "{err:?}");
     assert!(err.to_string().contains("transaction.timeout.ms"), "{err}");
-    p.abort_transaction(T).await.unwrap();
-    commit_one(&p, &[&topic], "next", 10).await;
+    if kafka.transaction_version >= 2 {
+        p.abort_transaction(T).await.unwrap();
+        commit_one(&p, &[&topic], "next", 10).await;
+    } else {
+        let err = p.abort_transaction(T).await.unwrap_err();
+        assert!(err.is_fatal() && err.to_string().contains("fenced"), "{err:?}");
+        let next = Producer::new(&config(kafka, &id, &[])).unwrap();
+        next.init_transactions(T).await.unwrap();
+        commit_one(&next, &[&topic], "next", 10).await;
+        next.close(T).await;
+    }
     p.close(T).await;
     let read = read(kafka, &[&topic], 10, "read_committed");
     assert_eq!(by_partition(&read), expected(&[&topic], &[("next", 10)]));

@@ -57,7 +57,7 @@ impl Producer<'_> {
         let partition = self.choose_partition(topic, &record, count_i32)?;
         let slot = usize::from(first) + partition as usize;
         let token = self.append(now, topic, slot, &record, timestamp)?;
-        self.join_transaction(slot);
+        self.join_transaction(now, slot);
         self.metrics.records_sent += 1;
         self.metrics.record_bytes += size as u64 - record_batch::HEADER_LEN as u64;
         Ok(Accepted { token, partition, timestamp })

@@ -140,6 +140,10 @@ pub(crate) struct TxnVersions {
     pub add_offsets: i16,
     pub txn_offset_commit: i16,
     pub end_txn: i16,
+    /// The cluster's finalized `transaction.version` as this broker reports it (KIP-584): 2
+    /// and up means KIP-890 part 2 (partitions and offsets added implicitly, the epoch bumped
+    /// by every EndTxn).
+    pub transaction_version: i16,
 }
 
 impl TxnVersions {
@@ -149,7 +153,14 @@ impl TxnVersions {
         add_offsets: -1,
         txn_offset_commit: -1,
         end_txn: -1,
+        transaction_version: 0,
     };
+
+    /// Whether this broker speaks KIP-890 part 2 for us: the cluster finalized
+    /// `transaction.version` 2 and the broker has the versions that carry it.
+    pub(crate) fn implicit_add(&self, produce: i16) -> bool {
+        self.transaction_version >= 2 && self.end_txn >= 5 && self.txn_offset_commit >= 5 && produce >= 12
+    }
 }
 
 impl Default for TxnVersions {

@@ -14,16 +14,18 @@ use crate::protocol::sasl::{SaslAuthenticateResponse, SaslHandshakeResponse};
 use crate::protocol::{DecodeError, ErrorCode};
 use crate::time::{Duration, Instant};
 
-/// The transaction APIs' versions: those a producer without KIP-890's implicit partitions
-/// speaks (EndTxn v5, AddPartitionsToTxn v4+ and AddOffsetsToTxn v4+ belong to it).
+/// The transaction APIs' versions, up to those of KIP-890 part 2 (EndTxn v5, TxnOffsetCommit
+/// v5), which are used only when the cluster's `transaction.version` is 2 (see
+/// `Transactions::implicit_add`). AddPartitionsToTxn v4+ is for brokers only.
 fn txn_versions(resp: &ApiVersionsResponse<'_>) -> TxnVersions {
     let v = |key, min, max| resp.negotiate(key, min, max).unwrap_or(-1);
     TxnVersions {
         find_coordinator: v(ApiKey::FindCoordinator, 1, 5),
         add_partitions: v(ApiKey::AddPartitionsToTxn, 0, 3),
         add_offsets: v(ApiKey::AddOffsetsToTxn, 0, 3),
-        txn_offset_commit: v(ApiKey::TxnOffsetCommit, 0, 3),
-        end_txn: v(ApiKey::EndTxn, 0, 4),
+        txn_offset_commit: v(ApiKey::TxnOffsetCommit, 0, 5),
+        end_txn: v(ApiKey::EndTxn, 0, 5),
+        transaction_version: resp.feature_level("transaction.version"),
     }
 }
 
@@ -45,7 +47,7 @@ impl Producer<'_> {
                 return Ok(());
             }
         }
-        let produce = resp.negotiate(ApiKey::Produce, 3, 11);
+        let produce = resp.negotiate(ApiKey::Produce, 3, 12);
         let metadata = resp.negotiate(ApiKey::Metadata, 1, 12);
         let init = resp.negotiate(ApiKey::InitProducerId, 0, 5);
         // Only a successful answer says what the broker lacks: an error (UNSUPPORTED_VERSION

@@ -146,6 +146,16 @@ impl Idempotence {
         self.next_attempt = at;
     }
 
+    /// The coordinator moved the producer to `producer_id` and `epoch` itself (EndTxn v5,
+    /// KIP-890 part 2): batches from now on go under it, each partition's sequences from 0.
+    pub(crate) fn adopt(&mut self, producer_id: i64, epoch: i16) {
+        if self.state == PidState::Ready && (producer_id, epoch) != self.identity() {
+            info!("producer id {} epoch {} (from EndTxn)", producer_id, epoch);
+            self.producer_id = producer_id;
+            self.epoch = epoch;
+        }
+    }
+
     /// A partition's sequence broke: ask for a new producer id (once the current one is in
     /// hand; one being asked for already serves).
     pub(crate) fn request_new_id(&mut self) {

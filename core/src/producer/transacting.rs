@@ -2,7 +2,9 @@
 //! transactional id), `begin_transaction`, each new partition added (AddPartitionsToTxn) before
 //! its batches go, consumer offsets added (AddOffsetsToTxn, then TxnOffsetCommit to the group's
 //! coordinator), and `commit_transaction` / `abort_transaction` (every batch resolved, then
-//! EndTxn). Errors are told apart as the Java client does: retried (the coordinator loading,
+//! EndTxn). On a cluster whose `transaction.version` is 2 (KIP-890 part 2) the broker adds
+//! partitions and offsets itself (Produce v12, TxnOffsetCommit v5) and EndTxn v5 hands out the
+//! next epoch. Errors are told apart as the Java client does: retried (the coordinator loading,
 //! moving, or busy with the previous transaction), abortable (the application aborts and goes
 //! on), fatal (fenced, unauthorized).
 // Without feature `transactions` nothing here is reached (see `Transactions::is_on`).
@@ -92,6 +94,11 @@ impl<'a> Producer<'a> {
         }
         self.txn.offsets.store(group, offsets).map_err(TxnError::Capacity)?;
         self.txn.offsets_queued();
+        if self.txn.implicit_add() {
+            // KIP-890 part 2: TxnOffsetCommit v5 adds the group; no AddOffsetsToTxn.
+            self.txn.offsets.added();
+            self.txn.joined(now);
+        }
         self.schedule(now);
         Ok(())
     }
@@ -154,10 +161,16 @@ impl<'a> Producer<'a> {
         }
     }
 
-    /// A record goes to partition slot `slot`: in a transaction, the partition joins it.
-    pub(super) fn join_transaction(&mut self, slot: usize) {
+    /// A record goes to partition slot `slot`: in a transaction, the partition joins it; under
+    /// KIP-890 part 2 at once (its first Produce adds it), as the Java client marks it.
+    pub(super) fn join_transaction(&mut self, now: Instant, slot: usize) {
         if self.txn.is_on() && self.partitions[slot].txn == Membership::Outside {
-            self.partitions[slot].txn = Membership::Pending;
+            if self.txn.implicit_add() {
+                self.partitions[slot].txn = Membership::Added;
+                self.txn.joined(now);
+            } else {
+                self.partitions[slot].txn = Membership::Pending;
+            }
         }
     }
 
@@ -257,8 +270,13 @@ impl<'a> Producer<'a> {
             }
             TxnRequest::AddPartitions => (RequestKind::AddPartitionsToTxn, v.txn.add_partitions),
             TxnRequest::AddOffsets => (RequestKind::AddOffsetsToTxn, v.txn.add_offsets),
-            TxnRequest::CommitOffsets => (RequestKind::TxnOffsetCommit, v.txn.txn_offset_commit),
-            TxnRequest::EndTxn { commit } => (RequestKind::EndTxn { commit }, v.txn.end_txn),
+            // The classic protocol must not use the versions that imply KIP-890 part 2.
+            TxnRequest::CommitOffsets => {
+                (RequestKind::TxnOffsetCommit, self.txn_version(v.txn.txn_offset_commit, 4))
+            }
+            TxnRequest::EndTxn { commit } => {
+                (RequestKind::EndTxn { commit }, self.txn_version(v.txn.end_txn, 4))
+            }
         };
         if version < 0 {
             warn!("{}:{} lacks a transaction API", self.conns[i].host.as_str(), self.conns[i].port);
@@ -274,6 +292,15 @@ impl<'a> Producer<'a> {
         }
         self.txn.sent(request);
         Some((kind, version))
+    }
+
+    /// `negotiated`, or at most `classic_max` unless the transaction protocol is KIP-890's.
+    pub(super) fn txn_version(&self, negotiated: i16, classic_max: i16) -> i16 {
+        if self.txn.is_on() && !self.txn.implicit_add() {
+            negotiated.min(classic_max)
+        } else {
+            negotiated
+        }
     }
 
     /// Encodes a coordinator request.
@@ -489,7 +516,17 @@ impl<'a> Producer<'a> {
 
     /// InitProducerId's answer, for a transactional producer.
     pub(super) fn on_txn_init(&mut self, now: Instant, code: ErrorCode, ready: bool) {
+        if !ready {
+            debug!("InitProducerId: {}", code);
+        }
         if ready {
+            // The coordinator's ApiVersions says which protocol its cluster runs.
+            let implicit =
+                self.txn.coordinator().and_then(|node| self.conns.of_node(node)).is_some_and(|i| {
+                    let v = self.conns[i].versions;
+                    v.txn.implicit_add(v.produce)
+                });
+            self.txn.set_implicit_add(implicit);
             self.txn.answered();
             self.leave_transaction();
             self.txn.initialized();
@@ -604,8 +641,16 @@ impl<'a> Producer<'a> {
     ) -> Result<(), DecodeError> {
         let resp = EndTxnResponse::decode(body, version)?;
         let code = resp.error_code;
+        if code != ErrorCode::NoError {
+            debug!("EndTxn({}): {}", if commit { "commit" } else { "abort" }, code);
+        }
         match code {
             ErrorCode::NoError => {
+                if resp.producer_id >= 0 && resp.producer_epoch >= 0 {
+                    // EndTxn v5: the epoch for the next transaction (or, when the epoch ran
+                    // out, a new producer id); every partition's sequence starts over.
+                    self.idempotence.adopt(resp.producer_id, resp.producer_epoch);
+                }
                 self.leave_transaction();
                 let bump = self.txn.needs_bump() && !commit;
                 self.txn.ended(commit);

@@ -225,6 +225,11 @@ pub(crate) struct Transactions {
     /// After the abort, bump the epoch with InitProducerId (a sequence broke, or the broker
     /// aborted the transaction and bumped the epoch itself).
     bump: bool,
+    /// KIP-890 part 2 (the cluster's `transaction.version` is 2): a partition joins the
+    /// transaction with its first batch (Produce v12) and offsets with TxnOffsetCommit v5, with
+    /// no AddPartitionsToTxn or AddOffsetsToTxn; every EndTxn (v5) bumps the epoch, so an abort
+    /// needs no bump of its own. Chosen with each producer id (see `set_implicit_add`).
+    implicit_add: bool,
     pub(crate) offsets: Offsets,
     pub(crate) committed: u64,
     pub(crate) aborted: u64,
@@ -244,6 +249,7 @@ impl Transactions {
             started: None,
             error: None,
             bump: false,
+            implicit_add: false,
             offsets: Offsets::new(),
             committed: 0,
             aborted: 0,
@@ -271,6 +277,21 @@ impl Transactions {
     /// Whether `node` is a coordinator this producer talks to (its connection slot is kept).
     pub(crate) fn uses_node(&self, node: i32) -> bool {
         self.is_on() && (self.coordinator == Lookup::Known(node) || self.offsets.group_node() == Some(node))
+    }
+
+    /// Whether the transaction protocol is KIP-890 part 2's.
+    pub(crate) fn implicit_add(&self) -> bool {
+        self.implicit_add
+    }
+
+    /// Picks the protocol with a new producer id or epoch, never in a transaction: the Java
+    /// client too switches only where the epoch changes anyway, so a cluster upgraded to
+    /// `transaction.version` 2 is used from the next InitProducerId on.
+    pub(crate) fn set_implicit_add(&mut self, on: bool) {
+        if on != self.implicit_add {
+            info!("transaction protocol: {}", if on { "KIP-890 (transaction.version 2)" } else { "classic" });
+        }
+        self.implicit_add = on;
     }
 
     /// The transaction coordinator's broker id, once known.
@@ -564,7 +585,8 @@ impl Transactions {
     /// The transaction cannot commit: a record failed, or the broker refused part of it. A
     /// commit under way fails with `error` (the transaction stays, to be aborted).
     pub(crate) fn abortable(&mut self, error: TxnError, bump: bool) {
-        self.bump |= bump;
+        // Under KIP-890 part 2 the EndTxn that aborts bumps the epoch itself.
+        self.bump |= bump && !self.implicit_add;
         if matches!(self.state, TxnState::FatalError | TxnState::Aborting) {
             return;
         }

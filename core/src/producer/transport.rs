@@ -397,7 +397,8 @@ impl<'a> Producer<'a> {
                     (RequestKind::InitProducerId { producer_id, epoch }, versions.init_producer_id)
                 } else if let Some(kind) = self.build_produce(now, i) {
                     self.metrics.produce_requests += 1;
-                    (kind, self.conns[i].versions.produce)
+                    // Produce v12 adds the partition to a transaction by itself (KIP-890).
+                    (kind, self.txn_version(self.conns[i].versions.produce, 11))
                 } else {
                     return;
                 }

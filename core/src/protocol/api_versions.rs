@@ -64,8 +64,44 @@ pub struct ApiVersionsResponse<'a> {
     /// `ThrottleTimeMs` (v1+): how long the broker throttled the request for a quota violation,
     /// 0 if it did not.
     pub throttle_time_ms: i32,
-    /// The body's tagged fields (v3+: supported and finalized features), undecoded.
+    /// `FinalizedFeatures` (tag 2, v3+): the cluster-wide feature levels in force (KIP-584),
+    /// such as `transaction.version`; empty when the broker sends none.
+    pub finalized_features: Array<'a, FinalizedFeature<'a>>,
+    /// The body's tagged fields (v3+: supported and finalized features, ...), undecoded.
     pub tags: TaggedFields<'a>,
+}
+
+/// One feature level the cluster has finalized (KIP-584).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinalizedFeature<'a> {
+    /// `Name`: the feature, e.g. `transaction.version`.
+    pub name: &'a str,
+    /// `MaxVersionLevel`: the level in force.
+    pub max_version_level: i16,
+    /// `MinVersionLevel`: the lowest level still finalized.
+    pub min_version_level: i16,
+}
+
+/// The tag of `FinalizedFeatures` in the v3+ response.
+const FINALIZED_FEATURES_TAG: u32 = 2;
+
+fn decode_feature<'a>(r: &mut Reader<'a>, _version: i16) -> Result<FinalizedFeature<'a>, DecodeError> {
+    let name = r.get_string(true)?;
+    let max_version_level = r.get_i16()?;
+    let min_version_level = r.get_i16()?;
+    r.get_tags()?;
+    Ok(FinalizedFeature { name, max_version_level, min_version_level })
+}
+
+/// The finalized features of a v3+ body's tags, validated: a tag that does not parse makes the
+/// whole answer unreadable, as any other malformed field does.
+fn decode_features<'a>(tags: &TaggedFields<'a>) -> Result<Array<'a, FinalizedFeature<'a>>, DecodeError> {
+    let data = tags.get(FINALIZED_FEATURES_TAG).unwrap_or(&[1]); // absent: an empty compact array
+    let mut r = Reader::new(data);
+    // Name (1+), two levels, tags: at least 6 bytes each.
+    let features = Array::decode(&mut r, 3, true, 6, decode_feature)?;
+    r.expect_end()?;
+    Ok(features)
 }
 
 impl<'a> ApiVersionsResponse<'a> {
@@ -86,6 +122,7 @@ impl<'a> ApiVersionsResponse<'a> {
                     error_code: ErrorCode::UnsupportedVersion,
                     api_keys: Array::decode_elements(&mut Reader::new(&[]), 0, 0, decode_range)?,
                     throttle_time_ms: 0,
+                    finalized_features: decode_features(&TaggedFields::default())?,
                     tags: TaggedFields::default(),
                 })
             });
@@ -101,7 +138,14 @@ impl<'a> ApiVersionsResponse<'a> {
         let throttle_time_ms = if version >= 1 { r.get_i32()? } else { 0 };
         let tags = if flexible { r.get_tags()? } else { TaggedFields::default() };
         r.expect_end()?;
-        Ok(Self { parsed_version: version, error_code, api_keys, throttle_time_ms, tags })
+        let finalized_features = decode_features(&tags)?;
+        Ok(Self { parsed_version: version, error_code, api_keys, throttle_time_ms, finalized_features, tags })
+    }
+
+    /// The level in force of the finalized feature `name`, 0 when the broker lists none (a
+    /// feature not finalized is at level 0, as the Java client reads it).
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.finalized_features.iter().find(|f| f.name == name).map_or(0, |f| f.max_version_level)
     }
 
     /// The broker's version range for `key`, if it supports it at all.
@@ -139,6 +183,33 @@ mod tests {
         let resp = ApiVersionsResponse::decode(&body, 4).unwrap();
         assert_eq!(resp.error_code, ErrorCode::UnsupportedVersion);
         assert_eq!(resp.range(ApiKey::ApiVersions), None);
+    }
+
+    #[test]
+    fn finalized_features_are_read_from_tag_2() {
+        // v3 body: no error, one key (Produce 3..12), throttle 0, then two tags: 1
+        // (FinalizedFeaturesEpoch = 7) and 2 (FinalizedFeatures: transaction.version 2..0,
+        // group.version 1..1).
+        let mut body = std::vec![0, 0, 2, 0, 0, 0, 3, 0, 12, 0, 0, 0, 0, 0, 2];
+        body.extend_from_slice(&[1, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let mut features = std::vec![3];
+        for (name, max, min) in [("transaction.version", 2u8, 0u8), ("group.version", 1, 1)] {
+            features.push(name.len() as u8 + 1);
+            features.extend_from_slice(name.as_bytes());
+            features.extend_from_slice(&[0, max, 0, min, 0]);
+        }
+        body.push(2);
+        body.push(features.len() as u8);
+        body.extend_from_slice(&features);
+        let resp = ApiVersionsResponse::decode(&body, 3).unwrap();
+        assert_eq!(resp.parsed_version, 3);
+        assert_eq!(resp.feature_level("transaction.version"), 2);
+        assert_eq!(resp.feature_level("group.version"), 1);
+        assert_eq!(resp.feature_level("share.version"), 0);
+        assert_eq!(resp.finalized_features.len(), 2);
+        // A features tag that does not parse is an unreadable answer, not "no features".
+        let bad = [0, 0, 2, 0, 0, 0, 3, 0, 12, 0, 0, 0, 0, 0, 1, 2, 2, 3, 0xff];
+        assert!(ApiVersionsResponse::decode_at(&bad, 3).is_err());
     }
 
     #[test]

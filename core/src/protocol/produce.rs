@@ -1,7 +1,10 @@
 //! Produce (key 0): record batches to partition leaders.
 //!
-//! Versions 3–11 (RecordBatch v2 only; flexible from v9; v10 adds the new leader to
-//! NOT_LEADER_OR_FOLLOWER answers, KIP-951).
+//! Versions 3–12 (RecordBatch v2 only; flexible from v9; v10 adds the new leader to
+//! NOT_LEADER_OR_FOLLOWER answers, KIP-951; v12 is v11 on the wire, but with the cluster's
+//! `transaction.version` at 2 a transactional batch sent at v12 adds its partition to the
+//! transaction itself, KIP-890 part 2; a transactional producer on the classic protocol stays
+//! at v11).
 //!
 //! The request can be written in pieces (`encode_start`, `encode_topic`, `encode_partition`,
 //! `encode_topic_end`, `encode_end`) so that a producer can stream batches that live in separate
@@ -14,7 +17,7 @@ use super::header::{ApiKey, Request};
 /// Lowest Produce version spoken: v3, the first with RecordBatch v2.
 pub const MIN_VERSION: i16 = 3;
 /// Highest Produce version spoken.
-pub const MAX_VERSION: i16 = 11;
+pub const MAX_VERSION: i16 = 12;
 
 const fn flexible(version: i16) -> bool {
     version >= 9
@@ -239,7 +242,7 @@ fn decode_node_endpoint<'a>(r: &mut Reader<'a>, _version: i16) -> Result<NodeEnd
     Ok(NodeEndpoint { node_id, host, port, rack })
 }
 
-/// Produce response, v3–v11.
+/// Produce response, v3–v12.
 #[derive(Debug, Clone, Copy)]
 pub struct ProduceResponse<'a> {
     /// `Responses`: each topic's outcomes.
@@ -254,7 +257,7 @@ pub struct ProduceResponse<'a> {
 }
 
 impl<'a> ProduceResponse<'a> {
-    /// Decodes a response body at `version` (3–11).
+    /// Decodes a response body at `version` (3–12).
     pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key: 0, version });

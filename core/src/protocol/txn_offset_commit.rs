@@ -1,9 +1,11 @@
 //! TxnOffsetCommit (key 28): commits a consumer group's offsets inside a transaction, at the
 //! group's coordinator (after AddOffsetsToTxn told the transaction coordinator).
 //!
-//! Versions 0–3: v2 adds each partition's committed leader epoch, v3 (the first flexible
+//! Versions 0–5: v2 adds each partition's committed leader epoch, v3 (the first flexible
 //! version) adds the consumer's generation, member id and group instance id (KIP-447), which let
-//! the group coordinator fence a zombie.
+//! the group coordinator fence a zombie; v4 lets it answer TRANSACTION_ABORTABLE; v5 (KIP-890
+//! part 2) is v4 on the wire, but adds the group to the transaction itself, so no
+//! AddOffsetsToTxn goes before it.
 
 use super::codec::{Array, DecodeError, Reader, TaggedFields, Writer};
 use super::error_code::ErrorCode;
@@ -14,7 +16,7 @@ pub use super::topic_errors::{PartitionResult, TopicResult};
 /// Lowest TxnOffsetCommit version spoken.
 pub const MIN_VERSION: i16 = 0;
 /// Highest TxnOffsetCommit version spoken.
-pub const MAX_VERSION: i16 = 3;
+pub const MAX_VERSION: i16 = 5;
 
 const fn flexible(version: i16) -> bool {
     version >= 3
@@ -34,7 +36,7 @@ pub struct PartitionOffset<'a> {
     pub committed_metadata: Option<&'a str>,
 }
 
-/// TxnOffsetCommit request, v0–v3.
+/// TxnOffsetCommit request, v0–v5.
 ///
 /// `T` is any cloneable iterator of `(topic, partitions)`, and `P` any cloneable iterator of
 /// [`PartitionOffset`]s; from slices, `topics.iter().map(|(t, p)| (*t, p.iter().copied()))`.
@@ -106,7 +108,7 @@ where
     }
 }
 
-/// TxnOffsetCommit response, v0–v3.
+/// TxnOffsetCommit response, v0–v5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnOffsetCommitResponse<'a> {
     /// `ThrottleTimeMs`: how long the broker throttled the request for a quota violation, 0 if
@@ -121,7 +123,7 @@ pub struct TxnOffsetCommitResponse<'a> {
 }
 
 impl<'a> TxnOffsetCommitResponse<'a> {
-    /// Decodes a response body at `version` (0–3).
+    /// Decodes a response body at `version` (0–5).
     pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key: 28, version });
@@ -225,11 +227,16 @@ mod tests {
         for cut in 0..body.len() {
             assert!(TxnOffsetCommitResponse::decode(&body[..cut], 3).is_err(), "{cut}");
         }
+        // v4 and v5 are v3 on the wire.
+        for v in [4, 5] {
+            let r = TxnOffsetCommitResponse::decode(body, v).unwrap();
+            assert_eq!(r.results().count(), 2);
+        }
         let v0 = b"\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01\x00\x00\x00\x00\x00\x10";
         let r = TxnOffsetCommitResponse::decode(v0, 0).unwrap();
         let results: heapless::Vec<_, 4> = r.results().collect();
         assert_eq!(results.as_slice(), [("t", 0, ErrorCode::NotCoordinator)]);
-        for v in [-1, 4, 5] {
+        for v in [-1, 6] {
             assert!(matches!(
                 TxnOffsetCommitResponse::decode(v0, v),
                 Err(DecodeError::UnsupportedVersion { api_key: 28, .. })
