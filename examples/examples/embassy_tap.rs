@@ -2,20 +2,27 @@
 //! broker on the other side of the TAP. The same code path as the firmware, minus the hardware:
 //! fast to iterate on, and run by the tests inside a network namespace (`scripts/embassy-tap`).
 //!
-//! `embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER]` — the stack takes 192.168.69.2/24; the
-//! TAP's host side is expected at 192.168.69.1. `BROKER` is an IPv4 address, or a name resolved
-//! through embassy-net's DNS client at `DNS_SERVER` (as are the names the broker advertises).
+//! `embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER [TRANSACTIONAL_ID]]` — the stack takes
+//! 192.168.69.2/24; the TAP's host side is expected at 192.168.69.1. `BROKER` is an IPv4 address,
+//! or a name resolved through embassy-net's DNS client at `DNS_SERVER` (as are the names the
+//! broker advertises).
+//!
+//! With `TRANSACTIONAL_ID` the COUNT records go in four transactions instead (the handle's
+//! transactional calls, as firmware would make them): committed, aborted once written,
+//! committed, and committed with consumer offsets sent to it; the lines `txn committed: ..` and
+//! `txn aborted: ..` name each one's records for the script to check with `read_committed`.
 
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::{Duration, Instant, Timer};
-use picokafka::{Config, Header, Record, Resources, SendError};
-use picokafka_embassy::{Report, Runner, Settings, SocketBuffers, State};
+use picokafka::{Config, GroupMetadata, Header, Record, Resources, SendError, TopicPartitionOffset};
+use picokafka_embassy::{Handle, Report, Runner, Settings, SocketBuffers, State};
 use static_cell::StaticCell;
 
 type Kafka = Runner<'static, NoopRawMutex, 2, 16>;
+type KafkaHandle = Handle<'static, NoopRawMutex, 16>;
 
 /// Records sent one at a time with `send_and_wait` after the main run.
 const SYNC: u32 = 20;
@@ -40,11 +47,12 @@ static SOCKETS: StaticCell<SocketBuffers<2, 4096, 4096>> = StaticCell::new();
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let args: Vec<String> = std::env::args().collect();
-    let (tap, broker, topic, count, dns) = match &args[..] {
-        [_, tap, broker, topic, count] => (tap, broker, topic, count, None),
-        [_, tap, broker, topic, count, dns] => (tap, broker, topic, count, Some(dns)),
+    let (tap, broker, topic, count, dns, txn_id) = match &args[..] {
+        [_, tap, broker, topic, count] => (tap, broker, topic, count, None, None),
+        [_, tap, broker, topic, count, dns] => (tap, broker, topic, count, Some(dns), None),
+        [_, tap, broker, topic, count, dns, id] => (tap, broker, topic, count, Some(dns), Some(id)),
         _ => {
-            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER]");
+            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER [TRANSACTIONAL_ID]]");
             std::process::exit(2);
         }
     };
@@ -70,6 +78,9 @@ async fn main(spawner: Spawner) {
     {
         config.set(k, v).expect("valid property");
     }
+    if let Some(id) = txn_id {
+        config.set("transactional.id", id).expect("valid transactional.id");
+    }
     let now = picokafka::Instant::from_millis(Instant::now().as_millis());
     let producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)
         .expect("producer fits its resources");
@@ -82,6 +93,9 @@ async fn main(spawner: Spawner) {
     )
     .expect("a configuration this transport can carry");
     spawner.spawn(kafka_task(runner).expect("kafka task"));
+    if txn_id.is_some() {
+        std::process::exit(if transactions(kafka, topic, count).await { 0 } else { 1 });
+    }
 
     let started = Instant::now();
     let mut refused = 0u32;
@@ -156,4 +170,86 @@ async fn main(spawner: Spawner) {
     let secs = started.elapsed().as_millis() as f64 / 1000.0;
     println!("embassy-net over TAP: {delivered} delivered, {failed} failed of {expected} in {secs:.2} s");
     std::process::exit(if delivered == expected && failed == 0 && queue_full > 0 { 0 } else { 1 });
+}
+
+/// Sends record `i` (keyed, its number in a `seq` header) with `send(..).await`.
+async fn send_numbered(kafka: KafkaHandle, topic: &str, i: u32) -> bool {
+    let key = format!("device-{}", i % 8);
+    let value = format!("{{\"seq\":{i},\"txn\":true}}");
+    let seq = i.to_string();
+    let headers = [Header { key: "seq", value: Some(seq.as_bytes()) }];
+    let record = Record::new(topic).key(key.as_bytes()).value(value.as_bytes()).headers(&headers);
+    match kafka.send(record).await {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("record {i} refused: {e}");
+            false
+        }
+    }
+}
+
+/// `count` records in four transactions: committed, aborted (once written, so that the abort
+/// has something to hide), committed, committed with offsets of a made-up input topic. Whether
+/// every call did what it should.
+async fn transactions(kafka: KafkaHandle, topic: &'static str, count: u32) -> bool {
+    let t = Duration::from_secs(30);
+    let started = Instant::now();
+    if let Err(e) = kafka.init_transactions(t).await {
+        eprintln!("init_transactions: {e}");
+        return false;
+    }
+    let quarter = count / 4;
+    let mut ok = true;
+    for n in 0..4u32 {
+        let (first, last) = (n * quarter, if n == 3 { count } else { (n + 1) * quarter });
+        if let Err(e) = kafka.begin_transaction() {
+            eprintln!("begin_transaction: {e}");
+            return false;
+        }
+        for i in first..last {
+            ok &= send_numbered(kafka, topic, i).await;
+        }
+        let result = match n {
+            1 => {
+                // Written first: every record so far answered (or the wait given up).
+                kafka.flush();
+                let deadline = Instant::now() + t;
+                while Instant::now() < deadline && {
+                    let m = kafka.metrics();
+                    m.records_delivered + m.records_failed < u64::from(last)
+                } {
+                    Timer::after(Duration::from_millis(5)).await;
+                }
+                kafka.abort_transaction(t).await
+            }
+            3 => {
+                let group = GroupMetadata::new("embassy-tap-group");
+                let offsets = [TopicPartitionOffset { topic: "embassy-tap-input", partition: 0, offset: 42 }];
+                match kafka.send_offsets_to_transaction(&group, &offsets, t).await {
+                    Ok(()) => kafka.commit_transaction(t).await,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => kafka.commit_transaction(t).await,
+        };
+        let what = if n == 1 { "aborted" } else { "committed" };
+        match result {
+            Ok(()) => println!("txn {what}: {first}..{last}"),
+            Err(e) => {
+                eprintln!("transaction {n} ({what}): {e}");
+                ok = false;
+            }
+        }
+    }
+    kafka.close(Duration::from_secs(30));
+    while !kafka.is_closed() {
+        Timer::after(Duration::from_millis(10)).await;
+    }
+    let m = kafka.metrics();
+    let secs = started.elapsed().as_millis() as f64 / 1000.0;
+    println!(
+        "embassy-net over TAP, transactional: {} committed, {} aborted, {} records delivered in {secs:.2} s",
+        m.transactions_committed, m.transactions_aborted, m.records_delivered
+    );
+    ok && (m.transactions_committed, m.transactions_aborted) == (3, 1)
 }
