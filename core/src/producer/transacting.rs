@@ -50,6 +50,10 @@ fn classify(code: ErrorCode) -> Class {
         | ErrorCode::TransactionAbortable
         | ErrorCode::UnknownMemberId
         | ErrorCode::IllegalGeneration
+        // TxnOffsetCommit's: the consumer is no longer the group's member (the Java client's
+        // CommitFailedException, abortable).
+        | ErrorCode::GroupIdNotFound
+        | ErrorCode::StaleMemberEpoch
         | ErrorCode::FencedInstanceId
         | ErrorCode::OperationNotAttempted => Class::Abortable,
         // PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -381,6 +385,10 @@ impl<'a> Producer<'a> {
             // (as the Java client does), so that the abort reaches a coordinator that did.
             RequestKind::AddPartitionsToTxn => self.readd_adding(Membership::Pending),
             RequestKind::TxnOffsetCommit => self.txn.offsets.coordinator_lost(),
+            // The abort cancelled the offsets, so it is not asked again; whether the coordinator
+            // added the group is unknown: the abort goes to it (EndTxn), rather than ending here
+            // and leaving a transaction open there until it times out.
+            RequestKind::AddOffsetsToTxn if self.txn.state() == TxnState::Aborting => self.txn.joined(now),
             _ => {}
         }
         let lost =
@@ -740,5 +748,33 @@ impl<'a> Producer<'a> {
             debug!("{} ended: {}", op.name(), result.is_ok());
         }
         Some(super::Event::Transaction { op, result })
+    }
+}
+
+#[cfg(all(test, feature = "transactions"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_errors_are_classed_as_the_java_client_classes_them() {
+        for (code, class) in [
+            (ErrorCode::NotCoordinator, Class::Retry { lost: true }),
+            (ErrorCode::CoordinatorNotAvailable, Class::Retry { lost: true }),
+            (ErrorCode::ConcurrentTransactions, Class::Retry { lost: false }),
+            (ErrorCode::CoordinatorLoadInProgress, Class::Retry { lost: false }),
+            (ErrorCode::GroupAuthorizationFailed, Class::Abortable),
+            (ErrorCode::TransactionAbortable, Class::Abortable),
+            (ErrorCode::UnknownMemberId, Class::Abortable),
+            (ErrorCode::IllegalGeneration, Class::Abortable),
+            (ErrorCode::GroupIdNotFound, Class::Abortable),
+            (ErrorCode::StaleMemberEpoch, Class::Abortable),
+            (ErrorCode::FencedInstanceId, Class::Abortable),
+            (ErrorCode::ProducerFenced, Class::Fatal),
+            (ErrorCode::InvalidProducerEpoch, Class::Fatal),
+            (ErrorCode::TransactionalIdAuthorizationFailed, Class::Fatal),
+            (ErrorCode::UnsupportedForMessageFormat, Class::Fatal),
+        ] {
+            assert_eq!(classify(code), class, "{code:?}");
+        }
     }
 }
