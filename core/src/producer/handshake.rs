@@ -25,7 +25,9 @@ fn txn_versions(resp: &ApiVersionsResponse<'_>) -> TxnVersions {
         add_offsets: v(ApiKey::AddOffsetsToTxn, 0, 3),
         txn_offset_commit: v(ApiKey::TxnOffsetCommit, 0, 5),
         end_txn: v(ApiKey::EndTxn, 0, 5),
-        transaction_version: resp.feature_level("transaction.version"),
+        // A features tag that does not parse: the classic protocol, which every broker with
+        // transactions serves, rather than no connection at all.
+        transaction_version: resp.feature_level("transaction.version").unwrap_or(0),
     }
 }
 

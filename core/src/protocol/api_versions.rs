@@ -64,9 +64,6 @@ pub struct ApiVersionsResponse<'a> {
     /// `ThrottleTimeMs` (v1+): how long the broker throttled the request for a quota violation,
     /// 0 if it did not.
     pub throttle_time_ms: i32,
-    /// `FinalizedFeatures` (tag 2, v3+): the cluster-wide feature levels in force (KIP-584),
-    /// such as `transaction.version`; empty when the broker sends none.
-    pub finalized_features: Array<'a, FinalizedFeature<'a>>,
     /// The body's tagged fields (v3+: supported and finalized features, ...), undecoded.
     pub tags: TaggedFields<'a>,
 }
@@ -93,8 +90,7 @@ fn decode_feature<'a>(r: &mut Reader<'a>, _version: i16) -> Result<FinalizedFeat
     Ok(FinalizedFeature { name, max_version_level, min_version_level })
 }
 
-/// The finalized features of a v3+ body's tags, validated: a tag that does not parse makes the
-/// whole answer unreadable, as any other malformed field does.
+/// The finalized features of a v3+ body's tags, validated.
 fn decode_features<'a>(tags: &TaggedFields<'a>) -> Result<Array<'a, FinalizedFeature<'a>>, DecodeError> {
     let data = tags.get(FINALIZED_FEATURES_TAG).unwrap_or(&[1]); // absent: an empty compact array
     let mut r = Reader::new(data);
@@ -122,7 +118,6 @@ impl<'a> ApiVersionsResponse<'a> {
                     error_code: ErrorCode::UnsupportedVersion,
                     api_keys: Array::decode_elements(&mut Reader::new(&[]), 0, 0, decode_range)?,
                     throttle_time_ms: 0,
-                    finalized_features: decode_features(&TaggedFields::default())?,
                     tags: TaggedFields::default(),
                 })
             });
@@ -138,14 +133,21 @@ impl<'a> ApiVersionsResponse<'a> {
         let throttle_time_ms = if version >= 1 { r.get_i32()? } else { 0 };
         let tags = if flexible { r.get_tags()? } else { TaggedFields::default() };
         r.expect_end()?;
-        let finalized_features = decode_features(&tags)?;
-        Ok(Self { parsed_version: version, error_code, api_keys, throttle_time_ms, finalized_features, tags })
+        Ok(Self { parsed_version: version, error_code, api_keys, throttle_time_ms, tags })
+    }
+
+    /// `FinalizedFeatures` (tag 2, v3+): the cluster-wide feature levels in force (KIP-584),
+    /// such as `transaction.version`; empty when the broker sends none. Decoded on demand, so
+    /// that a producer that needs no feature (firmware without transactions) carries no code
+    /// for them.
+    pub fn finalized_features(&self) -> Result<Array<'a, FinalizedFeature<'a>>, DecodeError> {
+        decode_features(&self.tags)
     }
 
     /// The level in force of the finalized feature `name`, 0 when the broker lists none (a
     /// feature not finalized is at level 0, as the Java client reads it).
-    pub fn feature_level(&self, name: &str) -> i16 {
-        self.finalized_features.iter().find(|f| f.name == name).map_or(0, |f| f.max_version_level)
+    pub fn feature_level(&self, name: &str) -> Result<i16, DecodeError> {
+        Ok(self.finalized_features()?.iter().find(|f| f.name == name).map_or(0, |f| f.max_version_level))
     }
 
     /// The broker's version range for `key`, if it supports it at all.
@@ -203,13 +205,14 @@ mod tests {
         body.extend_from_slice(&features);
         let resp = ApiVersionsResponse::decode(&body, 3).unwrap();
         assert_eq!(resp.parsed_version, 3);
-        assert_eq!(resp.feature_level("transaction.version"), 2);
-        assert_eq!(resp.feature_level("group.version"), 1);
-        assert_eq!(resp.feature_level("share.version"), 0);
-        assert_eq!(resp.finalized_features.len(), 2);
-        // A features tag that does not parse is an unreadable answer, not "no features".
+        assert_eq!(resp.feature_level("transaction.version"), Ok(2));
+        assert_eq!(resp.feature_level("group.version"), Ok(1));
+        assert_eq!(resp.feature_level("share.version"), Ok(0));
+        assert_eq!(resp.finalized_features().unwrap().len(), 2);
+        // A features tag that does not parse is an error, not "no features".
         let bad = [0, 0, 2, 0, 0, 0, 3, 0, 12, 0, 0, 0, 0, 0, 1, 2, 2, 3, 0xff];
-        assert!(ApiVersionsResponse::decode_at(&bad, 3).is_err());
+        let resp = ApiVersionsResponse::decode(&bad, 3).unwrap();
+        assert!(resp.feature_level("transaction.version").is_err());
     }
 
     #[test]
