@@ -501,7 +501,7 @@ async fn run(c: &Arc<Cluster>, fault: Fault, idempotent: bool, n: u64, run_no: u
     }
     let t_sent = t0.elapsed();
     // Well past delivery.timeout.ms (120 s): by then every record has a report.
-    if tokio::time::timeout(Duration::from_secs(300), p.flush()).await.is_err() {
+    if p.flush(Duration::from_secs(300)).await.is_err() {
         eprintln!("flush() did not return within 300 s: {:?}", p.metrics().await);
     }
     let metrics = p.metrics().await;

@@ -170,7 +170,7 @@ async fn stream(c: &mut MockCluster, p: &Producer, fault: Fault, heals: bool) ->
         }
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    p.flush().await;
+    p.flush(Duration::from_secs(120)).await.expect("flush");
     outcomes
 }
 

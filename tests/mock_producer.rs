@@ -162,7 +162,7 @@ async fn produce_and_read_back(case: Case) {
                 futures.push((r.clone(), producer.enqueue(r).await.expect("enqueue")));
             }
         }
-        producer.flush().await;
+        producer.flush(Duration::from_secs(120)).await.expect("flush");
         for (r, f) in futures {
             let d = f.await.unwrap_or_else(|e| panic!("{case:?}: {r:?} not delivered: {e}"));
             sent.push((r, d));
@@ -442,7 +442,7 @@ async fn flush_waits_for_records_queued_while_metadata_is_pending() {
     for i in 0..N {
         producer.send_with_opaque(OwnedRecord::new(TOPIC).value(format!("v{i}")), i).await.expect("queued");
     }
-    producer.flush().await;
+    producer.flush(Duration::from_secs(120)).await.expect("flush");
     let mut got = std::mem::take(&mut *reports.lock().unwrap());
     got.sort_unstable();
     let missing = (0..N).filter(|i| got.binary_search(i).is_err()).count();

@@ -230,7 +230,7 @@ async fn commits_and_aborts_over_two_topics() {
     // Aborted after every record was written: the mock keeps them (no abort marker).
     producer.begin_transaction().await.unwrap();
     let sent = Sent::spread(&producer, "t1", 200).await;
-    producer.flush().await;
+    producer.flush(Duration::from_secs(120)).await.expect("flush");
     let written = sent.delivered().await;
     producer.abort_transaction(TIMEOUT).await.expect("abort t1");
     delivered.extend(written);
@@ -535,7 +535,7 @@ async fn fenced_and_unauthorized_are_fatal() {
             }
             Stage::Commit => producer.commit_transaction(TIMEOUT).await,
             Stage::Abort => {
-                producer.flush().await;
+                producer.flush(Duration::from_secs(120)).await.expect("flush");
                 producer.abort_transaction(TIMEOUT).await
             }
             Stage::Init => unreachable!(),
@@ -624,7 +624,7 @@ async fn a_refused_abort_is_told_from_a_fence_by_an_epoch_bump() {
     let id = producer.metrics().await.producer_id;
     producer.begin_transaction().await.unwrap();
     let sent = Sent::spread(&producer, "b0", 50).await;
-    producer.flush().await;
+    producer.flush(Duration::from_secs(120)).await.expect("flush");
     let mut delivered = sent.delivered().await;
     mock.error(api::END_TXN, ErrorCode::ProducerFenced.into(), 1);
     producer.abort_transaction(TIMEOUT).await.expect("abort, after the bump");

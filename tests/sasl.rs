@@ -330,9 +330,10 @@ async fn refused(
     let second = producer.send(OwnedRecord::new(topic.as_str()).value("y")).await.expect_err(case);
     assert!(is_auth_failure(&second), "{case}: a later send: {second:?}");
     assert!(again.elapsed() < Duration::from_secs(1), "{case}: a later send took {:?}", again.elapsed());
-    tokio::time::timeout(Duration::from_secs(5), producer.flush())
+    producer
+        .flush(Duration::from_secs(5))
         .await
-        .unwrap_or_else(|_| panic!("{case}: flush hangs after a refused login"));
+        .unwrap_or_else(|e| panic!("{case}: flush hangs after a refused login: {e}"));
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let attempts = kafka.log_count_all(&log_needles) - before;
@@ -560,7 +561,7 @@ async fn alice_may_write_a_but_not_b() {
                     // Refused at send (the topic's metadata says so) or in its delivery report.
                     let r = match producer.enqueue(OwnedRecord::new(t.as_str()).value("no")).await {
                         Ok(f) => f.await.map(|_| ()),
-                        Err(e) => Err(e),
+                        Err(e) => Err(e.error),
                     };
                     refusals.push((t.clone(), r, start.elapsed()));
                 }
@@ -622,7 +623,7 @@ async fn stream(
                 .await
             {
                 Ok(f) => pending.push(f),
-                Err(e) => return (pending, Some((e, start.elapsed()))),
+                Err(e) => return (pending, Some((e.error, start.elapsed()))),
             }
         }
     }
@@ -719,7 +720,7 @@ async fn reauthentication_keeps_streaming_and_a_revoked_credential_stops_it() {
             match producer.send_with_callback(record, move |r| drop(tx.send((i, r.map(|_| ()))))).await {
                 Ok(()) => sent += 1,
                 Err(e) => {
-                    first_refusal = Some((e, begin.elapsed(), "send"));
+                    first_refusal = Some((e.error, begin.elapsed(), "send"));
                     break 'stream;
                 }
             }

@@ -130,7 +130,7 @@ async fn committed_aborted_committed(kafka: &Kafka) {
             p.commit_transaction(T).await.unwrap();
         } else {
             // Written first, so that the abort has something to hide.
-            p.flush().await;
+            p.flush(Duration::from_secs(120)).await.expect("flush");
             p.abort_transaction(T).await.unwrap();
         }
         for f in futures {
@@ -272,7 +272,7 @@ async fn timeout(kafka: &Kafka) {
     p.init_transactions(T).await.unwrap();
     p.begin_transaction().await.unwrap();
     let futures = send_all(&p, &[&topic], "late", 10).await;
-    p.flush().await;
+    p.flush(Duration::from_secs(120)).await.expect("flush");
     for f in futures {
         f.await.unwrap();
     }

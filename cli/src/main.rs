@@ -329,8 +329,14 @@ async fn produce(args: ProduceArgs) -> ExitCode {
             t.open()
         );
     }
-    if let Some(e) = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+    let first_error = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if let Some(e) = &first_error {
         eprintln!("picokafka: first error: {e}");
+        // A record's error may not say why the producer could not deliver (a delivery timeout
+        // while no broker was reachable): the producer's last error does.
+        if let Some(last) = producer.health().await.last_error.filter(|l| !e.contains(l.as_str())) {
+            eprintln!("picokafka: last error: {last}");
+        }
     }
     let txn_clean =
         txn.as_ref().is_none_or(|t| t.aborted_records == 0 && t.open() == 0 && txn_error.is_none());

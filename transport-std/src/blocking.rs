@@ -1,13 +1,17 @@
 //! A blocking facade for code without an async runtime: the producer runs on its own small
 //! tokio runtime; calls block the caller's thread.
 
+// A refused record comes back by value in `Refused`, as rust-rdkafka's `(KafkaError,
+// OwnedRecord)`: boxing it would cost an allocation exactly when the caller is told to slow down.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use picokafka::Metrics;
 
 use crate::config::ClientConfig;
 use crate::delivery::{Delivery, DeliveryFuture};
-use crate::error::Error;
+use crate::error::{Error, Refused};
 use crate::producer::{Producer, ProducerBuilder};
 use crate::record::OwnedRecord;
 
@@ -56,7 +60,7 @@ impl BlockingProducer {
     }
 
     /// Queues (waiting up to `max.block.ms` for room); wait on the result with [`Self::wait`].
-    pub fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Error> {
+    pub fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Refused> {
         self.runtime.block_on(self.producer.enqueue(record))
     }
 
@@ -65,12 +69,12 @@ impl BlockingProducer {
         &self,
         record: OwnedRecord,
         callback: impl FnOnce(Result<Delivery, Error>) + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Refused> {
         self.runtime.block_on(self.producer.send_with_callback(record, callback))
     }
 
     /// Queues a record whose outcome goes to the delivery handler with `opaque`.
-    pub fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Error> {
+    pub fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Refused> {
         self.runtime.block_on(self.producer.send_with_opaque(record, opaque))
     }
 
@@ -79,9 +83,9 @@ impl BlockingProducer {
         self.runtime.block_on(delivery)
     }
 
-    /// Blocks until every record sent before the call is reported.
-    pub fn flush(&self) {
-        self.runtime.block_on(self.producer.flush());
+    /// Blocks until every record sent before the call is reported, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.runtime.block_on(self.producer.flush(timeout))
     }
 
     /// Stops accepting records and blocks until each queued one is reported, or `timeout` passes.

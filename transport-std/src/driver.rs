@@ -66,6 +66,9 @@ struct Driver<'a> {
     tls: Option<crate::tls::Tls>,
     /// The last connection's TLS handshake failure, until a connection succeeds.
     tls_error: Option<String>,
+    /// The last failure to connect (refused, unresolvable, timed out), naming the address,
+    /// until a connection succeeds: why records wait, in their errors and in `health()`.
+    conn_error: Option<String>,
     /// Writers of closed sockets still writing what they were given.
     closing_writers: Vec<JoinHandle<()>>,
     /// Callers waiting for a transactional operation to end.
@@ -75,7 +78,7 @@ struct Driver<'a> {
 }
 
 /// The producer's state, for `metrics()` and `health()`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Snapshot {
     pub metrics: Metrics,
     /// Connections ready, and known.
@@ -83,6 +86,11 @@ pub(crate) struct Snapshot {
     pub known: usize,
     /// The last TLS handshake failure, until a connection succeeds.
     pub tls_error: Option<String>,
+    /// The last failure to connect, until a connection succeeds.
+    pub conn_error: Option<String>,
+    /// Records taken from the handles that the core has not accepted yet (waiting for
+    /// metadata or room).
+    pub waiting: u64,
     /// Why SASL authentication failed for good.
     pub auth_error: Option<String>,
 }
@@ -149,6 +157,7 @@ pub(crate) async fn run(
         bufs: Arc::default(),
         tls: settings.tls.clone(),
         tls_error: None,
+        conn_error: None,
         closing_writers: Vec::new(),
         txn_waiters: Vec::new(),
         commit_deferred: false,
@@ -199,6 +208,8 @@ pub(crate) async fn run(
             }
         }
     }
+    // What `metrics()` and `health()` answer from now on: the producer's last state.
+    *d.shared.last_words.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(d.snapshot());
     // Bytes handed to sockets reach the wire before `close` returns.
     for w in d.closing_writers.drain(..) {
         let _ = tokio::time::timeout(WRITE_TIMEOUT, w).await;
@@ -297,9 +308,14 @@ impl Driver<'_> {
                             .core
                             .transaction_error()
                             .map_or_else(|| map_send_error(&e, &r.topic), Error::Transaction),
+                        (SendError::MetadataPending(_), None) => Error::MetadataTimeout {
+                            topic: r.topic.to_string(),
+                            waited_ms: self.max_block.as_millis() as u64,
+                            cause: self.metadata_cause(&r.topic),
+                        },
                         _ => map_send_error(&e, &r.topic),
                     };
-                    (e.is_retriable(), error)
+                    (e.is_retriable(), matches!(e, SendError::MetadataPending(_)), error)
                 });
                 match result {
                     Ok(accepted) => {
@@ -309,20 +325,22 @@ impl Driver<'_> {
                         self.outstanding.push(accepted.token, &s.record.topic, o);
                         fed += 1;
                     }
-                    Err((true, error)) => {
-                        // Wait for room or metadata: up to max.block.ms, or while closing, up to
-                        // the close deadline.
+                    Err((true, metadata, error)) => {
+                        // Wait for room up to max.block.ms, or while closing, up to the close
+                        // deadline; for metadata, never longer than max.block.ms (Java's
+                        // "not present in metadata after max.block.ms"), closing or not.
+                        let blocked = s.enqueued.elapsed() >= self.max_block;
                         let waiting = match self.closing {
-                            Some(deadline) => now < deadline,
-                            None => s.enqueued.elapsed() < self.max_block,
+                            Some(deadline) => now < deadline && !(metadata && blocked),
+                            None => !blocked,
                         };
                         if waiting {
                             return;
                         }
-                        let error = if self.closing.is_some() { Error::Closed } else { error };
+                        let error = if self.closing.is_some() && !metadata { Error::Closed } else { error };
                         self.complete_pending(error);
                     }
-                    Err((false, error)) => self.complete_pending(error),
+                    Err((false, _, error)) => self.complete_pending(error),
                 }
             }
         }
@@ -365,6 +383,24 @@ impl Driver<'_> {
 
     /// Hands events and bytes between the core and the sockets until neither has more. Whether
     /// any delivery report was handed out (which frees batch buffers).
+    /// Why a topic's metadata has not come, as far as the producer can tell: no broker
+    /// reachable (with the socket's error), or what the brokers answer for the topic.
+    fn metadata_cause(&self, topic: &str) -> Option<String> {
+        let ready = (0..)
+            .map_while(|i| self.core.connection(i))
+            .any(|c| c.state == picokafka::producer::ConnPhase::Ready);
+        if let (false, Some(e)) = (ready, &self.conn_error) {
+            return Some(format!("no broker reachable: {e}"));
+        }
+        if let Some(code) = self.core.topic_error(topic) {
+            return Some(format!("the brokers answer {code}"));
+        }
+        if !ready {
+            return Some("no broker connection is ready".into());
+        }
+        None
+    }
+
     /// A refused SASL login, as the error a caller gets.
     fn auth_failure(&self) -> Option<Error> {
         self.core.auth_error().map(|a| Error::Authentication(a.to_string()))
@@ -560,14 +596,16 @@ impl Driver<'_> {
         match io {
             Io::Connected { conn, writer, read, write } => {
                 self.tls_error = None;
+                self.conn_error = None;
                 let socket = Socket::Open { writer: Some(writer), read, write: Some(write) };
                 if let Some(slot) = self.sockets.get_mut(&conn) {
                     *slot = socket;
                     self.core.handle_connected(now, conn);
                 }
             }
-            Io::Failed { conn, tls_error } => {
+            Io::Failed { conn, cause, tls_error } => {
                 self.tls_error = tls_error;
+                self.conn_error = Some(cause);
                 if self.sockets.remove(&conn).is_some() {
                     self.core.handle_disconnected(now, conn);
                 }
@@ -626,19 +664,25 @@ impl Driver<'_> {
                 }
             }
             Cmd::Metrics(tx) => {
-                let m = self.core.metrics();
-                let mut ready = 0;
-                let mut known = 0;
-                for i in 0.. {
-                    let Some(c) = self.core.connection(i) else { break };
-                    known += usize::from(c.state != picokafka::producer::ConnPhase::Unused);
-                    ready += usize::from(c.state == picokafka::producer::ConnPhase::Ready);
-                }
-                let auth_error = self.core.auth_error().map(|a| a.to_string());
-                let tls_error = self.tls_error.clone();
-                let _ = tx.send(Snapshot { metrics: m, ready, known, tls_error, auth_error });
+                let _ = tx.send(self.snapshot());
             }
         }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let m = self.core.metrics();
+        let mut ready = 0;
+        let mut known = 0;
+        for i in 0.. {
+            let Some(c) = self.core.connection(i) else { break };
+            known += usize::from(c.state != picokafka::producer::ConnPhase::Unused);
+            ready += usize::from(c.state == picokafka::producer::ConnPhase::Ready);
+        }
+        let auth_error = self.core.auth_error().map(|a| a.to_string());
+        let tls_error = self.tls_error.clone();
+        let conn_error = self.conn_error.clone();
+        let waiting = (self.pending.len() + self.shared.lock().records.len()) as u64;
+        Snapshot { metrics: m, ready, known, tls_error, conn_error, waiting, auth_error }
     }
 
     /// Stops new records; those already queued still go in until `timeout` passes.

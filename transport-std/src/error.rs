@@ -16,6 +16,11 @@ pub enum Error {
     MetadataTimeout {
         /// The topic that never appeared.
         topic: String,
+        /// How long the record waited (`max.block.ms`).
+        waited_ms: u64,
+        /// Why, as far as the producer knows: no broker reachable (naming the address and the
+        /// socket's error), a TLS or SASL failure, the broker's error code for the topic.
+        cause: Option<String>,
     },
     /// The record does not fit a batch: `size` bytes, at most `max`.
     RecordTooLarge {
@@ -63,6 +68,8 @@ pub enum Error {
     NoTransaction(picokafka::TxnState),
     /// An operation did not end in the time given; the message names it.
     Timeout(String),
+    /// `Producer::new` was called outside a tokio runtime (use `BlockingProducer` there).
+    NoRuntime,
 }
 
 impl Error {
@@ -85,8 +92,12 @@ impl fmt::Display for Error {
         match self {
             Self::Config(m) => write!(f, "configuration: {m}"),
             Self::QueueFull => f.write_str("queue full for max.block.ms"),
-            Self::MetadataTimeout { topic } => {
-                write!(f, "topic {topic} not present in metadata after max.block.ms")
+            Self::MetadataTimeout { topic, waited_ms, cause } => {
+                write!(f, "topic {topic} not present in metadata after {waited_ms} ms (max.block.ms)")?;
+                match cause {
+                    Some(cause) => write!(f, ": {cause}"),
+                    None => Ok(()),
+                }
             }
             Self::RecordTooLarge { size, max } => {
                 write!(f, "record of {size} bytes exceeds batch.size {max}")
@@ -109,6 +120,10 @@ impl fmt::Display for Error {
                 "transactional producer takes records only in a transaction (begin_transaction); state {state:?}"
             ),
             Self::Timeout(m) => f.write_str(m),
+            Self::NoRuntime => f.write_str(
+                "no tokio runtime: create the Producer inside one (#[tokio::main], Runtime::enter), \
+                 or use BlockingProducer",
+            ),
         }
     }
 }
@@ -124,10 +139,43 @@ impl std::error::Error for Error {
     }
 }
 
+/// A record the producer did not take, handed back with why — as rust-rdkafka's
+/// `(KafkaError, OwnedRecord)`: a full queue ([`Error::QueueFull`]), a closed or failed
+/// producer, an invalid topic. `?` turns it into its [`Error`].
+#[derive(Debug)]
+pub struct Refused {
+    /// Why it was refused.
+    pub error: Error,
+    /// The record, untouched: send it again later, elsewhere, or drop it knowingly.
+    pub record: crate::OwnedRecord,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record for {} refused: {}", self.record.topic, self.error)
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Self {
+        r.error
+    }
+}
+
+/// The core's refusal of a record; `MetadataPending` becomes a [`Error::MetadataTimeout`]
+/// without a cause (the driver, which knows it, fills it in).
 pub(crate) fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
     match *e {
         SendError::QueueFull(_) => Error::QueueFull,
-        SendError::MetadataPending(_) => Error::MetadataTimeout { topic: topic.to_string() },
+        SendError::MetadataPending(_) => {
+            Error::MetadataTimeout { topic: topic.to_string(), waited_ms: 0, cause: None }
+        }
         SendError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
         SendError::InvalidTopic => Error::InvalidTopic { topic: topic.to_string() },
         SendError::PartitionOutOfRange { partition, count } => {

@@ -41,7 +41,7 @@ pub use blocking::BlockingProducer;
 pub use broker::BrokerConnection;
 pub use config::ClientConfig;
 pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
-pub use error::Error;
+pub use error::{Error, Refused};
 pub use picokafka;
 pub use picokafka::Partitioner;
 pub use picokafka::{DeliveryError, Metrics};

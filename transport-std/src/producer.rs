@@ -1,5 +1,9 @@
 //! The application's side: the producer handle, its builder, its health view.
 
+// A refused record comes back by value in `Refused`, as rust-rdkafka's `(KafkaError,
+// OwnedRecord)`: boxing it would cost an allocation exactly when the caller is told to slow down.
+#![allow(clippy::result_large_err)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,18 +13,17 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use crate::config::ClientConfig;
 use crate::delivery::{Delivery, DeliveryFuture, DeliveryHandler, Reply};
 use crate::driver::{self, Cmd};
-use crate::error::Error;
+use crate::error::{Error, Refused};
 use crate::record::OwnedRecord;
 use crate::shared::{Shared, Staged, Staging};
 
-/// What became of an attempt to stage a record.
+/// What became of an attempt to stage a record: taken, or handed back with why.
 enum Stage {
     Done,
-    /// No room: the record comes back.
+    /// No room: the record comes back, with its reply to try again.
     Full(OwnedRecord, Reply),
-    Closed,
-    /// The producer failed for good; the record is refused with why.
-    Fatal(Error),
+    /// Refused for good (closed, failed producer): the record comes back.
+    Refused(Refused),
 }
 
 /// A producer's health at a glance.
@@ -30,7 +33,8 @@ pub struct Health {
     pub brokers_ready: usize,
     /// Connection slots assigned to a broker or bootstrap address.
     pub brokers_known: usize,
-    /// Records accepted and not yet reported.
+    /// Records accepted and not yet reported, whether in a batch or still waiting for their
+    /// topic's metadata or for room.
     pub queued_records: u64,
     /// The most recent error worth a look: a TLS handshake, a broker error code, a lost connection.
     pub last_error: Option<String>,
@@ -122,6 +126,8 @@ impl Producer {
         handler: Option<DeliveryHandler>,
         partitioner: Option<Box<dyn Partitioner + Send>>,
     ) -> Result<Self, Error> {
+        // tokio::spawn would panic outside a runtime; say so instead.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let settings = config.settings()?;
         let brokers = picokafka::producer::bootstrap::parse(&settings.core.bootstrap_servers).count();
         if brokers > settings.max_brokers {
@@ -138,66 +144,81 @@ impl Producer {
             cap_bytes: (settings.core.batch_size * 4).max(1 << 20),
             max_block: settings.max_block,
             handler,
+            last_words: Mutex::new(None),
         });
         let (cmd, cmds) = mpsc::unbounded_channel();
-        tokio::spawn(driver::run(settings, shared.clone(), cmds, partitioner));
+        runtime.spawn(driver::run(settings, shared.clone(), cmds, partitioner));
         Ok(Self { shared, cmd })
     }
 
-    /// Sends a record and waits until it is delivered (or fails).
+    /// Sends a record and waits until it is delivered (or fails). A record refused before it is
+    /// queued is not handed back here; [`enqueue`](Self::enqueue) and the other queueing calls
+    /// return it in their [`Refused`].
     pub async fn send(&self, record: OwnedRecord) -> Result<Delivery, Error> {
         self.enqueue(record).await?.await
     }
 
     /// Queues a record, waiting up to `max.block.ms` for room; the returned future resolves
-    /// when it is delivered.
-    pub async fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Error> {
+    /// when it is delivered. A record not queued comes back in the [`Refused`].
+    pub async fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Refused> {
         let (tx, rx) = oneshot::channel();
         self.stage(record, Reply::Future(tx), true).await?;
         Ok(DeliveryFuture { rx })
     }
 
-    /// Queues a record without waiting: a full queue is `Error::QueueFull` at once.
-    pub fn try_enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Error> {
+    /// Queues a record without waiting: a full queue hands it back at once
+    /// ([`Error::QueueFull`]).
+    pub fn try_enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Refused> {
         let (tx, rx) = oneshot::channel();
-        let weight = record.weight();
-        match self.try_stage(record, Reply::Future(tx), weight) {
-            Stage::Done => Ok(DeliveryFuture { rx }),
-            Stage::Full(..) => Err(Error::QueueFull),
-            Stage::Closed => Err(Error::Closed),
-            Stage::Fatal(e) => Err(e),
-        }
+        self.check(record).and_then(|record| {
+            let weight = record.weight();
+            match self.try_stage(record, Reply::Future(tx), weight) {
+                Stage::Done => Ok(DeliveryFuture { rx }),
+                Stage::Full(record, _) => Err(Refused { error: Error::QueueFull, record }),
+                Stage::Refused(r) => Err(r),
+            }
+        })
     }
 
-    /// Queues a record; `callback` runs on the producer's task with the outcome.
+    /// Queues a record; `callback` runs on the producer's task with the outcome. A record not
+    /// queued comes back in the [`Refused`] and the callback is not called.
     pub async fn send_with_callback(
         &self,
         record: OwnedRecord,
         callback: impl FnOnce(Result<Delivery, Error>) + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Refused> {
         self.stage(record, Reply::Callback(Box::new(callback)), true).await
     }
 
     /// Queues a record whose outcome goes to the producer's delivery handler with `opaque`
-    /// (see [`with_delivery_handler`](Self::with_delivery_handler)); without one, an error.
-    pub async fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Error> {
+    /// (see [`with_delivery_handler`](Self::with_delivery_handler)); without one, refused.
+    pub async fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Refused> {
         if self.shared.handler.is_none() {
-            return Err(Error::Config(
+            let error = Error::Config(
                 "send_with_opaque needs a producer made with Producer::with_delivery_handler".into(),
-            ));
+            );
+            return Err(Refused { error, record });
         }
         self.stage(record, Reply::Opaque(opaque), true).await
     }
 
     /// Queues a record and forgets it: no report (pair it with `acks=0` for fire-and-forget).
-    pub async fn send_and_forget(&self, record: OwnedRecord) -> Result<(), Error> {
+    /// A record not queued still comes back.
+    pub async fn send_and_forget(&self, record: OwnedRecord) -> Result<(), Refused> {
         self.stage(record, Reply::None, true).await
     }
 
-    async fn stage(&self, record: OwnedRecord, reply: Reply, wait: bool) -> Result<(), Error> {
+    /// What can be refused before the record is staged.
+    fn check(&self, record: OwnedRecord) -> Result<OwnedRecord, Refused> {
         if !picokafka::record::is_valid_topic_name(&record.topic) {
-            return Err(Error::InvalidTopic { topic: record.topic.to_string() });
+            let error = Error::InvalidTopic { topic: record.topic.to_string() };
+            return Err(Refused { error, record });
         }
+        Ok(record)
+    }
+
+    async fn stage(&self, record: OwnedRecord, reply: Reply, wait: bool) -> Result<(), Refused> {
+        let record = self.check(record)?;
         let weight = record.weight();
         // Read the clock only when the queue is full: most records never wait.
         let mut deadline = None;
@@ -209,14 +230,13 @@ impl Producer {
             match self.try_stage(record, reply, weight) {
                 Stage::Done => return Ok(()),
                 Stage::Full(r, back) if wait => (record, reply) = (r, back),
-                Stage::Full(..) => return Err(Error::QueueFull),
-                Stage::Closed => return Err(Error::Closed),
-                Stage::Fatal(e) => return Err(e),
+                Stage::Full(record, _) => return Err(Refused { error: Error::QueueFull, record }),
+                Stage::Refused(r) => return Err(r),
             }
             let deadline =
                 *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.shared.max_block);
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(Error::QueueFull);
+                return Err(Refused { error: Error::QueueFull, record });
             }
         }
     }
@@ -224,10 +244,10 @@ impl Producer {
     fn try_stage(&self, record: OwnedRecord, reply: Reply, weight: usize) -> Stage {
         let mut staging = self.shared.lock();
         if let Some(e) = &staging.fatal {
-            return Stage::Fatal(e.clone());
+            return Stage::Refused(Refused { error: e.clone(), record });
         }
         if staging.closed {
-            return Stage::Closed;
+            return Stage::Refused(Refused { error: Error::Closed, record });
         }
         if staging.bytes + weight > self.shared.cap_bytes && !staging.records.is_empty() {
             return Stage::Full(record, reply);
@@ -249,12 +269,24 @@ impl Producer {
         rx.await.unwrap_or(Err(Error::Closed))
     }
 
-    /// Sends every queued record now and waits until all records queued before this call are
-    /// delivered or failed.
-    pub async fn flush(&self) {
+    /// Sends every queued record now and waits up to `timeout` until all records queued before
+    /// this call are delivered or failed (rust-rdkafka's `flush(timeout)`). Past `timeout`,
+    /// [`Error::Timeout`] says how many records are still undelivered; they stay queued and
+    /// will be reported as usual.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        if self.cmd.send(Cmd::Flush(tx)).is_ok() {
-            let _ = rx.await;
+        if self.cmd.send(Cmd::Flush(tx)).is_err() {
+            return Ok(());
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let queued = self.health().await.queued_records;
+                Err(Error::Timeout(format!(
+                    "flush: {queued} records still undelivered after {} ms",
+                    timeout.as_millis()
+                )))
+            }
         }
     }
 
@@ -268,18 +300,38 @@ impl Producer {
         }
     }
 
-    /// The core's counters and gauges.
-    pub async fn metrics(&self) -> Metrics {
+    /// The producer's state now or, once it has closed, as it was when it ended.
+    async fn snapshot(&self) -> Option<crate::driver::Snapshot> {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Metrics(tx));
-        rx.await.map(|s| s.metrics).unwrap_or_default()
+        match rx.await {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.shared.last_words.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+            }
+        }
     }
 
-    /// Connection and error state, for health checks.
+    /// The core's counters and gauges; after `close`, their final values.
+    pub async fn metrics(&self) -> Metrics {
+        self.snapshot().await.map(|s| s.metrics).unwrap_or_default()
+    }
+
+    /// Connection and error state, for health checks. After `close` it is unhealthy, and
+    /// `last_error` still says what went wrong last.
     pub async fn health(&self) -> Health {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.cmd.send(Cmd::Metrics(tx));
-        let Ok(crate::driver::Snapshot { metrics: m, ready, known, tls_error, auth_error }) = rx.await else {
+        let snapshot = self.snapshot().await;
+        let stopped = self.cmd.is_closed();
+        let Some(crate::driver::Snapshot {
+            metrics: m,
+            ready,
+            known,
+            tls_error,
+            conn_error,
+            waiting,
+            auth_error,
+        }) = snapshot
+        else {
             return Health {
                 brokers_ready: 0,
                 brokers_known: 0,
@@ -288,17 +340,24 @@ impl Producer {
                 fatal: Some("producer task stopped".into()),
             };
         };
+        let (ready, known) = if stopped { (0, 0) } else { (ready, known) };
+        // The most telling first: a TLS or SASL refusal, then a connection that cannot be made
+        // (with its address), then what the brokers said.
         let last_error = tls_error
             .or(auth_error.clone())
+            .or(conn_error)
             .or(m.last_delivery_error.map(|e| e.to_string()))
             .or(m.last_broker_error.map(|e| e.to_string()))
             .or(m.last_connection_error.map(|e| e.to_string()));
         Health {
             brokers_ready: ready,
             brokers_known: known,
-            queued_records: m.queued_records,
+            queued_records: m.queued_records + waiting,
             last_error,
-            fatal: m.fatal.map(|e| auth_error.unwrap_or_else(|| e.to_string())),
+            fatal: m
+                .fatal
+                .map(|e| auth_error.unwrap_or_else(|| e.to_string()))
+                .or_else(|| stopped.then(|| "producer closed".into())),
         }
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub cap_bytes: usize,
     pub max_block: Duration,
     pub handler: Option<DeliveryHandler>,
+    /// The task's last state, kept when it ends (after `close`), for `metrics()` and `health()`.
+    pub last_words: Mutex<Option<crate::driver::Snapshot>>,
 }
 
 impl Shared {

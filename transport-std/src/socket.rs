@@ -23,6 +23,8 @@ pub(crate) enum Io {
     },
     Failed {
         conn: ConnId,
+        /// What went wrong, naming the broker's address: refused, unresolvable, timed out.
+        cause: String,
         /// A TLS handshake that failed (untrusted certificate, wrong name, ...): it will not
         /// heal by retrying, so records waiting for that broker fail with it.
         tls_error: Option<String>,
@@ -201,16 +203,28 @@ pub(crate) fn open(
             Ok(Ok(opened)) => opened,
             Ok(Err((handshake, e))) => {
                 let tls_error = handshake.then(|| format!("TLS handshake with {host}:{port} failed: {e}"));
-                match &tls_error {
+                let cause = match &tls_error {
                     // Unlike a refused TCP connection, this will not heal by itself.
-                    Some(message) => log::warn!("{message}"),
-                    None => log::debug!("connect to {host}:{port} failed: {e}"),
-                }
-                let _ = io.send(Io::Failed { conn, tls_error });
+                    Some(message) => {
+                        log::warn!("{message}");
+                        message.clone()
+                    }
+                    None => {
+                        let cause = format!("connect to {host}:{port} failed: {e}");
+                        log::debug!("{cause}");
+                        cause
+                    }
+                };
+                let _ = io.send(Io::Failed { conn, cause, tls_error });
                 return;
             }
             Err(_) => {
-                let _ = io.send(Io::Failed { conn, tls_error: None });
+                let cause = format!(
+                    "connect to {host}:{port} timed out after {} ms (socket.connection.setup.timeout.ms)",
+                    setup.as_millis()
+                );
+                log::debug!("{cause}");
+                let _ = io.send(Io::Failed { conn, cause, tls_error: None });
                 return;
             }
         };

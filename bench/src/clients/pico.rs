@@ -98,10 +98,10 @@ async fn run_async(job: &Job) -> ChildReport {
         Scenario::Throughput => {
             for i in 0..job.records {
                 if let Err(e) = producer.send_with_opaque(record(&topic, i), i).await {
-                    reports.record(&Err(e), None);
+                    reports.record(&Err(e.error), None);
                 }
             }
-            producer.flush().await;
+            producer.flush(Duration::from_secs(120)).await.expect("flush");
         }
         Scenario::Latency => {
             let schedule = Schedule { start, rate: job.rate };
@@ -112,7 +112,7 @@ async fn run_async(job: &Job) -> ChildReport {
                     let rec = record(&topic, i);
                     let t = origin.elapsed().as_micros() as u64;
                     if let Err(e) = producer.send_with_opaque(rec, t).await {
-                        reports.record(&Err(e), None);
+                        reports.record(&Err(e.error), None);
                     }
                     i += 1;
                 }
@@ -120,7 +120,7 @@ async fn run_async(job: &Job) -> ChildReport {
                     tokio::time::sleep_until(schedule.due(i).into()).await;
                 }
             }
-            producer.flush().await;
+            producer.flush(Duration::from_secs(120)).await.expect("flush");
         }
         Scenario::Sync => {
             for i in 0..job.records {

@@ -81,7 +81,7 @@ pub use self::event::{Event, Transmit};
 use self::idempotence::Idempotence;
 use self::metadata::MetadataState;
 pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
-use self::topics::{PartitionTable, TopicTable};
+use self::topics::{PartitionTable, TopicState, TopicTable};
 use self::transactions::Transactions;
 pub use self::transactions::{TxnError, TxnOp, TxnState};
 pub use self::txn_offsets::{GroupMetadata, TopicPartitionOffset, GROUP_ID_MAX, OFFSETS_MAX};
@@ -301,6 +301,17 @@ impl<'a> Producer<'a> {
     /// The error that stopped the producer for good, if one did: `send` refuses every record.
     pub fn fatal_error(&self) -> Option<ErrorCode> {
         self.fatal
+    }
+
+    /// The error code the last Metadata answer gave for topic `name`, while the producer knows
+    /// the topic but not its partitions (say, UNKNOWN_TOPIC_OR_PARTITION): why its records wait.
+    pub fn topic_error(&self, name: &str) -> Option<ErrorCode> {
+        self.topics.iter().find(|t| t.state != TopicState::Free && t.name == name).and_then(|t| {
+            match t.state {
+                TopicState::Error(code) => Some(code),
+                _ => None,
+            }
+        })
     }
 
     /// Records accepted and not yet reported delivered or failed.
