@@ -88,6 +88,10 @@ struct ProduceArgs {
     /// Records per transaction (with --transactional-id).
     #[arg(long = "transaction-records", default_value_t = 1000, requires = "transactional_id")]
     transaction_records: u64,
+    /// Serve Prometheus metrics (/metrics) and a health check (/health) on HOST:PORT while
+    /// producing.
+    #[arg(long = "metrics-addr")]
+    metrics_addr: Option<String>,
     /// Read lines from this file instead of standard input.
     file: Option<String>,
 }
@@ -185,6 +189,19 @@ async fn produce(args: ProduceArgs) -> ExitCode {
             eprintln!("picokafka: {e}");
             return ExitCode::from(2);
         }
+    };
+    let _metrics = match &args.metrics_addr {
+        Some(addr) => match picokafka_tokio::MetricsServer::bind(addr.as_str(), producer.clone()).await {
+            Ok(server) => {
+                eprintln!("picokafka: metrics on http://{}/metrics", server.local_addr());
+                Some(server)
+            }
+            Err(e) => {
+                eprintln!("picokafka: --metrics-addr {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.file {
         Some(path) => match tokio::fs::File::open(path).await {

@@ -91,6 +91,8 @@ pub(crate) struct Snapshot {
     /// Records taken from the handles that the core has not accepted yet (waiting for
     /// metadata or room).
     pub waiting: u64,
+    /// Every connection slot in use.
+    pub brokers: Vec<crate::producer::BrokerState>,
     /// Why SASL authentication failed for good.
     pub auth_error: Option<String>,
 }
@@ -673,16 +675,26 @@ impl Driver<'_> {
         let m = self.core.metrics();
         let mut ready = 0;
         let mut known = 0;
+        let mut brokers = Vec::new();
         for i in 0.. {
             let Some(c) = self.core.connection(i) else { break };
-            known += usize::from(c.state != picokafka::producer::ConnPhase::Unused);
+            if c.state == picokafka::producer::ConnPhase::Unused {
+                continue;
+            }
+            known += 1;
             ready += usize::from(c.state == picokafka::producer::ConnPhase::Ready);
+            brokers.push(crate::producer::BrokerState {
+                node_id: c.node_id,
+                address: format!("{}:{}", c.host, c.port),
+                state: c.state,
+                in_flight: c.in_flight,
+            });
         }
         let auth_error = self.core.auth_error().map(|a| a.to_string());
         let tls_error = self.tls_error.clone();
         let conn_error = self.conn_error.clone();
         let waiting = (self.pending.len() + self.shared.lock().records.len()) as u64;
-        Snapshot { metrics: m, ready, known, tls_error, conn_error, waiting, auth_error }
+        Snapshot { metrics: m, ready, known, tls_error, conn_error, waiting, auth_error, brokers }
     }
 
     /// Stops new records; those already queued still go in until `timeout` passes.

@@ -33,6 +33,8 @@ mod shared;
 // The producer's task: one loop, the sockets it drives, the records it waits on.
 mod driver;
 mod outstanding;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod socket;
 mod tls;
 mod transaction;
@@ -45,6 +47,8 @@ pub use error::{Error, Refused};
 pub use picokafka;
 pub use picokafka::Partitioner;
 pub use picokafka::{DeliveryError, Metrics};
-pub use producer::{Health, Producer, ProducerBuilder};
+pub use producer::{BrokerState, Health, Producer, ProducerBuilder};
+#[cfg(feature = "prometheus")]
+pub use prometheus::MetricsServer;
 pub use record::OwnedRecord;
 pub use transaction::ConsumerGroupMetadata;

@@ -40,6 +40,21 @@ pub struct Health {
     pub last_error: Option<String>,
     /// Why the producer stopped for good, if it did.
     pub fatal: Option<String>,
+    /// Every broker (or bootstrap address) the producer has a connection slot for.
+    pub brokers: Vec<BrokerState>,
+}
+
+/// One broker connection, for health views and the per-broker metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerState {
+    /// Broker id; negative for a bootstrap address not yet matched to a broker.
+    pub node_id: i32,
+    /// `host:port`.
+    pub address: String,
+    /// What the connection is doing.
+    pub state: picokafka::producer::ConnPhase,
+    /// Requests awaiting an answer on it.
+    pub in_flight: u32,
 }
 
 impl Health {
@@ -330,6 +345,7 @@ impl Producer {
             conn_error,
             waiting,
             auth_error,
+            brokers,
         }) = snapshot
         else {
             return Health {
@@ -338,9 +354,10 @@ impl Producer {
                 queued_records: 0,
                 last_error: None,
                 fatal: Some("producer task stopped".into()),
+                brokers: Vec::new(),
             };
         };
-        let (ready, known) = if stopped { (0, 0) } else { (ready, known) };
+        let (ready, known, brokers) = if stopped { (0, 0, Vec::new()) } else { (ready, known, brokers) };
         // The most telling first: a TLS or SASL refusal, then a connection that cannot be made
         // (with its address), then what the brokers said.
         let last_error = tls_error
@@ -358,6 +375,7 @@ impl Producer {
                 .fatal
                 .map(|e| auth_error.unwrap_or_else(|| e.to_string()))
                 .or_else(|| stopped.then(|| "producer closed".into())),
+            brokers,
         }
     }
 }

@@ -4,6 +4,10 @@ use super::connections::ConnState;
 use crate::error::{ConnError, DeliveryError};
 use crate::protocol::ErrorCode;
 
+/// Upper bounds, in milliseconds, of the request round-trip buckets
+/// ([`Metrics::request_latency_buckets`]): a histogram a monitoring system can aggregate.
+pub const LATENCY_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
+
 /// A snapshot of the producer's counters (since creation) and gauges (now).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -41,6 +45,10 @@ pub struct Metrics {
     pub request_latency_max_ms: u64,
     /// Sum of the request round trips, in milliseconds: divided by `responses`, the mean.
     pub request_latency_sum_ms: u64,
+    /// Round trips per bucket: `[i]` counts those longer than `LATENCY_BUCKETS_MS[i - 1]` and at
+    /// most `LATENCY_BUCKETS_MS[i]` (not cumulative); longer than the last bound, only in
+    /// `responses`.
+    pub request_latency_buckets: [u64; LATENCY_BUCKETS_MS.len()],
     /// The last error code a broker answered with (Produce, Metadata or InitProducerId).
     pub last_broker_error: Option<ErrorCode>,
     /// Why the last failed record failed.

@@ -80,7 +80,7 @@ use self::connections::{ConnState, ConnTable};
 pub use self::event::{Event, Transmit};
 use self::idempotence::Idempotence;
 use self::metadata::MetadataState;
-pub use self::metrics::{ConnPhase, ConnectionState, Metrics};
+pub use self::metrics::{ConnPhase, ConnectionState, Metrics, LATENCY_BUCKETS_MS};
 use self::topics::{PartitionTable, TopicState, TopicTable};
 use self::transactions::Transactions;
 pub use self::transactions::{TxnError, TxnOp, TxnState};

@@ -106,6 +106,9 @@ impl<'a> Producer<'a> {
         self.metrics.responses += 1;
         self.metrics.request_latency_sum_ms += latency;
         self.metrics.request_latency_max_ms = self.metrics.request_latency_max_ms.max(latency);
+        if let Some(b) = super::metrics::LATENCY_BUCKETS_MS.iter().position(|&bound| latency <= bound) {
+            self.metrics.request_latency_buckets[b] += 1;
+        }
         let api_key = request_api_key(request.kind);
         let mut r = Reader::new(frame);
         let result = ResponseHeader::decode(&mut r, api_key, request.version).and_then(|_| {
