@@ -32,7 +32,10 @@ const T: Duration = Duration::from_secs(30);
 
 fn config(kafka: &Kafka, id: &str, extra: &[(&str, &str)]) -> ClientConfig {
     // RUST_LOG=picokafka=debug: the producers' logs with the test's output.
-    let _ = env_logger::builder().is_test(true).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.plaintext).set("transactional.id", id).set("linger.ms", "5");
     for &(k, v) in extra {

@@ -127,7 +127,7 @@ pub(crate) async fn run(
     let mut core = match Core::new(settings.core.clone(), storage, Instant::from_millis(0)) {
         Ok(core) => core,
         Err(e) => {
-            log::error!("cannot start producer: {e}");
+            error!("cannot start producer: {e}");
             fail_everything(&shared, &mut cmds, Error::Config(e.to_string())).await;
             return;
         }

@@ -19,6 +19,10 @@
 
 #![deny(missing_docs)]
 
+// Before every module: the macros they log with.
+#[macro_use]
+mod logging;
+
 // The application's side.
 mod blocking;
 mod broker;

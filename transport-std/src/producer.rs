@@ -162,7 +162,13 @@ impl Producer {
             last_words: Mutex::new(None),
         });
         let (cmd, cmds) = mpsc::unbounded_channel();
-        runtime.spawn(driver::run(settings, shared.clone(), cmds, partitioner));
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!("producer", client_id = %settings.core.client_id);
+        let task = driver::run(settings, shared.clone(), cmds, partitioner);
+        // Every event of the producer's task, the core's included, in its span.
+        #[cfg(feature = "tracing")]
+        let task = tracing::Instrument::instrument(task, span);
+        runtime.spawn(task);
         Ok(Self { shared, cmd })
     }
 

@@ -71,7 +71,7 @@ async fn serve(listener: TcpListener, producer: Producer) {
             let conn =
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
-                log::debug!("metrics endpoint: {e}");
+                debug!("metrics endpoint: {e}");
             }
         });
     }

@@ -187,7 +187,9 @@ pub(crate) fn open(
 ) -> JoinHandle<()> {
     let io = io.clone();
     let bufs = bufs.clone();
-    tokio::spawn(async move {
+    #[cfg(feature = "tracing")]
+    let span = tracing::debug_span!("connection", broker = %format_args!("{host}:{port}"));
+    let task = async move {
         // TCP connect and, with TLS, the handshake: both within the setup timeout.
         // Err((whether the TLS handshake failed, the error)).
         let opened = tokio::time::timeout(setup, async {
@@ -206,12 +208,12 @@ pub(crate) fn open(
                 let cause = match &tls_error {
                     // Unlike a refused TCP connection, this will not heal by itself.
                     Some(message) => {
-                        log::warn!("{message}");
+                        warn!("{message}");
                         message.clone()
                     }
                     None => {
                         let cause = format!("connect to {host}:{port} failed: {e}");
-                        log::debug!("{cause}");
+                        debug!("{cause}");
                         cause
                     }
                 };
@@ -223,7 +225,7 @@ pub(crate) fn open(
                     "connect to {host}:{port} timed out after {} ms (socket.connection.setup.timeout.ms)",
                     setup.as_millis()
                 );
-                log::debug!("{cause}");
+                debug!("{cause}");
                 let _ = io.send(Io::Failed { conn, cause, tls_error: None });
                 return;
             }
@@ -240,5 +242,8 @@ pub(crate) fn open(
         };
         let _ = io.send(Io::Connected { conn, writer, read, write });
         let _ = go.send(());
-    })
+    };
+    #[cfg(feature = "tracing")]
+    let task = tracing::Instrument::instrument(task, span);
+    tokio::spawn(task)
 }
