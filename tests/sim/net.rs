@@ -1168,7 +1168,7 @@ impl<'m> Sim<'m> {
             Event::Delivered { token, partition, offset, log_append_time } => {
                 OwnedEvent::Delivered { token, partition, offset, log_append_time }
             }
-            Event::Failed { token, partition, error } => OwnedEvent::Failed { token, partition, error },
+            Event::Failed { token, partition, error, .. } => OwnedEvent::Failed { token, partition, error },
             Event::Transaction { op, result } => OwnedEvent::Transaction { op, result },
             other => panic!("the simulation does not model event {other:?} yet"),
         })

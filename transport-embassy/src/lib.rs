@@ -470,7 +470,7 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
                     Event::Delivered { token, partition, offset, log_append_time } => {
                         Report { token, partition, outcome: Ok(Delivered { offset, log_append_time }) }
                     }
-                    Event::Failed { token, partition, error } => {
+                    Event::Failed { token, partition, error, .. } => {
                         Report { token, partition, outcome: Err(error) }
                     }
                     #[cfg(feature = "transactions")]

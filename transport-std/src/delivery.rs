@@ -35,11 +35,23 @@ pub(crate) enum Reply {
     Callback(Box<dyn FnOnce(Result<Delivery, Error>) + Send>),
     /// To the producer's [`DeliveryHandler`]: no allocation per record.
     Opaque(u64),
+    /// A failure with what the core knows of it (for the dead-letter helper).
+    Detailed(Box<dyn FnOnce(Result<Delivery, Failure>) + Send>),
+}
+
+/// A record's failure, with the partition it was meant for (-1 if none was chosen) and how many
+/// times its batch was sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub error: Error,
+    pub partition: i32,
+    pub attempts: u32,
 }
 
 impl Reply {
     pub(crate) fn resolve(self, result: Result<Delivery, Error>, handler: Option<&DeliveryHandler>) {
         match self {
+            Self::Detailed(f) => f(result.map_err(|error| Failure { error, partition: -1, attempts: 0 })),
             Self::None => {}
             Self::Future(tx) => {
                 let _ = tx.send(result);
@@ -50,6 +62,16 @@ impl Reply {
                     handler(opaque, result);
                 }
             }
+        }
+    }
+}
+
+impl Reply {
+    /// A failure the core reported, with its partition and attempts.
+    pub(crate) fn fail(self, failure: Failure, handler: Option<&DeliveryHandler>) {
+        match self {
+            Self::Detailed(f) => f(Err(failure)),
+            other => other.resolve(Err(failure.error), handler),
         }
     }
 }

@@ -547,14 +547,15 @@ impl Driver<'_> {
                             self.done_in_epoch(o.epoch);
                         }
                     }
-                    Event::Failed { token, error, .. } => {
+                    Event::Failed { token, partition, error, attempts } => {
                         reported = true;
                         if let Some((_, o)) = self.outstanding.take(token) {
                             let error = match (error, self.auth_failure()) {
                                 (DeliveryError::Fatal(_), Some(auth)) => auth,
                                 _ => Error::Delivery(error),
                             };
-                            o.reply.resolve(Err(error), self.shared.handler.as_ref());
+                            let failure = crate::delivery::Failure { error, partition, attempts };
+                            o.reply.fail(failure, self.shared.handler.as_ref());
                             self.done_in_epoch(o.epoch);
                         }
                     }

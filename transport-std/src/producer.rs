@@ -229,6 +229,20 @@ impl Producer {
         self.stage(record, Reply::None, true).await
     }
 
+    /// Queues a record whose failure is reported with its partition and attempts.
+    pub(crate) async fn send_detailed(
+        &self,
+        record: OwnedRecord,
+        report: impl FnOnce(Result<Delivery, crate::delivery::Failure>) + Send + 'static,
+    ) -> Result<(), Refused> {
+        self.stage(record, Reply::Detailed(Box::new(report)), true).await
+    }
+
+    /// `max.block.ms`.
+    pub(crate) fn max_block(&self) -> Duration {
+        self.shared.max_block
+    }
+
     /// What can be refused before the record is staged.
     fn check(&self, record: OwnedRecord) -> Result<OwnedRecord, Refused> {
         if !picokafka::record::is_valid_topic_name(&record.topic) {

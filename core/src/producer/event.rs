@@ -66,5 +66,7 @@ pub enum Event<'a> {
         partition: i32,
         /// Why it was not delivered.
         error: DeliveryError,
+        /// How many times its batch was sent (0: never, e.g. it timed out waiting for a leader).
+        attempts: u32,
     },
 }

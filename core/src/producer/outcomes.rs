@@ -212,7 +212,7 @@ impl Producer<'_> {
                         let log_append_time = (log_append_time >= 0).then_some(log_append_time);
                         Event::Delivered { token, partition, offset, log_append_time }
                     }
-                    Outcome::Failed(error) => Event::Failed { token, partition, error },
+                    Outcome::Failed(error) => Event::Failed { token, partition, error, attempts: s.attempts },
                 };
                 self.report = Some(ReportCursor { next: cursor.next + 1, ..cursor });
                 return Some(event);
