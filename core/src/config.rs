@@ -14,6 +14,45 @@ pub const CLIENT_ID_MAX: usize = 64;
 /// Longest `transactional.id` kept.
 pub const TRANSACTIONAL_ID_MAX: usize = 128;
 
+/// Every property [`Config::set`] takes (`sasl.*` included), for tools that check names before
+/// setting them or suggest the nearest one for a typo. Unused, it costs firmware no flash.
+pub const PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "acks",
+    "enable.idempotence",
+    "linger.ms",
+    "batch.size",
+    "max.request.size",
+    "compression.type",
+    "compression.codec",
+    "retries",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "request.timeout.ms",
+    "delivery.timeout.ms",
+    "message.timeout.ms",
+    "metadata.max.age.ms",
+    "metadata.max.idle.ms",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "socket.connection.setup.timeout.ms",
+    "allow.auto.create.topics",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "random.seed",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "sasl.jaas.config",
+    "enable.sasl.oauthbearer.unsecure.jwt",
+    "sasl.oauthbearer.config",
+];
+
 /// `acks`: how many replicas must have the records before the leader answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -250,7 +289,11 @@ impl Config {
                 {
                     return Err(ConfigError::InvalidValue {
                         property: "bootstrap.servers",
-                        expected: "host:port[,host:port...]",
+                        expected: if v.contains("://") {
+                            "host:port[,host:port...], each optionally after PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or SASL_SSL://"
+                        } else {
+                            "host:port[,host:port...]"
+                        },
                     });
                 }
                 self.bootstrap_servers = v;
@@ -445,6 +488,24 @@ mod tests {
         assert!(c.set("bootstrap.servers", "nohostport").is_err());
         assert!(c.set("bootstrap.servers", "h:99999").is_err());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_listed_property_is_known() {
+        for p in PROPERTIES {
+            let mut c = Config::default();
+            assert_ne!(c.set(p, "x"), Err(ConfigError::UnknownProperty), "{p}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_schemes_as_java_reads_them() {
+        let mut c = Config::default();
+        c.set("bootstrap.servers", "PLAINTEXT://a:1,SASL_SSL://b:2").unwrap();
+        let err = c.set("bootstrap.servers", "http://a:1").unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidValue { property: "bootstrap.servers", expected } if expected.contains("SASL_SSL://"))
+        );
     }
 
     #[test]
