@@ -94,12 +94,19 @@ struct ProduceArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // The configuration's warnings are printed by `print_warnings`, once, not logged again.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,picokafka_tokio::config=error"),
+    )
+    .init();
     match Cli::parse().command {
         Command::Produce(args) => produce(args).await,
         Command::Metadata { brokers, topics, properties, config_file } => {
             let config = match client_config(&brokers, config_file.as_deref(), &properties) {
-                Ok(c) => c,
+                Ok(c) => {
+                    print_warnings(&c);
+                    c
+                }
                 Err(e) => {
                     eprintln!("picokafka: {e}");
                     return ExitCode::from(2);
@@ -116,19 +123,30 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Properties from `-F`, the environment (`PICOKAFKA_*`), then `-X`, over `bootstrap.servers`.
+/// The environment variables that set properties: `PICOKAFKA_PROP_LINGER_MS=20` is `linger.ms`.
+/// A prefix of their own: the project's other variables (`PICOKAFKA_CACHE`, ...) are not properties.
+const ENV_PREFIX: &str = "PICOKAFKA_PROP_";
+
+/// Properties from `-F`, the environment (`PICOKAFKA_PROP_*`), then `-X`, over `bootstrap.servers`.
 fn client_config(brokers: &str, file: Option<&str>, properties: &[String]) -> Result<ClientConfig, String> {
     let mut config = match file {
         Some(path) => ClientConfig::from_properties_file(path).map_err(|e| e.to_string())?,
         None => ClientConfig::new(),
     };
-    config.merge_env("PICOKAFKA_");
+    config.merge_env(ENV_PREFIX);
     config.set("bootstrap.servers", brokers);
     for p in properties {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
         config.set(k, v);
     }
     Ok(config)
+}
+
+/// Says once, on stderr, which settings given are not used (Java classes, librdkafka's debug).
+fn print_warnings(config: &ClientConfig) {
+    for w in config.warnings() {
+        eprintln!("picokafka: warning: {w}");
+    }
 }
 
 fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
@@ -149,6 +167,7 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
         config.set(k, v);
     }
+    print_warnings(&config);
     Ok(config)
 }
 

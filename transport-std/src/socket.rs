@@ -109,6 +109,51 @@ impl BufPool {
 /// Longest a socket write may take before the connection is given up.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `send.buffer.bytes` / `receive.buffer.bytes`: the sizes asked of the OS for each socket
+/// (`SO_SNDBUF` / `SO_RCVBUF`); `None` leaves the OS's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Buffers {
+    pub send: Option<u32>,
+    pub receive: Option<u32>,
+}
+
+/// How a connection is opened.
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    /// `socket.connection.setup.timeout.ms`: TCP connect and TLS handshake together.
+    pub setup: Duration,
+    /// `security.protocol=SSL`: the TLS to wrap the socket in.
+    pub tls: Option<crate::tls::Tls>,
+    pub buffers: Buffers,
+}
+
+/// Connects to `host:port` as `client.dns.lookup=use_all_dns_ips` says: every address the name
+/// resolves to, in order, until one connects; the last failure otherwise. Each socket gets the
+/// buffer sizes asked for before it connects (the receive window is agreed in the handshake).
+pub(crate) async fn connect(host: &str, port: u16, buffers: Buffers) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket =
+            if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        if let Some(n) = buffers.send {
+            socket.set_send_buffer_size(n)?;
+        }
+        if let Some(n) = buffers.receive {
+            socket.set_recv_buffer_size(n)?;
+        }
+        match socket.connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => {
+                log::debug!("connect to {host}:{port} at {addr} failed: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} resolves to no address"))
+    }))
+}
+
 /// A socket ready to carry Kafka frames.
 enum Opened {
     Plain(TcpStream),
@@ -178,18 +223,18 @@ pub(crate) fn open(
     conn: ConnId,
     host: String,
     port: u16,
-    setup: Duration,
-    tls: Option<crate::tls::Tls>,
+    dial: Dial,
     io: &mpsc::UnboundedSender<Io>,
     bufs: &Arc<BufPool>,
 ) -> JoinHandle<()> {
     let io = io.clone();
     let bufs = bufs.clone();
+    let Dial { setup, tls, buffers } = dial;
     tokio::spawn(async move {
         // TCP connect and, with TLS, the handshake: both within the setup timeout.
         // Err((whether the TLS handshake failed, the error)).
         let opened = tokio::time::timeout(setup, async {
-            let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| (false, e))?;
+            let tcp = connect(&host, port, buffers).await.map_err(|e| (false, e))?;
             let _ = tcp.set_nodelay(true);
             match &tls {
                 None => Ok(Opened::Plain(tcp)),
@@ -227,4 +272,33 @@ pub(crate) fn open(
         let _ = io.send(Io::Connected { conn, writer, read, write });
         let _ = go.send(());
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_address_is_tried_and_buffer_sizes_are_set() {
+        // "localhost" may resolve to ::1 first; only 127.0.0.1 listens.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let buffers = Buffers { send: Some(64 * 1024), receive: Some(16 * 1024) };
+        let tcp = connect("localhost", port, buffers).await.unwrap();
+        let sock = socket2_ref(&tcp);
+        // Linux doubles what it is asked for (bookkeeping); the size asked for is in there.
+        assert!(sock.0 >= 64 * 1024 && sock.0 < 256 * 1024, "{sock:?}");
+        assert!(sock.1 >= 16 * 1024 && sock.1 < 128 * 1024, "{sock:?}");
+        let err = connect("127.0.0.1", 1, Buffers { send: None, receive: None }).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    /// `SO_SNDBUF` and `SO_RCVBUF` of a connected stream.
+    fn socket2_ref(tcp: &TcpStream) -> (u32, u32) {
+        let sock = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(
+            tcp.as_fd().try_clone_to_owned().unwrap(),
+        ));
+        (sock.send_buffer_size().unwrap(), sock.recv_buffer_size().unwrap())
+    }
+    use std::os::fd::AsFd as _;
 }
