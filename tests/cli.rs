@@ -97,6 +97,7 @@ fn cli_takes_a_java_and_librdkafka_properties_file() {
             "queue.buffering.max.messages=100\n",
             "socket.send.buffer.bytes=0\n",
             "compression.codec=zstd\n",
+            "compression.zstd.level=19\n",
         ),
     )
     .unwrap();

@@ -5,7 +5,7 @@ use core::str::FromStr;
 
 use heapless::String;
 
-use crate::protocol::record_batch::Compression;
+use crate::protocol::record_batch::{Codec, Compression};
 
 /// Longest `bootstrap.servers` value kept.
 pub const BOOTSTRAP_MAX: usize = 256;
@@ -26,6 +26,10 @@ pub const PROPERTIES: &[&str] = &[
     "max.request.size",
     "compression.type",
     "compression.codec",
+    "compression.level",
+    "compression.gzip.level",
+    "compression.zstd.level",
+    "compression.lz4.level",
     "retries",
     "retry.backoff.ms",
     "retry.backoff.max.ms",
@@ -150,6 +154,15 @@ pub struct Config {
     /// `compression.type`: the codec batches are compressed with; a batch that does not shrink is
     /// sent uncompressed.
     pub compression: Compression,
+    /// `compression.gzip.level` (Java, 1–9) / `compression.zstd.level` (Java, up to 22) /
+    /// `compression.level` (librdkafka's, for the codec in use; -1 is its default): the level
+    /// batches are compressed at; `None`, the codec's default (gzip 6, zstd 3). Set per codec,
+    /// the codec's own wins. LZ4 and snappy have no levels here.
+    pub compression_gzip_level: Option<i32>,
+    /// See [`compression_gzip_level`](Self::compression_gzip_level).
+    pub compression_zstd_level: Option<i32>,
+    /// See [`compression_gzip_level`](Self::compression_gzip_level).
+    pub compression_level: Option<i32>,
     /// `retries`: how many times a batch is sent again after retriable errors before it fails.
     pub retries: u32,
     /// `retry.backoff.ms`: the wait before retrying a request, doubled for each further attempt
@@ -211,6 +224,9 @@ impl Default for Config {
             batch_size: 16 * 1024,
             max_request_size: 1024 * 1024,
             compression: Compression::None,
+            compression_gzip_level: None,
+            compression_zstd_level: None,
+            compression_level: None,
             retries: i32::MAX as u32,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1000,
@@ -254,6 +270,25 @@ pub(crate) fn parse_bool(value: &str, property: &'static str) -> Result<bool, Co
         "false" | "FALSE" | "False" => Ok(false),
         _ => Err(ConfigError::InvalidValue { property, expected: "true or false" }),
     }
+}
+
+/// LZ4 is lz4_flex's block compressor, which has one speed: a level would be ignored.
+const LZ4_LEVEL: ConfigError = ConfigError::Unsupported {
+    property: "compression.lz4.level",
+    why: "LZ4 here is lz4_flex's fast compressor, which has no levels (the default, 9, is taken)",
+};
+
+fn level(
+    value: &str,
+    property: &'static str,
+    range: core::ops::RangeInclusive<i32>,
+    expected: &'static str,
+) -> Result<i32, ConfigError> {
+    let v: i32 = parse(value, property, expected)?;
+    if !range.contains(&v) {
+        return Err(ConfigError::InvalidValue { property, expected });
+    }
+    Ok(v)
 }
 
 fn bounded<const N: usize>(value: &str, property: &'static str) -> Result<String<N>, ConfigError> {
@@ -350,6 +385,22 @@ impl Config {
                     }
                 }
             }
+            "compression.gzip.level" => {
+                self.compression_gzip_level = Some(level(value, "compression.gzip.level", 1..=9, "1 to 9")?)
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level =
+                    Some(level(value, "compression.zstd.level", -131_072..=22, "-131072 to 22")?)
+            }
+            "compression.level" => {
+                let v = level(value, "compression.level", -1..=22, "-1 (the codec's default) to 22")?;
+                self.compression_level = (v != -1).then_some(v);
+            }
+            "compression.lz4.level" => {
+                if level(value, "compression.lz4.level", 1..=17, "1 to 17")? != 9 {
+                    return Err(LZ4_LEVEL);
+                }
+            }
             "retries" => self.retries = parse(value, "retries", "a count (0 to 2147483647)")?,
             "retry.backoff.ms" => self.retry_backoff_ms = ms("retry.backoff.ms")?,
             "retry.backoff.max.ms" => self.retry_backoff_max_ms = ms("retry.backoff.max.ms")?,
@@ -402,6 +453,16 @@ impl Config {
         Ok(())
     }
 
+    /// The codec batches are compressed with, at the level set for it.
+    pub fn codec(&self) -> Codec {
+        let level = match self.compression {
+            Compression::Gzip => self.compression_gzip_level.or(self.compression_level),
+            Compression::Zstd => self.compression_zstd_level.or(self.compression_level),
+            _ => None,
+        };
+        Codec { compression: self.compression, level }
+    }
+
     /// Checks the settings against each other, as the Java client does, and settles idempotence:
     /// left at its default, it is turned off by settings it cannot work with; set explicitly, a
     /// conflict is an error.
@@ -438,6 +499,27 @@ impl Config {
             return Err(ConfigError::Conflict(
                 "delivery.timeout.ms must be at least linger.ms + request.timeout.ms",
             ));
+        }
+        match (self.compression, self.compression_level) {
+            (Compression::Lz4, Some(l)) if l != 0 => {
+                return Err(ConfigError::Unsupported {
+                    property: "compression.level",
+                    why: "LZ4 here is lz4_flex's fast compressor, which has no levels",
+                })
+            }
+            (Compression::Snappy, Some(l)) if l != 0 => {
+                return Err(ConfigError::InvalidValue {
+                    property: "compression.level",
+                    expected: "-1 or 0 for snappy",
+                })
+            }
+            (Compression::Gzip, Some(l)) if l > 9 && self.compression_gzip_level.is_none() => {
+                return Err(ConfigError::InvalidValue {
+                    property: "compression.level",
+                    expected: "-1 to 9 for gzip",
+                })
+            }
+            _ => {}
         }
         self.sasl.validate(self.security_protocol)?;
         if self.retry_backoff_max_ms < self.retry_backoff_ms {
@@ -506,6 +588,30 @@ mod tests {
         assert!(
             matches!(err, ConfigError::InvalidValue { property: "bootstrap.servers", expected } if expected.contains("SASL_SSL://"))
         );
+    }
+
+    #[test]
+    fn compression_levels() {
+        let mut c = Config::new("a:1").unwrap();
+        c.set("compression.type", "gzip").unwrap();
+        c.set("compression.level", "4").unwrap();
+        assert_eq!(c.codec(), Codec { compression: Compression::Gzip, level: Some(4) });
+        c.set("compression.gzip.level", "9").unwrap();
+        c.set("compression.zstd.level", "19").unwrap();
+        assert_eq!(c.codec().level, Some(9), "the codec's own level wins");
+        c.set("compression.type", "zstd").unwrap();
+        assert_eq!(c.codec().level, Some(19));
+        c.validate().unwrap();
+        assert!(c.set("compression.gzip.level", "10").is_err());
+        c.set("compression.lz4.level", "9").unwrap();
+        assert_eq!(c.set("compression.lz4.level", "12"), Err(LZ4_LEVEL));
+        let mut c = Config::new("a:1").unwrap();
+        c.set("compression.type", "lz4").unwrap();
+        c.set("compression.level", "-1").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.codec(), Codec::from(Compression::Lz4));
+        c.set("compression.level", "5").unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Unsupported { property: "compression.level", .. })));
     }
 
     #[test]
