@@ -43,6 +43,7 @@ pub const PROPERTIES: &[&str] = &[
     "reconnect.backoff.ms",
     "reconnect.backoff.max.ms",
     "socket.connection.setup.timeout.ms",
+    "connections.max.idle.ms",
     "allow.auto.create.topics",
     "transactional.id",
     "transaction.timeout.ms",
@@ -192,6 +193,10 @@ pub struct Config {
     /// `socket.connection.setup.timeout.ms`: how long a connection may take to open before the
     /// attempt is given up.
     pub socket_connection_setup_timeout_ms: u32,
+    /// `connections.max.idle.ms`: a connection with nothing in flight and no request started or
+    /// answered for this long is closed (and opened again when there is work for its broker);
+    /// 0 (or `-1`, Java's way) never closes one.
+    pub connections_max_idle_ms: u32,
     /// `allow.auto.create.topics`: lets brokers configured for it create the topics Metadata
     /// requests ask about that do not exist yet.
     pub allow_auto_create_topics: bool,
@@ -238,6 +243,7 @@ impl Default for Config {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1000,
             socket_connection_setup_timeout_ms: 10_000,
+            connections_max_idle_ms: 540_000,
             allow_auto_create_topics: true,
             transactional_id: None,
             transaction_timeout_ms: 60_000,
@@ -425,6 +431,10 @@ impl Config {
             "socket.connection.setup.timeout.ms" => {
                 self.socket_connection_setup_timeout_ms = ms("socket.connection.setup.timeout.ms")?
             }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms =
+                    if value.trim() == "-1" { 0 } else { ms("connections.max.idle.ms")? }
+            }
             "allow.auto.create.topics" => {
                 self.allow_auto_create_topics = parse_bool(value, "allow.auto.create.topics")?
             }
@@ -451,6 +461,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `connections.max.idle.ms` as a duration; `None`: never.
+    pub(crate) fn connections_max_idle(&self) -> Option<crate::time::Duration> {
+        (self.connections_max_idle_ms > 0)
+            .then(|| crate::time::Duration::from_millis(u64::from(self.connections_max_idle_ms)))
     }
 
     /// The codec batches are compressed with, at the level set for it.
