@@ -95,6 +95,7 @@ fn cli_takes_a_java_and_librdkafka_properties_file() {
             "message.max.bytes=1000000\n",
             "topic.metadata.refresh.interval.ms=60000\n",
             "queue.buffering.max.messages=100\n",
+            "batch.num.messages=50\n",
             "socket.send.buffer.bytes=0\n",
             "compression.codec=zstd\n",
             "compression.zstd.level=19\n",

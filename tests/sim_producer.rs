@@ -252,6 +252,43 @@ fn transcript_idle_connection_closed_and_reopened() {
     });
 }
 
+/// `batch.num.messages`: a batch holding that many records takes no more and goes at once,
+/// without waiting for `linger.ms`; the rest wait in the next one.
+#[test]
+fn transcript_batch_num_messages_closes_batches() {
+    let cluster = cluster(1, &[("events", 1)]);
+    let config = config(&cluster, &[("linger.ms", "1000"), ("batch.num.messages", "3")]);
+    let mut mem = Memory::new(Capacity::small(8, 4096));
+    let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::simple(7)).unwrap();
+    // After metadata has come (the first send asks for it).
+    sim.enqueue(ms(0), RecordSpec::new("events").value("v0"));
+    for i in 1..8 {
+        sim.enqueue(ms(100), RecordSpec::new("events").value(format!("v{i}")));
+    }
+    assert!(sim.run_to_completion(10_000), "{}", sim.transcript_text());
+    let produces = sim.transcript_matching("-> b0 Produce");
+    let counts: Vec<&str> = produces
+        .iter()
+        .map(|(_, l)| {
+            if l.contains(": 3 rec") {
+                "3"
+            } else if l.contains(": 2 rec") {
+                "2"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    assert_eq!(counts, ["3", "3", "2"], "{produces:?}");
+    // The full ones go when full (r0 waited for metadata, the others came at 100 ms)...
+    assert!(produces[0].0 < 200 && produces[1].0 < 200, "{produces:?}");
+    // ...the last one when linger.ms has passed since it was opened.
+    assert!(produces[2].0 >= 1100, "{produces:?}");
+    let problems = sim.verify(Expect { all_delivered: true, ..expect(&config) });
+    assert_clean(&sim, &problems);
+    assert_eq!(values(&sim, "events", 0), (0..8).map(|i| format!("v{i}")).collect::<Vec<_>>());
+}
+
 #[test]
 fn transcript_leader_move() {
     let cluster = cluster(2, &[("events", 1)]);

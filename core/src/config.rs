@@ -23,6 +23,7 @@ pub const PROPERTIES: &[&str] = &[
     "enable.idempotence",
     "linger.ms",
     "batch.size",
+    "batch.num.messages",
     "max.request.size",
     "compression.type",
     "compression.codec",
@@ -150,6 +151,9 @@ pub struct Config {
     pub linger_ms: u32,
     /// Most bytes in one batch, header included; at most the size of a batch buffer.
     pub batch_size: usize,
+    /// `batch.num.messages` (librdkafka's): the most records in one batch; 0 (the default, as
+    /// in the Java client) only `batch_size` limits a batch.
+    pub batch_num_messages: u32,
     /// `max.request.size`: the most bytes one Produce request carries; at least `batch_size`.
     pub max_request_size: usize,
     /// `compression.type`: the codec batches are compressed with; a batch that does not shrink is
@@ -227,6 +231,7 @@ impl Default for Config {
             enable_idempotence: true,
             linger_ms: 5,
             batch_size: 16 * 1024,
+            batch_num_messages: 0,
             max_request_size: 1024 * 1024,
             compression: Compression::None,
             compression_gzip_level: None,
@@ -366,6 +371,17 @@ impl Config {
                         expected: "bytes (at least 100)",
                     });
                 }
+            }
+            "batch.num.messages" => {
+                const RECORDS: &str = "records (1 to 1000000)";
+                let v: u32 = parse(value, "batch.num.messages", RECORDS)?;
+                if !(1..=1_000_000).contains(&v) {
+                    return Err(ConfigError::InvalidValue {
+                        property: "batch.num.messages",
+                        expected: RECORDS,
+                    });
+                }
+                self.batch_num_messages = v;
             }
             "max.request.size" => {
                 self.max_request_size = parse(value, "max.request.size", "bytes (at least 1024)")?;

@@ -75,13 +75,6 @@ const LIBRDKAFKA_ONLY: &[&str] = &[
     "statistics.interval.ms",
 ];
 
-/// Settings known, with a meaning picokafka does not implement: accepting them would promise
-/// what it does not do. (property, why).
-const REFUSED: &[(&str, &str)] = &[(
-    "batch.num.messages",
-    "a limit on records per batch is not implemented: batches close at batch.size bytes or after linger.ms",
-)];
-
 /// Why a setting is ignored, if it is one nothing here reads.
 fn ignored(key: &str) -> Option<&'static str> {
     if JAVA_ONLY.contains(&key) || key.starts_with("metrics.") {
@@ -106,7 +99,6 @@ fn known_names() -> impl Iterator<Item = &'static str> {
         .chain(crate::tls::PROPERTIES)
         .copied()
         .chain(ALIASES.iter().map(|(a, _)| *a))
-        .chain(REFUSED.iter().map(|(p, _)| *p))
         .chain(JAVA_ONLY.iter().copied())
         .chain(LIBRDKAFKA_ONLY.iter().copied())
 }
@@ -294,9 +286,6 @@ impl ClientConfig {
             if let Some(what) = ignored(&e.given) {
                 log::warn!("{} is not used by picokafka ({what}); ignored{}", e.given, e.where_given());
                 continue;
-            }
-            if let Some((_, why)) = REFUSED.iter().find(|(p, _)| *p == key) {
-                return Err(Error::Config(format!("{} is not supported: {why}{}", e.given, e.where_given())));
             }
             // `security.protocol` is both the core's (SASL) and the TLS module's.
             let tls_only = crate::tls::PROPERTIES.contains(&key.as_str()) && key != "security.protocol";
@@ -508,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_client_settings_warn_and_unimplemented_ones_are_refused() {
+    fn foreign_client_settings_warn_and_unimplemented_values_are_refused() {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", "a:1")
             .set("key.serializer", "org.apache.kafka.common.serialization.StringSerializer")
@@ -520,9 +509,6 @@ mod tests {
         assert!(w.iter().any(|w| w.starts_with("key.serializer is not used by picokafka")), "{w:?}");
         assert!(w.iter().any(|w| w.contains("debug") && w.contains("librdkafka")), "{w:?}");
 
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", "a:1").set("batch.num.messages", "10000");
-        assert!(c.settings().unwrap_err().to_string().contains("batch.num.messages is not supported"));
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", "a:1")
             .set("client.dns.lookup", "resolve_canonical_bootstrap_servers_only");
