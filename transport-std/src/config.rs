@@ -19,6 +19,7 @@ const HOST_PROPERTIES: &[&str] = &[
     "send.buffer.bytes",
     "receive.buffer.bytes",
     "client.dns.lookup",
+    "partitioner",
     "picokafka.max.partitions",
     "picokafka.max.topics",
     "picokafka.max.brokers",
@@ -113,7 +114,14 @@ fn suggestion(key: &str) -> Option<&'static str> {
 }
 
 /// Properties whose values are secrets: never printed, in `Debug` or in errors.
-const SECRET_PROPERTIES: &[&str] = &["sasl.password", "sasl.jaas.config"];
+const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.password",
+    "sasl.jaas.config",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+];
 
 /// A property's value as it may be shown.
 fn shown<'v>(key: &str, value: &'v str) -> &'v str {
@@ -201,6 +209,8 @@ impl ClientConfig {
                 Err(_) => value,
             },
             "socket.send.buffer.bytes" | "socket.receive.buffer.bytes" if value.trim() == "0" => "-1".into(),
+            // -1: no periodic refresh (metadata is still refreshed on errors and disconnects).
+            "topic.metadata.refresh.interval.ms" if value.trim() == "-1" => i32::MAX.to_string(),
             _ => value,
         };
         self.props.insert(name, Entry { given, value, origin });
@@ -348,13 +358,19 @@ impl ClientConfig {
         }
         let buffer_memory = number("buffer.memory", 32 * 1024 * 1024)?;
         let batch_buffers = (buffer_memory / core.batch_size).clamp(2, 65_000);
-        let max_queued_records = match number("queue.buffering.max.messages", 0)? {
-            0 if self.props.contains_key("queue.buffering.max.messages") => {
-                return Err(invalid("queue.buffering.max.messages", "a count of at least 1"))
+        // 0, as in librdkafka: no limit.
+        let max_queued_records = Some(number("queue.buffering.max.messages", 0)?).filter(|&n| n > 0);
+        // librdkafka's `partitioner`: its Java-compatible one is what picokafka does; the others
+        // (CRC32 of the key, random) would place records where Java's would not.
+        match self.get("partitioner").map(str::trim) {
+            None | Some("murmur2_random") => {}
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "partitioner={other} is not supported: picokafka partitions as the Java client does (librdkafka's murmur2_random){}",
+                    self.props["partitioner"].where_given()
+                )))
             }
-            0 => None,
-            n => Some(n),
-        };
+        }
         let settings = Settings {
             max_block: Duration::from_millis(number("max.block.ms", 60_000)? as u64),
             batch_buffers,
@@ -491,6 +507,9 @@ mod tests {
         assert_eq!(s.batch_buffers, 1024 * 1024 / s.core.batch_size);
         assert_eq!(s.max_queued_records, Some(1000));
         assert_eq!((s.socket_buffers.send, s.socket_buffers.receive), (None, Some(32 * 1024)));
+        c.set("queue.buffering.max.messages", "0").set("topic.metadata.refresh.interval.ms", "-1");
+        let s = c.settings().unwrap();
+        assert_eq!((s.max_queued_records, s.core.metadata_max_age_ms), (None, i32::MAX as u32));
         // The name set last wins, whichever it is.
         c.set("linger.ms", "3");
         assert_eq!(c.settings().unwrap().core.linger_ms, 3);
@@ -515,6 +534,11 @@ mod tests {
         assert!(c.settings().unwrap_err().to_string().contains("not supported"));
         c.set("client.dns.lookup", "use_all_dns_ips");
         c.settings().unwrap();
+        c.set("partitioner", "murmur2_random");
+        c.settings().unwrap();
+        c.set("partitioner", "consistent_random");
+        let err = c.settings().unwrap_err().to_string();
+        assert!(err.contains("partitioner=consistent_random is not supported"), "{err}");
     }
 
     #[test]
