@@ -153,6 +153,14 @@ fn bad_tls_settings_are_errors_that_name_the_property() {
         &[("security.protocol", "SSL"), ("ssl.certificate.location", "/nonexistent/c.pem")],
         "ssl.key.location",
     );
+    check(
+        &[("security.protocol", "SSL"), ("ssl.enabled.protocols", "TLSv1.1,TLSv1.2")],
+        "TLSv1.1 is not supported",
+    );
+    check(
+        &[("security.protocol", "SSL"), ("ssl.enabled.protocols", "TLSv1.3"), ("ssl.protocol", "TLSv1.2")],
+        "leave no TLS version",
+    );
     // Java's stores: only PEM; no passwords.
     check(
         &[("security.protocol", "SSL"), ("ssl.truststore.location", "/etc/kafka/truststore.jks")],
@@ -203,7 +211,9 @@ async fn java_pem_stores_carry_mutual_tls() {
         ("ssl.keystore.key", &key),
         ("ssl.keystore.certificate.chain", &cert),
     ];
-    for (i, props) in [file_props, inline_props].into_iter().enumerate() {
+    let mut tls12_props = inline_props.clone();
+    tls12_props.push(("ssl.enabled.protocols", "TLSv1.2"));
+    for (i, props) in [file_props, inline_props, tls12_props].into_iter().enumerate() {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", kafka.ssl.as_str())
             .set("security.protocol", "SSL")

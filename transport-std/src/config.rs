@@ -76,6 +76,18 @@ const LIBRDKAFKA_ONLY: &[&str] = &[
     "statistics.interval.ms",
 ];
 
+/// Java client settings picokafka takes only at the value that says what it does:
+/// (property, that value, what picokafka does).
+const FIXED: &[(&str, &str, &str)] = &[
+    ("partitioner.ignore.keys", "false", "keyed records go to murmur2(key) % partitions, as in Java"),
+    (
+        "partitioner.adaptive.partitioning.enable",
+        "false",
+        "the sticky partition of records without a key is chosen uniformly among partitions with a leader, not weighed by queue sizes",
+    ),
+    ("partitioner.availability.timeout.ms", "0", "partitions are not skipped for slow leaders"),
+];
+
 /// Why a setting is ignored, if it is one nothing here reads.
 fn ignored(key: &str) -> Option<&'static str> {
     if JAVA_ONLY.contains(&key) || key.starts_with("metrics.") {
@@ -100,6 +112,7 @@ fn known_names() -> impl Iterator<Item = &'static str> {
         .chain(crate::tls::PROPERTIES)
         .copied()
         .chain(ALIASES.iter().map(|(a, _)| *a))
+        .chain(FIXED.iter().map(|(p, _, _)| *p))
         .chain(JAVA_ONLY.iter().copied())
         .chain(LIBRDKAFKA_ONLY.iter().copied())
 }
@@ -295,6 +308,16 @@ impl ClientConfig {
         for (key, e) in &self.props {
             if let Some(what) = ignored(&e.given) {
                 log::warn!("{} is not used by picokafka ({what}); ignored{}", e.given, e.where_given());
+                continue;
+            }
+            if let Some((_, only, does)) = FIXED.iter().find(|(p, _, _)| p == key) {
+                if !e.value.trim().eq_ignore_ascii_case(only) {
+                    return Err(Error::Config(format!(
+                        "{key}={} is not supported: only {only} ({does}){}",
+                        e.value.trim(),
+                        e.where_given()
+                    )));
+                }
                 continue;
             }
             // `security.protocol` is both the core's (SASL) and the TLS module's.
@@ -534,6 +557,15 @@ mod tests {
         assert!(c.settings().unwrap_err().to_string().contains("not supported"));
         c.set("client.dns.lookup", "use_all_dns_ips");
         c.settings().unwrap();
+        c.set("partitioner.ignore.keys", "false").set("partitioner.adaptive.partitioning.enable", "false");
+        c.settings().unwrap();
+        c.set("partitioner.adaptive.partitioning.enable", "true");
+        let err = c.settings().unwrap_err().to_string();
+        assert!(
+            err.contains("partitioner.adaptive.partitioning.enable=true is not supported: only false"),
+            "{err}"
+        );
+        c.set("partitioner.adaptive.partitioning.enable", "false");
         c.set("partitioner", "murmur2_random");
         c.settings().unwrap();
         c.set("partitioner", "consistent_random");

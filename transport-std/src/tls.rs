@@ -36,6 +36,8 @@ pub(crate) const PROPERTIES: &[&str] = &[
     "ssl.certificate.location",
     "ssl.key.location",
     "ssl.endpoint.identification.algorithm",
+    "ssl.protocol",
+    "ssl.enabled.protocols",
     "ssl.truststore.type",
     "ssl.truststore.location",
     "ssl.truststore.certificates",
@@ -47,6 +49,42 @@ pub(crate) const PROPERTIES: &[&str] = &[
     "ssl.keystore.password",
     "ssl.key.password",
 ];
+
+/// The TLS versions Java's `ssl.enabled.protocols` (default `TLSv1.2,TLSv1.3`) and
+/// `ssl.protocol` (default `TLSv1.3`; `TLSv1.2` caps the version) allow. Older versions are
+/// refused: rustls does not speak them.
+fn protocol_versions<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, Error> {
+    let parse = |property: &str, name: &str| match name.trim() {
+        "TLSv1.2" => Ok(&rustls::version::TLS12),
+        "TLSv1.3" => Ok(&rustls::version::TLS13),
+        other => {
+            Err(Error::Config(format!("{property}: {other} is not supported (TLSv1.2 and TLSv1.3 are)")))
+        }
+    };
+    let mut versions = match get("ssl.enabled.protocols") {
+        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(list) => list
+            .split(',')
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| parse("ssl.enabled.protocols", v))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    match get("ssl.protocol").map(str::trim) {
+        None | Some("TLS" | "TLSv1.3") => {}
+        Some("TLSv1.2") => versions.retain(|v| v.version == rustls::ProtocolVersion::TLSv1_2),
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "ssl.protocol: {other} is not supported (TLSv1.2, TLSv1.3 or TLS are)"
+            )))
+        }
+    }
+    if versions.is_empty() {
+        return Err(Error::Config("ssl.enabled.protocols / ssl.protocol leave no TLS version".into()));
+    }
+    Ok(versions)
+}
 
 /// Java's stores are read only in PEM: a JKS or PKCS12 one (Java's default type is JKS) is
 /// refused, naming what to set instead.
@@ -151,8 +189,9 @@ impl Tls {
             .map_err(|e| Error::Config(format!("TLS trust anchors: {e}")))?;
         let verifier: Arc<dyn ServerCertVerifier> =
             if check_name { webpki } else { Arc::new(ChainOnly(webpki)) };
+        let versions = protocol_versions(&get)?;
         let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&versions)
             .map_err(|e| Error::Config(format!("TLS: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
