@@ -19,6 +19,8 @@ const HOST_PROPERTIES: &[&str] = &[
     "send.buffer.bytes",
     "receive.buffer.bytes",
     "client.dns.lookup",
+    "socket.keepalive.enable",
+    "broker.address.family",
     "partitioner",
     "picokafka.max.partitions",
     "picokafka.max.topics",
@@ -86,6 +88,8 @@ const FIXED: &[(&str, &str, &str)] = &[
         "the sticky partition of records without a key is chosen uniformly among partitions with a leader, not weighed by queue sizes",
     ),
     ("partitioner.availability.timeout.ms", "0", "partitions are not skipped for slow leaders"),
+    // librdkafka's.
+    ("enable.ssl.certificate.verification", "true", "broker certificates are always verified"),
 ];
 
 /// Why a setting is ignored, if it is one nothing here reads.
@@ -406,6 +410,17 @@ impl ClientConfig {
             socket_buffers: crate::socket::Buffers {
                 send: socket_buffer("send.buffer.bytes", 128 * 1024)?,
                 receive: socket_buffer("receive.buffer.bytes", 32 * 1024)?,
+                keepalive: match self.get("socket.keepalive.enable").map(str::trim) {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(_) => return Err(invalid("socket.keepalive.enable", "true or false")),
+                },
+                family: match self.get("broker.address.family").map(str::trim) {
+                    None | Some("any") => crate::socket::Family::Any,
+                    Some("v4") => crate::socket::Family::V4,
+                    Some("v6") => crate::socket::Family::V6,
+                    Some(_) => return Err(invalid("broker.address.family", "any, v4 or v6")),
+                },
             },
             core,
         };
@@ -519,7 +534,9 @@ mod tests {
             .set("queue.buffering.max.kbytes", "1024")
             .set("compression.codec", "gzip")
             .set("socket.send.buffer.bytes", "0")
-            .set("queue.buffering.max.messages", "1000");
+            .set("queue.buffering.max.messages", "1000")
+            .set("socket.keepalive.enable", "true")
+            .set("broker.address.family", "v4");
         assert_eq!(c.get("buffer.memory"), Some("1048576"));
         let s = c.settings().unwrap();
         assert_eq!(s.core.bootstrap_servers.as_str(), "PLAINTEXT://a:1");
@@ -530,6 +547,7 @@ mod tests {
         assert_eq!(s.batch_buffers, 1024 * 1024 / s.core.batch_size);
         assert_eq!(s.max_queued_records, Some(1000));
         assert_eq!((s.socket_buffers.send, s.socket_buffers.receive), (None, Some(32 * 1024)));
+        assert!(s.socket_buffers.keepalive && s.socket_buffers.family == crate::socket::Family::V4);
         c.set("queue.buffering.max.messages", "0").set("topic.metadata.refresh.interval.ms", "-1");
         let s = c.settings().unwrap();
         assert_eq!((s.max_queued_records, s.core.metadata_max_age_ms), (None, i32::MAX as u32));

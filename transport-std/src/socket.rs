@@ -115,6 +115,19 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Buffers {
     pub send: Option<u32>,
     pub receive: Option<u32>,
+    /// librdkafka's `socket.keepalive.enable`: `SO_KEEPALIVE` on each socket.
+    pub keepalive: bool,
+    /// librdkafka's `broker.address.family`: which of a name's addresses are tried.
+    pub family: Family,
+}
+
+/// `broker.address.family`: `any`, `v4` or `v6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
 }
 
 /// How a connection is opened.
@@ -132,7 +145,12 @@ pub(crate) struct Dial {
 /// buffer sizes asked for before it connects (the receive window is agreed in the handshake).
 pub(crate) async fn connect(host: &str, port: u16, buffers: Buffers) -> std::io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
+    let wanted = |a: &std::net::SocketAddr| match buffers.family {
+        Family::Any => true,
+        Family::V4 => a.is_ipv4(),
+        Family::V6 => a.is_ipv6(),
+    };
+    for addr in tokio::net::lookup_host((host, port)).await?.filter(wanted) {
         let socket =
             if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         if let Some(n) = buffers.send {
@@ -140,6 +158,9 @@ pub(crate) async fn connect(host: &str, port: u16, buffers: Buffers) -> std::io:
         }
         if let Some(n) = buffers.receive {
             socket.set_recv_buffer_size(n)?;
+        }
+        if buffers.keepalive {
+            socket.set_keepalive(true)?;
         }
         match socket.connect(addr).await {
             Ok(tcp) => return Ok(tcp),
@@ -150,7 +171,10 @@ pub(crate) async fn connect(host: &str, port: u16, buffers: Buffers) -> std::io:
         }
     }
     Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} resolves to no address"))
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolves to no address of the family wanted"),
+        )
     }))
 }
 
@@ -283,22 +307,29 @@ mod tests {
         // "localhost" may resolve to ::1 first; only 127.0.0.1 listens.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let buffers = Buffers { send: Some(64 * 1024), receive: Some(16 * 1024) };
+        let buffers =
+            Buffers { send: Some(64 * 1024), receive: Some(16 * 1024), keepalive: true, family: Family::Any };
         let tcp = connect("localhost", port, buffers).await.unwrap();
-        let sock = socket2_ref(&tcp);
+        let sock = options(&tcp);
         // Linux doubles what it is asked for (bookkeeping); the size asked for is in there.
         assert!(sock.0 >= 64 * 1024 && sock.0 < 256 * 1024, "{sock:?}");
         assert!(sock.1 >= 16 * 1024 && sock.1 < 128 * 1024, "{sock:?}");
-        let err = connect("127.0.0.1", 1, Buffers { send: None, receive: None }).await.unwrap_err();
+        assert!(sock.2, "SO_KEEPALIVE");
+        let plain = Buffers { send: None, receive: None, keepalive: false, family: Family::Any };
+        assert!(!options(&connect("127.0.0.1", port, plain).await.unwrap()).2);
+        let err = connect("127.0.0.1", 1, plain).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Only IPv6 addresses wanted: 127.0.0.1 is not one of them.
+        let v6 = Buffers { family: Family::V6, ..plain };
+        assert_eq!(connect("127.0.0.1", port, v6).await.unwrap_err().kind(), std::io::ErrorKind::NotFound);
     }
 
-    /// `SO_SNDBUF` and `SO_RCVBUF` of a connected stream.
-    fn socket2_ref(tcp: &TcpStream) -> (u32, u32) {
+    /// `SO_SNDBUF`, `SO_RCVBUF` and `SO_KEEPALIVE` of a connected stream.
+    fn options(tcp: &TcpStream) -> (u32, u32, bool) {
         let sock = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(
             tcp.as_fd().try_clone_to_owned().unwrap(),
         ));
-        (sock.send_buffer_size().unwrap(), sock.recv_buffer_size().unwrap())
+        (sock.send_buffer_size().unwrap(), sock.recv_buffer_size().unwrap(), sock.keepalive().unwrap())
     }
     use std::os::fd::AsFd as _;
 }
