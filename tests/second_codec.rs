@@ -197,6 +197,16 @@ struct Rec {
 
 /// Builds one batch with picokafka's `BatchBuilder`.
 fn build_batch(records: &[Rec], compression: Compression, producer: ProducerState) -> Vec<u8> {
+    build_batch_at(records, compression.into(), producer)
+}
+
+/// [`build_batch`] at a compression level.
+fn build_batch_at(
+    records: &[Rec],
+    codec: picokafka::protocol::record_batch::Codec,
+    producer: ProducerState,
+) -> Vec<u8> {
+    let compression = codec.compression;
     let payload: usize = records
         .iter()
         .map(|r| {
@@ -216,7 +226,7 @@ fn build_batch(records: &[Rec], compression: Compression, producer: ProducerStat
         assert_eq!(b.len() - before, size, "record_size predicts push");
     }
     let mut scratch = vec![0u8; compression.scratch_len(b.len() - HEADER_LEN)];
-    let n = b.finish(compression, producer, &mut scratch).expect("finish");
+    let n = b.finish(codec, producer, &mut scratch).expect("finish");
     buf.truncate(n);
     buf
 }
@@ -397,6 +407,38 @@ fn our_batches_read_by_kafka_protocol() {
     for codec in [Compression::Gzip, Compression::Snappy, Compression::Zstd] {
         let packed = build_batch(&big, codec, IDEMPOTENT);
         assert_eq!(check_batch_with_kp(&packed, &big, IDEMPOTENT), kp_compression(codec));
+    }
+}
+
+/// `compression.gzip.level` / `compression.zstd.level` reach the encoder: batches at a low and a
+/// high level differ in size, and kafka-protocol (flate2's and zstd's decoders behind it) reads
+/// the same records back from both.
+#[test]
+fn compression_levels_change_the_batch_and_both_decode() {
+    use picokafka::protocol::record_batch::Codec;
+    let records: Vec<Rec> = (0..200)
+        .map(|i| Rec {
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(format!("device-{}", i % 13).into_bytes()),
+            value: Some(
+                format!("{{\"reading\":{},\"unit\":\"celsius\",\"site\":{}}}", (i * 7919) % 1013, i % 7)
+                    .into_bytes(),
+            ),
+            headers: vec![],
+        })
+        .collect();
+    for (compression, low, high) in [(Compression::Gzip, 1, 9), (Compression::Zstd, 1, 19)] {
+        let fast = build_batch_at(&records, Codec { compression, level: Some(low) }, IDEMPOTENT);
+        let small = build_batch_at(&records, Codec { compression, level: Some(high) }, IDEMPOTENT);
+        assert!(
+            small.len() < fast.len(),
+            "{compression:?}: level {high} {} B, level {low} {} B",
+            small.len(),
+            fast.len()
+        );
+        for batch in [&fast, &small] {
+            assert_eq!(check_batch_with_kp(batch, &records, IDEMPOTENT), kp_compression(compression));
+        }
     }
 }
 

@@ -215,6 +215,80 @@ fn transcript_bootstrap_metadata_produce_deliver() {
     assert_clean(&sim, &problems);
 }
 
+/// `connections.max.idle.ms`: a connection with nothing in flight and no use for that long is
+/// closed by the producer (no backoff, not a failure), and opened again when records come.
+#[test]
+fn transcript_idle_connection_closed_and_reopened() {
+    fn run(idle: &str, check: impl FnOnce(&Sim<'_>)) {
+        let cluster = cluster(1, &[("events", 1)]);
+        let config = config(
+            &cluster,
+            &[("linger.ms", "0"), ("connections.max.idle.ms", idle), ("metadata.max.age.ms", "600000")],
+        );
+        let mut mem = Memory::new(Capacity::small(8, 4096));
+        let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::simple(5)).unwrap();
+        sim.enqueue(ms(0), RecordSpec::new("events").value("before"));
+        sim.enqueue(ms(10_000), RecordSpec::new("events").value("after"));
+        assert!(sim.run_to_completion(30_000), "{}", sim.transcript_text());
+        let problems = sim.verify(Expect { all_delivered: true, ..expect(&config) });
+        assert_clean(&sim, &problems);
+        assert_eq!(values(&sim, "events", 0), ["before", "after"]);
+        check(&sim);
+    }
+    run("2000", |sim| {
+        let (delivered, _) = sim.transcript_matching("delivered r0")[0];
+        let closes = sim.transcript_matching("close c1");
+        assert_eq!(closes.len(), 1, "{}", sim.transcript_text());
+        // Unused since its last answer (the delivery): closed 2 s later, to the millisecond.
+        assert!((delivered + 2000..=delivered + 2005).contains(&closes[0].0), "{closes:?} after {delivered}");
+        assert_steps(sim, &["delivered r0", "close c1", "connect c2 -> b0", "delivered r1"]);
+        let reopened = sim.transcript_matching("connect c2 -> b0");
+        assert!(reopened.len() == 1 && reopened[0].0 >= 10_000, "reopened on demand: {reopened:?}");
+    });
+    // -1 (Java's "never"): the connection stays.
+    run("-1", |sim| {
+        assert!(sim.transcript_matching("close c").is_empty(), "{}", sim.transcript_text());
+        assert_eq!(sim.transcript_matching("connect c").len(), 1);
+    });
+}
+
+/// `batch.num.messages`: a batch holding that many records takes no more and goes at once,
+/// without waiting for `linger.ms`; the rest wait in the next one.
+#[test]
+fn transcript_batch_num_messages_closes_batches() {
+    let cluster = cluster(1, &[("events", 1)]);
+    let config = config(&cluster, &[("linger.ms", "1000"), ("batch.num.messages", "3")]);
+    let mut mem = Memory::new(Capacity::small(8, 4096));
+    let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::simple(7)).unwrap();
+    // After metadata has come (the first send asks for it).
+    sim.enqueue(ms(0), RecordSpec::new("events").value("v0"));
+    for i in 1..8 {
+        sim.enqueue(ms(100), RecordSpec::new("events").value(format!("v{i}")));
+    }
+    assert!(sim.run_to_completion(10_000), "{}", sim.transcript_text());
+    let produces = sim.transcript_matching("-> b0 Produce");
+    let counts: Vec<&str> = produces
+        .iter()
+        .map(|(_, l)| {
+            if l.contains(": 3 rec") {
+                "3"
+            } else if l.contains(": 2 rec") {
+                "2"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    assert_eq!(counts, ["3", "3", "2"], "{produces:?}");
+    // The full ones go when full (r0 waited for metadata, the others came at 100 ms)...
+    assert!(produces[0].0 < 200 && produces[1].0 < 200, "{produces:?}");
+    // ...the last one when linger.ms has passed since it was opened.
+    assert!(produces[2].0 >= 1100, "{produces:?}");
+    let problems = sim.verify(Expect { all_delivered: true, ..expect(&config) });
+    assert_clean(&sim, &problems);
+    assert_eq!(values(&sim, "events", 0), (0..8).map(|i| format!("v{i}")).collect::<Vec<_>>());
+}
+
 #[test]
 fn transcript_leader_move() {
     let cluster = cluster(2, &[("events", 1)]);

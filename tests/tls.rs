@@ -153,4 +153,81 @@ fn bad_tls_settings_are_errors_that_name_the_property() {
         &[("security.protocol", "SSL"), ("ssl.certificate.location", "/nonexistent/c.pem")],
         "ssl.key.location",
     );
+    check(
+        &[("security.protocol", "SSL"), ("ssl.enabled.protocols", "TLSv1.1,TLSv1.2")],
+        "TLSv1.1 is not supported",
+    );
+    check(
+        &[("security.protocol", "SSL"), ("ssl.enabled.protocols", "TLSv1.3"), ("ssl.protocol", "TLSv1.2")],
+        "leave no TLS version",
+    );
+    // Java's stores: only PEM; no passwords.
+    check(
+        &[("security.protocol", "SSL"), ("ssl.truststore.location", "/etc/kafka/truststore.jks")],
+        "ssl.truststore.location with ssl.truststore.type=JKS (Java's default) is not supported",
+    );
+    check(
+        &[("security.protocol", "SSL"), ("ssl.keystore.type", "PKCS12"), ("ssl.keystore.location", "/k.p12")],
+        "ssl.keystore.type=PKCS12",
+    );
+    check(
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.key.password", "secret"),
+        ],
+        "ssl.key.password is not supported",
+    );
+}
+
+/// The same mutual TLS, configured as a Java client is (KIP-651 PEM stores): the CAs in
+/// `ssl.truststore.location`, the client's key and certificate in one `ssl.keystore.location`
+/// file; and again with the PEM inline (`ssl.truststore.certificates`, `ssl.keystore.key`,
+/// `ssl.keystore.certificate.chain`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_pem_stores_carry_mutual_tls() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("secure-java", 1);
+    let key = std::fs::read_to_string(&kafka.client_key).unwrap();
+    let cert = std::fs::read_to_string(&kafka.client_cert).unwrap();
+    let ca = std::fs::read_to_string(&kafka.ca).unwrap();
+    let dir = std::env::temp_dir().join(format!("pk-java-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keystore = dir.join("client-keystore.pem");
+    std::fs::write(&keystore, format!("{key}\n{cert}")).unwrap();
+    let keystore = keystore.display().to_string();
+    let ca_file = kafka.ca.display().to_string();
+    let file_props: Vec<(&str, &str)> = vec![
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.location", &ca_file),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", &keystore),
+    ];
+    let inline_props: Vec<(&str, &str)> = vec![
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.certificates", &ca),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.key", &key),
+        ("ssl.keystore.certificate.chain", &cert),
+    ];
+    let mut tls12_props = inline_props.clone();
+    tls12_props.push(("ssl.enabled.protocols", "TLSv1.2"));
+    for (i, props) in [file_props, inline_props, tls12_props].into_iter().enumerate() {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", kafka.ssl.as_str())
+            .set("security.protocol", "SSL")
+            .set("max.block.ms", "5000");
+        for (k, v) in props {
+            c.set(k, v);
+        }
+        let producer = Producer::new(&c).unwrap();
+        let d = producer
+            .send(OwnedRecord::new(topic.as_str()).value(format!("java-pem-{i}")))
+            .await
+            .expect("delivered over TLS with Java's PEM stores");
+        assert_eq!(d.offset, i as i64);
+        producer.close(Duration::from_secs(5)).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -98,10 +98,11 @@ struct ProduceArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The configuration's warnings are printed by `print_warnings`, once, not logged again.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,picokafka_tokio::config=error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -109,7 +110,10 @@ async fn main() -> ExitCode {
         Command::Produce(args) => produce(args).await,
         Command::Metadata { brokers, topics, properties, config_file } => {
             let config = match client_config(&brokers, config_file.as_deref(), &properties) {
-                Ok(c) => c,
+                Ok(c) => {
+                    print_warnings(&c);
+                    c
+                }
                 Err(e) => {
                     eprintln!("picokafka: {e}");
                     return ExitCode::from(2);
@@ -126,19 +130,30 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Properties from `-F`, the environment (`PICOKAFKA_*`), then `-X`, over `bootstrap.servers`.
+/// The environment variables that set properties: `PICOKAFKA_PROP_LINGER_MS=20` is `linger.ms`.
+/// A prefix of their own: the project's other variables (`PICOKAFKA_CACHE`, ...) are not properties.
+const ENV_PREFIX: &str = "PICOKAFKA_PROP_";
+
+/// Properties from `-F`, the environment (`PICOKAFKA_PROP_*`), then `-X`, over `bootstrap.servers`.
 fn client_config(brokers: &str, file: Option<&str>, properties: &[String]) -> Result<ClientConfig, String> {
     let mut config = match file {
         Some(path) => ClientConfig::from_properties_file(path).map_err(|e| e.to_string())?,
         None => ClientConfig::new(),
     };
-    config.merge_env("PICOKAFKA_");
+    config.merge_env(ENV_PREFIX);
     config.set("bootstrap.servers", brokers);
     for p in properties {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
         config.set(k, v);
     }
     Ok(config)
+}
+
+/// Says once, on stderr, which settings given are not used (Java classes, librdkafka's debug).
+fn print_warnings(config: &ClientConfig) {
+    for w in config.warnings() {
+        eprintln!("picokafka: warning: {w}");
+    }
 }
 
 fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
@@ -159,6 +174,7 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
         config.set(k, v);
     }
+    print_warnings(&config);
     Ok(config)
 }
 

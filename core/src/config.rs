@@ -5,7 +5,7 @@ use core::str::FromStr;
 
 use heapless::String;
 
-use crate::protocol::record_batch::Compression;
+use crate::protocol::record_batch::{Codec, Compression};
 
 /// Longest `bootstrap.servers` value kept.
 pub const BOOTSTRAP_MAX: usize = 256;
@@ -13,6 +13,51 @@ pub const BOOTSTRAP_MAX: usize = 256;
 pub const CLIENT_ID_MAX: usize = 64;
 /// Longest `transactional.id` kept.
 pub const TRANSACTIONAL_ID_MAX: usize = 128;
+
+/// Every property [`Config::set`] takes (`sasl.*` included), for tools that check names before
+/// setting them or suggest the nearest one for a typo. Unused, it costs firmware no flash.
+pub const PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "acks",
+    "enable.idempotence",
+    "linger.ms",
+    "batch.size",
+    "batch.num.messages",
+    "max.request.size",
+    "compression.type",
+    "compression.codec",
+    "compression.level",
+    "compression.gzip.level",
+    "compression.zstd.level",
+    "compression.lz4.level",
+    "retries",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "request.timeout.ms",
+    "delivery.timeout.ms",
+    "message.timeout.ms",
+    "metadata.max.age.ms",
+    "metadata.max.idle.ms",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "socket.connection.setup.timeout.ms",
+    "connections.max.idle.ms",
+    "allow.auto.create.topics",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "random.seed",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "sasl.jaas.config",
+    "enable.sasl.oauthbearer.unsecure.jwt",
+    "sasl.oauthbearer.config",
+];
 
 /// `acks`: how many replicas must have the records before the leader answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +151,23 @@ pub struct Config {
     pub linger_ms: u32,
     /// Most bytes in one batch, header included; at most the size of a batch buffer.
     pub batch_size: usize,
+    /// `batch.num.messages` (librdkafka's): the most records in one batch; 0 (the default, as
+    /// in the Java client) only `batch_size` limits a batch.
+    pub batch_num_messages: u32,
     /// `max.request.size`: the most bytes one Produce request carries; at least `batch_size`.
     pub max_request_size: usize,
     /// `compression.type`: the codec batches are compressed with; a batch that does not shrink is
     /// sent uncompressed.
     pub compression: Compression,
+    /// `compression.gzip.level` (Java, 1–9) / `compression.zstd.level` (Java, up to 22) /
+    /// `compression.level` (librdkafka's, for the codec in use; -1 is its default): the level
+    /// batches are compressed at; `None`, the codec's default (gzip 6, zstd 3). Set per codec,
+    /// the codec's own wins. LZ4 and snappy have no levels here.
+    pub compression_gzip_level: Option<i32>,
+    /// See [`compression_gzip_level`](Self::compression_gzip_level).
+    pub compression_zstd_level: Option<i32>,
+    /// See [`compression_gzip_level`](Self::compression_gzip_level).
+    pub compression_level: Option<i32>,
     /// `retries`: how many times a batch is sent again after retriable errors before it fails.
     pub retries: u32,
     /// `retry.backoff.ms`: the wait before retrying a request, doubled for each further attempt
@@ -140,6 +197,10 @@ pub struct Config {
     /// `socket.connection.setup.timeout.ms`: how long a connection may take to open before the
     /// attempt is given up.
     pub socket_connection_setup_timeout_ms: u32,
+    /// `connections.max.idle.ms`: a connection with nothing in flight and no request started or
+    /// answered for this long is closed (and opened again when there is work for its broker);
+    /// 0 (or `-1`, Java's way) never closes one.
+    pub connections_max_idle_ms: u32,
     /// `allow.auto.create.topics`: lets brokers configured for it create the topics Metadata
     /// requests ask about that do not exist yet.
     pub allow_auto_create_topics: bool,
@@ -170,8 +231,12 @@ impl Default for Config {
             enable_idempotence: true,
             linger_ms: 5,
             batch_size: 16 * 1024,
+            batch_num_messages: 0,
             max_request_size: 1024 * 1024,
             compression: Compression::None,
+            compression_gzip_level: None,
+            compression_zstd_level: None,
+            compression_level: None,
             retries: i32::MAX as u32,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1000,
@@ -183,6 +248,7 @@ impl Default for Config {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1000,
             socket_connection_setup_timeout_ms: 10_000,
+            connections_max_idle_ms: 540_000,
             allow_auto_create_topics: true,
             transactional_id: None,
             transaction_timeout_ms: 60_000,
@@ -215,6 +281,25 @@ pub(crate) fn parse_bool(value: &str, property: &'static str) -> Result<bool, Co
         "false" | "FALSE" | "False" => Ok(false),
         _ => Err(ConfigError::InvalidValue { property, expected: "true or false" }),
     }
+}
+
+/// LZ4 is lz4_flex's block compressor, which has one speed: a level would be ignored.
+const LZ4_LEVEL: ConfigError = ConfigError::Unsupported {
+    property: "compression.lz4.level",
+    why: "LZ4 here is lz4_flex's fast compressor, which has no levels (the default, 9, is taken)",
+};
+
+fn level(
+    value: &str,
+    property: &'static str,
+    range: core::ops::RangeInclusive<i32>,
+    expected: &'static str,
+) -> Result<i32, ConfigError> {
+    let v: i32 = parse(value, property, expected)?;
+    if !range.contains(&v) {
+        return Err(ConfigError::InvalidValue { property, expected });
+    }
+    Ok(v)
 }
 
 fn bounded<const N: usize>(value: &str, property: &'static str) -> Result<String<N>, ConfigError> {
@@ -250,7 +335,11 @@ impl Config {
                 {
                     return Err(ConfigError::InvalidValue {
                         property: "bootstrap.servers",
-                        expected: "host:port[,host:port...]",
+                        expected: if v.contains("://") {
+                            "host:port[,host:port...], each optionally after PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or SASL_SSL://"
+                        } else {
+                            "host:port[,host:port...]"
+                        },
                     });
                 }
                 self.bootstrap_servers = v;
@@ -283,6 +372,17 @@ impl Config {
                     });
                 }
             }
+            "batch.num.messages" => {
+                const RECORDS: &str = "records (1 to 1000000)";
+                let v: u32 = parse(value, "batch.num.messages", RECORDS)?;
+                if !(1..=1_000_000).contains(&v) {
+                    return Err(ConfigError::InvalidValue {
+                        property: "batch.num.messages",
+                        expected: RECORDS,
+                    });
+                }
+                self.batch_num_messages = v;
+            }
             "max.request.size" => {
                 self.max_request_size = parse(value, "max.request.size", "bytes (at least 1024)")?;
                 if self.max_request_size < 1024 {
@@ -305,6 +405,22 @@ impl Config {
                             expected: "none, lz4, gzip, snappy or zstd",
                         })
                     }
+                }
+            }
+            "compression.gzip.level" => {
+                self.compression_gzip_level = Some(level(value, "compression.gzip.level", 1..=9, "1 to 9")?)
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level =
+                    Some(level(value, "compression.zstd.level", -131_072..=22, "-131072 to 22")?)
+            }
+            "compression.level" => {
+                let v = level(value, "compression.level", -1..=22, "-1 (the codec's default) to 22")?;
+                self.compression_level = (v != -1).then_some(v);
+            }
+            "compression.lz4.level" => {
+                if level(value, "compression.lz4.level", 1..=17, "1 to 17")? != 9 {
+                    return Err(LZ4_LEVEL);
                 }
             }
             "retries" => self.retries = parse(value, "retries", "a count (0 to 2147483647)")?,
@@ -330,6 +446,10 @@ impl Config {
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max_ms = ms("reconnect.backoff.max.ms")?,
             "socket.connection.setup.timeout.ms" => {
                 self.socket_connection_setup_timeout_ms = ms("socket.connection.setup.timeout.ms")?
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms =
+                    if value.trim() == "-1" { 0 } else { ms("connections.max.idle.ms")? }
             }
             "allow.auto.create.topics" => {
                 self.allow_auto_create_topics = parse_bool(value, "allow.auto.create.topics")?
@@ -357,6 +477,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `connections.max.idle.ms` as a duration; `None`: never.
+    pub(crate) fn connections_max_idle(&self) -> Option<crate::time::Duration> {
+        (self.connections_max_idle_ms > 0)
+            .then(|| crate::time::Duration::from_millis(u64::from(self.connections_max_idle_ms)))
+    }
+
+    /// The codec batches are compressed with, at the level set for it.
+    pub fn codec(&self) -> Codec {
+        let level = match self.compression {
+            Compression::Gzip => self.compression_gzip_level.or(self.compression_level),
+            Compression::Zstd => self.compression_zstd_level.or(self.compression_level),
+            _ => None,
+        };
+        Codec { compression: self.compression, level }
     }
 
     /// Checks the settings against each other, as the Java client does, and settles idempotence:
@@ -395,6 +531,27 @@ impl Config {
             return Err(ConfigError::Conflict(
                 "delivery.timeout.ms must be at least linger.ms + request.timeout.ms",
             ));
+        }
+        match (self.compression, self.compression_level) {
+            (Compression::Lz4, Some(l)) if l != 0 => {
+                return Err(ConfigError::Unsupported {
+                    property: "compression.level",
+                    why: "LZ4 here is lz4_flex's fast compressor, which has no levels",
+                })
+            }
+            (Compression::Snappy, Some(l)) if l != 0 => {
+                return Err(ConfigError::InvalidValue {
+                    property: "compression.level",
+                    expected: "-1 or 0 for snappy",
+                })
+            }
+            (Compression::Gzip, Some(l)) if l > 9 && self.compression_gzip_level.is_none() => {
+                return Err(ConfigError::InvalidValue {
+                    property: "compression.level",
+                    expected: "-1 to 9 for gzip",
+                })
+            }
+            _ => {}
         }
         self.sasl.validate(self.security_protocol)?;
         if self.retry_backoff_max_ms < self.retry_backoff_ms {
@@ -445,6 +602,48 @@ mod tests {
         assert!(c.set("bootstrap.servers", "nohostport").is_err());
         assert!(c.set("bootstrap.servers", "h:99999").is_err());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_listed_property_is_known() {
+        for p in PROPERTIES {
+            let mut c = Config::default();
+            assert_ne!(c.set(p, "x"), Err(ConfigError::UnknownProperty), "{p}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_schemes_as_java_reads_them() {
+        let mut c = Config::default();
+        c.set("bootstrap.servers", "PLAINTEXT://a:1,SASL_SSL://b:2").unwrap();
+        let err = c.set("bootstrap.servers", "http://a:1").unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidValue { property: "bootstrap.servers", expected } if expected.contains("SASL_SSL://"))
+        );
+    }
+
+    #[test]
+    fn compression_levels() {
+        let mut c = Config::new("a:1").unwrap();
+        c.set("compression.type", "gzip").unwrap();
+        c.set("compression.level", "4").unwrap();
+        assert_eq!(c.codec(), Codec { compression: Compression::Gzip, level: Some(4) });
+        c.set("compression.gzip.level", "9").unwrap();
+        c.set("compression.zstd.level", "19").unwrap();
+        assert_eq!(c.codec().level, Some(9), "the codec's own level wins");
+        c.set("compression.type", "zstd").unwrap();
+        assert_eq!(c.codec().level, Some(19));
+        c.validate().unwrap();
+        assert!(c.set("compression.gzip.level", "10").is_err());
+        c.set("compression.lz4.level", "9").unwrap();
+        assert_eq!(c.set("compression.lz4.level", "12"), Err(LZ4_LEVEL));
+        let mut c = Config::new("a:1").unwrap();
+        c.set("compression.type", "lz4").unwrap();
+        c.set("compression.level", "-1").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.codec(), Codec::from(Compression::Lz4));
+        c.set("compression.level", "5").unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Unsupported { property: "compression.level", .. })));
     }
 
     #[test]

@@ -8,7 +8,6 @@ use picokafka::protocol::api_versions::{ApiVersionsRequest, ApiVersionsResponse}
 use picokafka::protocol::sasl::SaslAuthenticateRequest;
 use picokafka::protocol::{encode_request, ApiKey, ErrorCode, Reader, Request, ResponseHeader, Writer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::config::ClientConfig;
 use crate::error::Error;
@@ -46,7 +45,7 @@ impl BrokerConnection {
         let settings = config.settings()?;
         let peer = format!("{host}:{port}");
         let io = |e: std::io::Error| Error::Connection(format!("{peer}: {e}"));
-        let tcp = TcpStream::connect((host, port)).await.map_err(io)?;
+        let tcp = crate::socket::connect(host, port, settings.socket_buffers).await.map_err(io)?;
         let stream: Box<dyn Stream> = match &settings.tls {
             Some(tls) => Box::new(
                 tls.connect(host, tcp)

@@ -58,12 +58,12 @@ struct Driver<'a> {
     closing: Option<Instant>,
     /// Whether the core was told to close (after the records it had not taken went in).
     core_closed: bool,
-    setup_timeout: Duration,
     max_block: Duration,
     tx_buf: Vec<u8>,
     out: HashMap<ConnId, Vec<u8>>,
     bufs: Arc<BufPool>,
-    tls: Option<crate::tls::Tls>,
+    /// How each connection is opened: setup timeout, TLS, socket buffer sizes.
+    dial: socket::Dial,
     /// The last connection's TLS handshake failure, until a connection succeeds.
     tls_error: Option<String>,
     /// The last failure to connect (refused, unresolvable, timed out), naming the address,
@@ -152,12 +152,15 @@ pub(crate) async fn run(
         close_waiters: Vec::new(),
         closing: None,
         core_closed: false,
-        setup_timeout: Duration::from_millis(u64::from(settings.core.socket_connection_setup_timeout_ms)),
         max_block: settings.max_block,
         tx_buf: vec![0u8; WRITE_CHUNK],
         out: HashMap::new(),
         bufs: Arc::default(),
-        tls: settings.tls.clone(),
+        dial: socket::Dial {
+            setup: Duration::from_millis(u64::from(settings.core.socket_connection_setup_timeout_ms)),
+            tls: settings.tls.clone(),
+            buffers: settings.socket_buffers,
+        },
         tls_error: None,
         conn_error: None,
         closing_writers: Vec::new(),
@@ -229,7 +232,7 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
     loop {
         let staged = std::mem::take(&mut shared.lock().records);
         for s in staged {
-            s.reply.resolve(Err(error.clone()), shared.handler.as_ref());
+            shared.report(s.reply, Err(error.clone()));
         }
         shared.space.notify_waiters();
         tokio::select! {
@@ -369,7 +372,7 @@ impl Driver<'_> {
     /// Fails the first pending record.
     fn complete_pending(&mut self, error: Error) {
         if let Some((s, epoch)) = self.pending.pop_front() {
-            s.reply.resolve(Err(error), self.shared.handler.as_ref());
+            self.shared.report(s.reply, Err(error));
             self.done_in_epoch(epoch);
         }
     }
@@ -540,10 +543,7 @@ impl Driver<'_> {
                         reported = true;
                         if let Some((topic, o)) = self.outstanding.take(token) {
                             let timestamp = log_append_time.unwrap_or(o.timestamp);
-                            o.reply.resolve(
-                                Ok(Delivery { topic, partition, offset, timestamp }),
-                                self.shared.handler.as_ref(),
-                            );
+                            self.shared.report(o.reply, Ok(Delivery { topic, partition, offset, timestamp }));
                             self.done_in_epoch(o.epoch);
                         }
                     }
@@ -555,7 +555,7 @@ impl Driver<'_> {
                                 _ => Error::Delivery(error),
                             };
                             let failure = crate::delivery::Failure { error, partition, attempts };
-                            o.reply.fail(failure, self.shared.handler.as_ref());
+                            self.shared.report_failure(o.reply, failure);
                             self.done_in_epoch(o.epoch);
                         }
                     }
@@ -589,8 +589,7 @@ impl Driver<'_> {
     }
 
     fn connect(&mut self, conn: ConnId, host: String, port: u16) {
-        let task =
-            socket::open(conn, host, port, self.setup_timeout, self.tls.clone(), &self.io_tx, &self.bufs);
+        let task = socket::open(conn, host, port, self.dial.clone(), &self.io_tx, &self.bufs);
         self.sockets.insert(conn, Socket::Connecting(task));
     }
 

@@ -157,6 +157,8 @@ impl Producer {
             space: Notify::new(),
             // Room for a few batches' worth of records waiting to enter the core.
             cap_bytes: (settings.core.batch_size * 4).max(1 << 20),
+            max_records: settings.max_queued_records,
+            queued: Default::default(),
             max_block: settings.max_block,
             handler,
             last_words: Mutex::new(None),
@@ -287,6 +289,9 @@ impl Producer {
         if staging.bytes + weight > self.shared.cap_bytes && !staging.records.is_empty() {
             return Stage::Full(record, reply);
         }
+        if !self.shared.take_place() {
+            return Stage::Full(record, reply);
+        }
         staging.bytes += weight;
         staging.records.push(Staged { record, reply, enqueued: std::time::Instant::now() });
         drop(staging);
@@ -397,5 +402,29 @@ impl Producer {
                 .or_else(|| stopped.then(|| "producer closed".into())),
             brokers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `queue.buffering.max.messages`: records accepted and not yet reported are bounded; the
+    /// next is refused with `QueueFull`, as a full `buffer.memory` refuses it.
+    #[tokio::test]
+    async fn queued_records_are_bounded() {
+        let mut config = ClientConfig::new();
+        // Nothing listens on port 1: no record is ever reported before the test ends.
+        config.set("bootstrap.servers", "127.0.0.1:1").set("queue.buffering.max.messages", "3");
+        let producer = Producer::new(&config).unwrap();
+        let record = || OwnedRecord::new("t").value("v");
+        let _held: Vec<_> = (0..3).map(|_| producer.try_enqueue(record()).unwrap()).collect();
+        assert!(matches!(producer.try_enqueue(record()), Err(Refused { error: Error::QueueFull, .. })));
+
+        // Without the setting, the same records are taken.
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", "127.0.0.1:1");
+        let producer = Producer::new(&config).unwrap();
+        let _held: Vec<_> = (0..4).map(|_| producer.try_enqueue(record()).unwrap()).collect();
     }
 }

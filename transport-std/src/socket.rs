@@ -111,6 +111,75 @@ impl BufPool {
 /// Longest a socket write may take before the connection is given up.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `send.buffer.bytes` / `receive.buffer.bytes`: the sizes asked of the OS for each socket
+/// (`SO_SNDBUF` / `SO_RCVBUF`); `None` leaves the OS's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Buffers {
+    pub send: Option<u32>,
+    pub receive: Option<u32>,
+    /// librdkafka's `socket.keepalive.enable`: `SO_KEEPALIVE` on each socket.
+    pub keepalive: bool,
+    /// librdkafka's `broker.address.family`: which of a name's addresses are tried.
+    pub family: Family,
+}
+
+/// `broker.address.family`: `any`, `v4` or `v6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+/// How a connection is opened.
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    /// `socket.connection.setup.timeout.ms`: TCP connect and TLS handshake together.
+    pub setup: Duration,
+    /// `security.protocol=SSL`: the TLS to wrap the socket in.
+    pub tls: Option<crate::tls::Tls>,
+    pub buffers: Buffers,
+}
+
+/// Connects to `host:port` as `client.dns.lookup=use_all_dns_ips` says: every address the name
+/// resolves to, in order, until one connects; the last failure otherwise. Each socket gets the
+/// buffer sizes asked for before it connects (the receive window is agreed in the handshake).
+pub(crate) async fn connect(host: &str, port: u16, buffers: Buffers) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    let wanted = |a: &std::net::SocketAddr| match buffers.family {
+        Family::Any => true,
+        Family::V4 => a.is_ipv4(),
+        Family::V6 => a.is_ipv6(),
+    };
+    for addr in tokio::net::lookup_host((host, port)).await?.filter(wanted) {
+        let socket =
+            if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        if let Some(n) = buffers.send {
+            socket.set_send_buffer_size(n)?;
+        }
+        if let Some(n) = buffers.receive {
+            socket.set_recv_buffer_size(n)?;
+        }
+        if buffers.keepalive {
+            socket.set_keepalive(true)?;
+        }
+        match socket.connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => {
+                debug!("connect to {host}:{port} at {addr} failed: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolves to no address of the family wanted"),
+        )
+    }))
+}
+
 /// A socket ready to carry Kafka frames.
 enum Opened {
     Plain(TcpStream),
@@ -180,20 +249,20 @@ pub(crate) fn open(
     conn: ConnId,
     host: String,
     port: u16,
-    setup: Duration,
-    tls: Option<crate::tls::Tls>,
+    dial: Dial,
     io: &mpsc::UnboundedSender<Io>,
     bufs: &Arc<BufPool>,
 ) -> JoinHandle<()> {
     let io = io.clone();
     let bufs = bufs.clone();
+    let Dial { setup, tls, buffers } = dial;
     #[cfg(feature = "tracing")]
     let span = tracing::debug_span!("connection", broker = %format_args!("{host}:{port}"));
     let task = async move {
         // TCP connect and, with TLS, the handshake: both within the setup timeout.
         // Err((whether the TLS handshake failed, the error)).
         let opened = tokio::time::timeout(setup, async {
-            let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| (false, e))?;
+            let tcp = connect(&host, port, buffers).await.map_err(|e| (false, e))?;
             let _ = tcp.set_nodelay(true);
             match &tls {
                 None => Ok(Opened::Plain(tcp)),
@@ -246,4 +315,40 @@ pub(crate) fn open(
     #[cfg(feature = "tracing")]
     let task = tracing::Instrument::instrument(task, span);
     tokio::spawn(task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_address_is_tried_and_buffer_sizes_are_set() {
+        // "localhost" may resolve to ::1 first; only 127.0.0.1 listens.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let buffers =
+            Buffers { send: Some(64 * 1024), receive: Some(16 * 1024), keepalive: true, family: Family::Any };
+        let tcp = connect("localhost", port, buffers).await.unwrap();
+        let sock = options(&tcp);
+        // Linux doubles what it is asked for (bookkeeping); the size asked for is in there.
+        assert!(sock.0 >= 64 * 1024 && sock.0 < 256 * 1024, "{sock:?}");
+        assert!(sock.1 >= 16 * 1024 && sock.1 < 128 * 1024, "{sock:?}");
+        assert!(sock.2, "SO_KEEPALIVE");
+        let plain = Buffers { send: None, receive: None, keepalive: false, family: Family::Any };
+        assert!(!options(&connect("127.0.0.1", port, plain).await.unwrap()).2);
+        let err = connect("127.0.0.1", 1, plain).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Only IPv6 addresses wanted: 127.0.0.1 is not one of them.
+        let v6 = Buffers { family: Family::V6, ..plain };
+        assert_eq!(connect("127.0.0.1", port, v6).await.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    }
+
+    /// `SO_SNDBUF`, `SO_RCVBUF` and `SO_KEEPALIVE` of a connected stream.
+    fn options(tcp: &TcpStream) -> (u32, u32, bool) {
+        let sock = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(
+            tcp.as_fd().try_clone_to_owned().unwrap(),
+        ));
+        (sock.send_buffer_size().unwrap(), sock.recv_buffer_size().unwrap(), sock.keepalive().unwrap())
+    }
+    use std::os::fd::AsFd as _;
 }

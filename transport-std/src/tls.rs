@@ -8,6 +8,12 @@
 //!   brokers that require client authentication (mutual TLS);
 //! - `ssl.endpoint.identification.algorithm`: `https` (default, as in Kafka 2.0+) checks that
 //!   the certificate names the broker's host; `none` checks the chain only.
+//!
+//! And as the Java client names them, for PEM stores (`ssl.truststore.type=PEM`,
+//! `ssl.keystore.type=PEM`, KIP-651): `ssl.truststore.location` (a PEM file of CAs) or
+//! `ssl.truststore.certificates` (inline); `ssl.keystore.location` (one PEM file with the key
+//! and its certificate chain) or `ssl.keystore.key` + `ssl.keystore.certificate.chain` (inline).
+//! JKS and PKCS12 stores and encrypted keys are refused, naming the property.
 
 use std::sync::Arc;
 
@@ -30,7 +36,85 @@ pub(crate) const PROPERTIES: &[&str] = &[
     "ssl.certificate.location",
     "ssl.key.location",
     "ssl.endpoint.identification.algorithm",
+    "ssl.protocol",
+    "ssl.enabled.protocols",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.truststore.password",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.password",
+    "ssl.key.password",
 ];
+
+/// The TLS versions Java's `ssl.enabled.protocols` (default `TLSv1.2,TLSv1.3`) and
+/// `ssl.protocol` (default `TLSv1.3`; `TLSv1.2` caps the version) allow. Older versions are
+/// refused: rustls does not speak them.
+fn protocol_versions<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, Error> {
+    let parse = |property: &str, name: &str| match name.trim() {
+        "TLSv1.2" => Ok(&rustls::version::TLS12),
+        "TLSv1.3" => Ok(&rustls::version::TLS13),
+        other => {
+            Err(Error::Config(format!("{property}: {other} is not supported (TLSv1.2 and TLSv1.3 are)")))
+        }
+    };
+    let mut versions = match get("ssl.enabled.protocols") {
+        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(list) => list
+            .split(',')
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| parse("ssl.enabled.protocols", v))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    match get("ssl.protocol").map(str::trim) {
+        None | Some("TLS" | "TLSv1.3") => {}
+        Some("TLSv1.2") => versions.retain(|v| v.version == rustls::ProtocolVersion::TLSv1_2),
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "ssl.protocol: {other} is not supported (TLSv1.2, TLSv1.3 or TLS are)"
+            )))
+        }
+    }
+    if versions.is_empty() {
+        return Err(Error::Config("ssl.enabled.protocols / ssl.protocol leave no TLS version".into()));
+    }
+    Ok(versions)
+}
+
+/// Java's stores are read only in PEM: a JKS or PKCS12 one (Java's default type is JKS) is
+/// refused, naming what to set instead.
+fn check_java_stores<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<(), Error> {
+    for (store, contents, instead) in [
+        ("truststore", &["ssl.truststore.location", "ssl.truststore.certificates"][..], "ssl.ca.location"),
+        (
+            "keystore",
+            &["ssl.keystore.location", "ssl.keystore.key", "ssl.keystore.certificate.chain"][..],
+            "ssl.certificate.location + ssl.key.location",
+        ),
+    ] {
+        let kind = get(&format!("ssl.{store}.type")).map(|t| t.trim().to_ascii_uppercase());
+        let given = contents.iter().find(|p| get(p).is_some());
+        if let (Some(p), false) = (given, kind.as_deref() == Some("PEM")) {
+            let kind = kind.unwrap_or_else(|| "JKS (Java's default)".into());
+            return Err(Error::Config(format!(
+                "{p} with ssl.{store}.type={kind} is not supported: only PEM stores are read; convert it to PEM and set ssl.{store}.type=PEM, or use {instead}"
+            )));
+        }
+    }
+    for p in ["ssl.truststore.password", "ssl.keystore.password", "ssl.key.password"] {
+        if get(p).is_some_and(|v| !v.is_empty()) {
+            return Err(Error::Config(format!(
+                "{p} is not supported: PEM stores and keys are read unencrypted (decrypt the key with `openssl pkey`)"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// A connector for every broker connection of one producer.
 #[derive(Clone)]
@@ -59,14 +143,21 @@ impl Tls {
                 )))
             }
         }
+        check_java_stores(&get)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        let custom_ca = get("ssl.ca.location").is_some() || get("ssl.ca.pem").is_some();
-        if let Some(path) = get("ssl.ca.location") {
-            add_certs(&mut roots, CertificateDer::pem_file_iter(path.trim()), "ssl.ca.location")?;
+        let files = ["ssl.ca.location", "ssl.truststore.location"];
+        let inline = ["ssl.ca.pem", "ssl.truststore.certificates"];
+        let custom_ca = files.iter().chain(&inline).any(|p| get(p).is_some());
+        for p in files {
+            if let Some(path) = get(p) {
+                add_certs(&mut roots, CertificateDer::pem_file_iter(path.trim()), p)?;
+            }
         }
-        if let Some(pem) = get("ssl.ca.pem") {
-            add_certs(&mut roots, Ok(CertificateDer::pem_slice_iter(pem.as_bytes())), "ssl.ca.pem")?;
+        for p in inline {
+            if let Some(pem) = get(p) {
+                add_certs(&mut roots, Ok(CertificateDer::pem_slice_iter(pem.as_bytes())), p)?;
+            }
         }
         if !custom_ca {
             let found = rustls_native_certs::load_native_certs();
@@ -98,14 +189,56 @@ impl Tls {
             .map_err(|e| Error::Config(format!("TLS trust anchors: {e}")))?;
         let verifier: Arc<dyn ServerCertVerifier> =
             if check_name { webpki } else { Arc::new(ChainOnly(webpki)) };
+        let versions = protocol_versions(&get)?;
         let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&versions)
             .map_err(|e| Error::Config(format!("TLS: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let config = match (get("ssl.certificate.location"), get("ssl.key.location")) {
-            (None, None) => builder.with_no_client_auth(),
-            (Some(cert), Some(key)) => {
+        let java_key = match (
+            get("ssl.keystore.location"),
+            get("ssl.keystore.key"),
+            get("ssl.keystore.certificate.chain"),
+        ) {
+            (Some(path), None, None) => {
+                let chain = CertificateDer::pem_file_iter(path.trim())
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| Error::Config(format!("ssl.keystore.location: {e}")))?;
+                let key = PrivateKeyDer::from_pem_file(path.trim())
+                    .map_err(|e| Error::Config(format!("ssl.keystore.location: no private key: {e}")))?;
+                Some((chain, key, "ssl.keystore.location"))
+            }
+            (None, Some(key), Some(chain)) => {
+                let chain = CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Config(format!("ssl.keystore.certificate.chain: {e}")))?;
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                    .map_err(|e| Error::Config(format!("ssl.keystore.key: {e}")))?;
+                Some((chain, key, "ssl.keystore.certificate.chain"))
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "ssl.keystore.location, or ssl.keystore.key with ssl.keystore.certificate.chain".into(),
+                ))
+            }
+        };
+        let config = match (get("ssl.certificate.location"), get("ssl.key.location"), java_key) {
+            (None, None, Some((chain, key, property))) => {
+                if chain.is_empty() {
+                    return Err(Error::Config(format!("{property}: no certificate")));
+                }
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| Error::Config(format!("{property}: {e}")))?
+            }
+            (None, None, None) => builder.with_no_client_auth(),
+            (Some(_), _, Some((_, _, property))) | (_, Some(_), Some((_, _, property))) => {
+                return Err(Error::Config(format!(
+                    "ssl.certificate.location / ssl.key.location and {property} both set: give the client certificate once"
+                )))
+            }
+            (Some(cert), Some(key), None) => {
                 let chain = CertificateDer::pem_file_iter(cert.trim())
                     .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                     .map_err(|e| Error::Config(format!("ssl.certificate.location: {e}")))?;
@@ -118,10 +251,10 @@ impl Tls {
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| Error::Config(format!("ssl.certificate.location / ssl.key.location: {e}")))?
             }
-            (Some(_), None) => {
+            (Some(_), None, None) => {
                 return Err(Error::Config("ssl.certificate.location needs ssl.key.location".into()))
             }
-            (None, Some(_)) => {
+            (None, Some(_), None) => {
                 return Err(Error::Config("ssl.key.location needs ssl.certificate.location".into()))
             }
         };

@@ -56,6 +56,7 @@ impl Producer<'_> {
         let count_i32 = i32::from(count);
         let partition = self.choose_partition(topic, &record, count_i32)?;
         let slot = usize::from(first) + partition as usize;
+        self.close_batch_at_record_limit(slot);
         let token = self.append(now, topic, slot, &record, timestamp)?;
         self.join_transaction(now, slot);
         self.metrics.records_sent += 1;

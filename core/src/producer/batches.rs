@@ -10,7 +10,7 @@ use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
 use crate::error::DeliveryError;
-use crate::protocol::record_batch::{BatchBuilder, BatchState, Compression, ProducerState, PushError};
+use crate::protocol::record_batch::{BatchBuilder, BatchState, Codec, ProducerState, PushError};
 use crate::protocol::ErrorCode;
 use crate::time::Instant;
 
@@ -208,7 +208,7 @@ impl<'a> BatchTable<'a> {
     pub(crate) fn seal(
         &mut self,
         b: BatchId,
-        compression: Compression,
+        compression: impl Into<Codec>,
         producer: ProducerState,
     ) -> Result<(), crate::protocol::record_batch::FinishError> {
         let start = b.index() * self.buffer_size;
@@ -298,6 +298,7 @@ impl<'t> Iterator for Chain<'t, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::record_batch::Compression;
 
     fn table<'a>(slots: &'a mut [BatchSlot], memory: &'a mut [u8], scratch: &'a mut [u8]) -> BatchTable<'a> {
         BatchTable::new(slots, memory, scratch, 256)

@@ -1,5 +1,7 @@
 //! Parsing `bootstrap.servers`: `host:port` entries separated by commas (whitespace ignored).
-//! IPv6 literals go in brackets: `[::1]:9092`.
+//! IPv6 literals go in brackets: `[::1]:9092`. A listener scheme in front (`PLAINTEXT://`,
+//! `SSL://`, `SASL_PLAINTEXT://`, `SASL_SSL://`, any case) is skipped, as the Java client skips
+//! it: `security.protocol` decides how to connect.
 
 /// A bootstrap entry that does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,7 +12,15 @@ pub fn parse(list: &str) -> impl Iterator<Item = Result<(&str, u16), BadAddress>
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_one)
 }
 
+/// The schemes Kafka's listeners are named by.
+const SCHEMES: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
 fn parse_one(entry: &str) -> Result<(&str, u16), BadAddress> {
+    let entry = match entry.split_once("://") {
+        Some((scheme, rest)) if SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)) => rest,
+        Some(_) => return Err(BadAddress),
+        None => entry,
+    };
     let (host, port) = entry.rsplit_once(':').ok_or(BadAddress)?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     let port: u16 = port.parse().map_err(|_| BadAddress)?;
@@ -31,5 +41,8 @@ mod tests {
         assert_eq!(parse("a").next(), Some(Err(BadAddress)));
         assert_eq!(parse("a:0").next(), Some(Err(BadAddress)));
         assert_eq!(parse(":9").next(), Some(Err(BadAddress)));
+        let v: std::vec::Vec<_> = parse("PLAINTEXT://a:1,sasl_ssl://[::1]:2").collect();
+        assert_eq!(v, [Ok(("a", 1)), Ok(("::1", 2))]);
+        assert_eq!(parse("http://a:1").next(), Some(Err(BadAddress)));
     }
 }

@@ -192,6 +192,9 @@ pub struct ConnSlot {
     pub(crate) close_pending: Option<ConnId>,
     /// When to re-authenticate, before the broker's SASL session ends (KIP-368).
     pub(crate) reauth_at: Option<Instant>,
+    /// When a request was last started or answered here: `connections.max.idle.ms` counts
+    /// from it.
+    pub(crate) last_used: Instant,
 }
 
 impl ConnSlot {
@@ -218,6 +221,7 @@ impl ConnSlot {
         connect_pending: false,
         close_pending: None,
         reauth_at: None,
+        last_used: Instant::ZERO,
     };
 }
 
@@ -357,7 +361,8 @@ impl<'a> ConnTable<'a> {
     /// Answers come in request order; acks=0 requests before it were answered by a real Kafka
     /// broker with silence, by Tansu or the mock with a response: they are dropped either way.
     /// `None` if no request of ours has that id (the connection is confused).
-    pub(crate) fn take_answered(&mut self, i: usize, correlation_id: i32) -> Option<InFlight> {
+    pub(crate) fn take_answered(&mut self, i: usize, correlation_id: i32, now: Instant) -> Option<InFlight> {
+        self.slots[i].last_used = now;
         let queue = &mut self.slots[i].in_flight;
         loop {
             match queue.front().copied() {
@@ -378,6 +383,7 @@ impl<'a> ConnTable<'a> {
     pub(crate) fn start(&mut self, i: usize, kind: RequestKind, version: i16, now: Instant) -> InFlight {
         let c = &mut self.slots[i];
         c.correlation_id = next_correlation_id(c.correlation_id);
+        c.last_used = now;
         let optional = matches!(kind, RequestKind::Produce { acks0: true, .. });
         let request = InFlight { correlation_id: c.correlation_id, kind, version, sent_at: now, optional };
         if c.in_flight.len() == CONN_QUEUE {
@@ -481,6 +487,27 @@ impl<'a> ConnTable<'a> {
         }
     }
 
+    /// Whether ready slot `i` has been unused (no request started or answered, none in flight)
+    /// since `idle` before `now`; `None` while it is in use.
+    pub(crate) fn idle_until(&self, i: usize, idle: crate::time::Duration) -> Option<Instant> {
+        let c = &self.slots[i];
+        // acks=0 requests Kafka never answers do not keep a connection in use.
+        (c.state == ConnState::Ready && self.awaited(i) == 0 && c.tx.is_none()).then(|| c.last_used + idle)
+    }
+
+    /// Closes ready slot `i`, unused for `connections.max.idle.ms`: a `Close` is owed, its id
+    /// retired; it is idle again, to be reopened when there is work for its broker. Not a
+    /// failure: no backoff.
+    pub(crate) fn close_idle(&mut self, i: usize) {
+        let c = &mut self.slots[i];
+        c.close_pending = Some(ConnId::new(i, c.generation));
+        c.generation = c.generation.wrapping_add(1);
+        c.state = ConnState::Idle;
+        c.rx_len = 0;
+        c.connect_pending = false;
+        c.reauth_at = None;
+    }
+
     /// A `Close` or `Connect` is owed to the transport.
     pub(crate) fn has_event(&self) -> bool {
         self.slots.iter().any(|c| c.close_pending.is_some() || c.connect_pending)
@@ -565,8 +592,8 @@ mod tests {
         let b = t.start(0, RequestKind::ApiVersions, 3, Instant::ZERO);
         assert_eq!((a.correlation_id, b.correlation_id), (1, 2));
         assert_eq!(t.awaited(0), 1, "acks=0 answers are not awaited");
-        assert_eq!(t.take_answered(0, 2), Some(b));
-        assert_eq!(t.take_answered(0, 2), None, "answered once");
+        assert_eq!(t.take_answered(0, 2, Instant::ZERO), Some(b));
+        assert_eq!(t.take_answered(0, 2, Instant::ZERO), None, "answered once");
     }
 
     #[test]

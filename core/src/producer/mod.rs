@@ -275,6 +275,21 @@ impl<'a> Producer<'a> {
         self.topics.add(now, name, &mut self.partitions, !writing_metadata, idle)
     }
 
+    /// `batch.num.messages`: partition slot `slot`'s open batch, once it holds that many
+    /// records, takes no more; it is sendable at once and the next record opens a new batch.
+    fn close_batch_at_record_limit(&mut self, slot: usize) {
+        let max = self.config.batch_num_messages;
+        if max == 0 {
+            return;
+        }
+        if let Some(tail) = self.partitions[slot].tail {
+            let s = &mut self.batches[tail];
+            if s.status == BatchStatus::Open && s.builder.record_count as u32 >= max {
+                s.status = BatchStatus::Closed;
+            }
+        }
+    }
+
     /// Makes every batch sendable now, whatever `linger.ms` says.
     pub fn flush(&mut self, now: Instant) {
         for b in self.batches.ids() {

@@ -153,7 +153,7 @@ impl Producer<'_> {
         let slot = usize::from(s.partition);
         let count = s.builder.record_count;
         let producer = self.idempotence.stamp(&mut self.partitions[slot].seq, count);
-        match self.batches.seal(b, self.config.compression, producer) {
+        match self.batches.seal(b, self.config.codec(), producer) {
             Ok(()) => true,
             Err(e) => {
                 // `Producer::new` checked the scratch size and the codec, so this is a bug here.

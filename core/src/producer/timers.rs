@@ -1,6 +1,7 @@
 //! The producer's clock: the one deadline the transport arms (`poll_timeout`), and what
 //! happens when it passes — linger, retry backoff, request and connection-setup timeouts,
-//! `delivery.timeout.ms`, metadata age, InitProducerId backoff, the close deadline.
+//! `delivery.timeout.ms`, metadata age, InitProducerId backoff, connections unused for
+//! `connections.max.idle.ms`, the close deadline.
 
 use super::connections::ConnState;
 use super::Producer;
@@ -39,6 +40,13 @@ impl Producer<'_> {
             }
             if let Some(f) = c.in_flight.iter().find(|f| f.is_awaited()) {
                 t = t.min(f.sent_at + request);
+            }
+        }
+        if let Some(idle) = self.config.connections_max_idle() {
+            for i in 0..self.conns.len() {
+                if let Some(at) = self.conns.idle_until(i, idle) {
+                    t = t.min(at);
+                }
             }
         }
         let control = self.control_conn().is_some_and(|i| self.can_start(i));
@@ -88,6 +96,18 @@ impl Producer<'_> {
                 ConnState::Backoff { until } if until <= now => self.conns[i].state = ConnState::Idle,
                 _ if timed_out => self.close_conn(now, i, crate::error::ConnError::RequestTimeout),
                 _ => {}
+            }
+        }
+        if let Some(idle) = self.config.connections_max_idle() {
+            for i in 0..self.conns.len() {
+                if self.conns.idle_until(i, idle).is_some_and(|at| at <= now) {
+                    debug!(
+                        "closing {}:{}: unused for connections.max.idle.ms",
+                        self.conns[i].host.as_str(),
+                        self.conns[i].port
+                    );
+                    self.conns.close_idle(i);
+                }
             }
         }
         let max_age = Duration::from_millis(u64::from(self.config.metadata_max_age_ms));

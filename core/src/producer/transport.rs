@@ -99,7 +99,7 @@ impl<'a> Producer<'a> {
         let Ok(correlation_id) = Reader::new(frame).get_i32() else {
             return self.close_conn(now, i, ConnError::Malformed(crate::protocol::DecodeError::Truncated));
         };
-        let Some(request) = self.conns.take_answered(i, correlation_id) else {
+        let Some(request) = self.conns.take_answered(i, correlation_id, now) else {
             return self.close_conn(now, i, ConnError::UnexpectedCorrelationId(correlation_id));
         };
         let latency = now.saturating_since(request.sent_at).as_millis();

@@ -32,14 +32,19 @@ pub const fn scratch_len(codec: Compression, input_len: usize) -> usize {
     }
 }
 
-/// Compresses `input` into `out` with a host codec; `None` if the result does not fit in `out`
-/// or the codec is not in this build.
-pub fn compress(codec: Compression, input: &[u8], out: &mut [u8]) -> Option<usize> {
+/// Compresses `input` into `out` with a host codec at `level` (`None`: the codec's default, gzip
+/// 6 and zstd 3; gzip takes 0–9, zstd up to 22); `None` if the result does not fit in `out` or
+/// the codec is not in this build.
+pub fn compress(codec: Compression, level: Option<i32>, input: &[u8], out: &mut [u8]) -> Option<usize> {
     match codec {
         #[cfg(feature = "gzip")]
         Compression::Gzip => {
             use std::io::Write;
-            let mut w = flate2::write::GzEncoder::new(&mut out[..], flate2::Compression::default());
+            let level = match level {
+                Some(l @ 0..=9) => flate2::Compression::new(l as u32),
+                _ => flate2::Compression::default(),
+            };
+            let mut w = flate2::write::GzEncoder::new(&mut out[..], level);
             // A full `out` is a `WriteZero` error: the output would not fit.
             w.write_all(input).ok()?;
             let rest = w.finish().ok()?.len();
@@ -49,11 +54,11 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut [u8]) -> Option<usiz
         Compression::Snappy => snap::raw::Encoder::new().compress(input, out).ok(),
         #[cfg(feature = "zstd")]
         Compression::Zstd => {
-            // Level 3 is zstd's (and librdkafka's) default.
-            zstd::bulk::compress_to_buffer(input, out, 3).ok()
+            // Level 3 is zstd's (and the Java client's) default.
+            zstd::bulk::compress_to_buffer(input, out, level.unwrap_or(3)).ok()
         }
         _ => {
-            let _ = (input, out);
+            let _ = (level, input, out);
             None
         }
     }
@@ -130,13 +135,13 @@ mod tests {
         use std::io::Read;
         let data: std::vec::Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
         let mut out = vec![0u8; data.len() * 2];
-        let n = compress(Compression::Gzip, &data, &mut out).unwrap();
+        let n = compress(Compression::Gzip, None, &data, &mut out).unwrap();
         let mut back = std::vec::Vec::new();
         flate2::read::MultiGzDecoder::new(&out[..n]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
-        let n = compress(Compression::Snappy, &data, &mut out).unwrap();
+        let n = compress(Compression::Snappy, None, &data, &mut out).unwrap();
         assert_eq!(snap::raw::Decoder::new().decompress_vec(&out[..n]).unwrap(), data);
-        let n = compress(Compression::Zstd, &data, &mut out).unwrap();
+        let n = compress(Compression::Zstd, None, &data, &mut out).unwrap();
         assert_eq!(zstd::stream::decode_all(&out[..n]).unwrap(), data);
     }
 
@@ -146,9 +151,9 @@ mod tests {
             (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         for codec in HOST {
             let mut tiny = [0u8; 16];
-            assert_eq!(compress(codec, &data, &mut tiny), None, "{codec:?}");
+            assert_eq!(compress(codec, None, &data, &mut tiny), None, "{codec:?}");
             let mut out = vec![0u8; scratch_len(codec, data.len()) + 64];
-            let n = compress(codec, &data, &mut out).unwrap();
+            let n = compress(codec, None, &data, &mut out).unwrap();
             let mut small = vec![0u8; data.len() - 1];
             assert!(
                 matches!(decompress(codec, &out[..n], &mut small), Err(DecodeError::BufferTooSmall { .. })),
@@ -157,13 +162,50 @@ mod tests {
         }
     }
 
+    /// The level reaches the encoder: each level's output decodes to the input, and a higher
+    /// level gives a smaller one for text that rewards effort.
+    #[test]
+    fn levels_change_the_output() {
+        use std::io::Read;
+        let data: std::vec::Vec<u8> = (0..20_000u32)
+            .flat_map(|i| {
+                std::format!("{{\"sensor\":{},\"reading\":{}}}", i % 97, (i * 7919) % 1013).into_bytes()
+            })
+            .collect();
+        let mut out = vec![0u8; data.len()];
+        let mut size = |codec, level| {
+            let n = compress(codec, level, &data, &mut out).unwrap();
+            let mut back = std::vec::Vec::new();
+            match codec {
+                Compression::Gzip => {
+                    flate2::read::MultiGzDecoder::new(&out[..n]).read_to_end(&mut back).unwrap();
+                }
+                _ => back = zstd::stream::decode_all(&out[..n]).unwrap(),
+            }
+            assert_eq!(back, data, "{codec:?} {level:?}");
+            n
+        };
+        let (gzip_1, gzip_default, gzip_9) = (
+            size(Compression::Gzip, Some(1)),
+            size(Compression::Gzip, None),
+            size(Compression::Gzip, Some(9)),
+        );
+        assert!(gzip_1 > gzip_default && gzip_default >= gzip_9, "{gzip_1} {gzip_default} {gzip_9}");
+        let (zstd_1, zstd_default, zstd_19) = (
+            size(Compression::Zstd, Some(1)),
+            size(Compression::Zstd, None),
+            size(Compression::Zstd, Some(19)),
+        );
+        assert!(zstd_1 > zstd_19 && zstd_default > zstd_19, "{zstd_1} {zstd_default} {zstd_19}");
+    }
+
     proptest! {
         #[test]
         fn roundtrip(data in proptest::collection::vec(any::<u8>(), 0..3000), repeat in 1usize..4) {
             let data: std::vec::Vec<u8> = data.iter().copied().cycle().take(data.len() * repeat).collect();
             for codec in HOST {
                 let mut out = vec![0u8; scratch_len(codec, data.len()) + 64];
-                if let Some(n) = compress(codec, &data, &mut out) {
+                if let Some(n) = compress(codec, None, &data, &mut out) {
                     let mut back = vec![0u8; data.len()];
                     prop_assert_eq!(decompress(codec, &out[..n], &mut back), Ok(data.len()));
                     prop_assert_eq!(&back, &data);

@@ -105,6 +105,24 @@ impl Compression {
     }
 }
 
+/// A codec and the level to compress at: what [`BatchBuilder::finish`] compresses with. The
+/// level is gzip's (0–9) or zstd's (up to 22); `None` is the codec's default (gzip 6, zstd 3).
+/// A [`Compression`] alone is that codec at its default level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Codec {
+    /// The codec.
+    pub compression: Compression,
+    /// Its level; `None`: the codec's default. Only gzip and zstd have levels here.
+    pub level: Option<i32>,
+}
+
+impl From<Compression> for Codec {
+    fn from(compression: Compression) -> Self {
+        Self { compression, level: None }
+    }
+}
+
 /// A record header: a string key and optional bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header<'a> {
@@ -402,10 +420,11 @@ impl<'a> BatchBuilder<'a> {
     /// `scratch` must hold [`Compression::scratch_len`] bytes. Returns the batch's length.
     pub fn finish(
         self,
-        compression: Compression,
+        codec: impl Into<Codec>,
         producer: ProducerState,
         scratch: &mut [u8],
     ) -> Result<usize, FinishError> {
+        let Codec { compression, level } = codec.into();
         let Self { buf, state } = self;
         let mut len = state.len;
         let mut codec = Compression::None;
@@ -424,7 +443,7 @@ impl<'a> BatchBuilder<'a> {
             other if other.is_available() => {
                 let records = &buf[HEADER_LEN..len];
                 // No room in `scratch` (sized to the records) means it would not shrink them.
-                if let Some(n) = host_codecs::compress(other, records, scratch) {
+                if let Some(n) = host_codecs::compress(other, level, records, scratch) {
                     if n < records.len() {
                         buf[HEADER_LEN..HEADER_LEN + n].copy_from_slice(&scratch[..n]);
                         len = HEADER_LEN + n;
