@@ -155,6 +155,10 @@ pub struct SaslConfig {
     pub principal: String<USERNAME_MAX>,
     /// `lifeSeconds` in `sasl.oauthbearer.config`: the unsecured token's lifetime (default 3600).
     pub token_lifetime_s: u32,
+    /// `sasl.oauthbearer.config` has keys the unsecured token does not take: they are the
+    /// application's token source's (a host transport's refresh callback gets the whole value),
+    /// and refused with `enable.sasl.oauthbearer.unsecure.jwt`, where nothing would read them.
+    pub oauthbearer_config_foreign: bool,
 }
 
 impl SaslConfig {
@@ -242,12 +246,7 @@ impl SaslConfig {
                     self.token_lifetime_s =
                         crate::config::parse(v, "sasl.oauthbearer.config", "lifeSeconds=<seconds>")?
                 }
-                _ => {
-                    return Err(ConfigError::Unsupported {
-                        property: "sasl.oauthbearer.config",
-                        why: "keys: principal, lifeSeconds",
-                    })
-                }
+                _ => self.oauthbearer_config_foreign = true,
             }
         }
         Ok(())
@@ -286,6 +285,12 @@ impl SaslConfig {
                 property: "sasl.mechanism",
                 expected: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (required with SASL)",
             }),
+            Some(Mechanism::OAuthBearer) if self.unsecure_jwt && self.oauthbearer_config_foreign => {
+                Err(ConfigError::Unsupported {
+                    property: "sasl.oauthbearer.config",
+                    why: "an unsecured JWT takes the keys principal and lifeSeconds only",
+                })
+            }
             Some(Mechanism::OAuthBearer) if self.unsecure_jwt && self.principal.is_empty() => {
                 Err(ConfigError::InvalidValue {
                     property: "sasl.oauthbearer.config",
@@ -426,6 +431,19 @@ mod tests {
         let r = c.validate(SecurityProtocol::SaslPlaintext);
         assert_eq!(r.is_ok(), cfg!(feature = "sasl"), "{r:?}");
         assert!(SaslConfig::default().set("sasl.mechanism", "GSSAPI").is_err());
-        assert!(SaslConfig::default().set("sasl.oauthbearer.config", "principal=a scope=b").is_err());
+        // Keys an unsecured JWT does not take are the application's token source's; with the
+        // unsecured JWT, where nothing reads them, refused.
+        let mut o = SaslConfig::default();
+        o.set("sasl.mechanism", "OAUTHBEARER").unwrap();
+        let set = o.set("sasl.oauthbearer.config", "principal=a scope=b");
+        assert_eq!(set.is_ok(), cfg!(feature = "sasl"));
+        if cfg!(feature = "sasl") {
+            assert!(o.clone().validate(SecurityProtocol::SaslPlaintext).is_ok());
+            o.set("enable.sasl.oauthbearer.unsecure.jwt", "true").unwrap();
+            assert!(matches!(
+                o.validate(SecurityProtocol::SaslPlaintext),
+                Err(ConfigError::Unsupported { property: "sasl.oauthbearer.config", .. })
+            ));
+        }
     }
 }

@@ -32,6 +32,8 @@ pub(crate) enum Cmd {
     Metrics(oneshot::Sender<Snapshot>),
     /// A new OAUTHBEARER token, for the next SASL exchanges.
     OAuthToken(String, oneshot::Sender<Result<(), Error>>),
+    /// The application's token source failed: why.
+    OAuthTokenFailure(String),
     /// A transactional operation; answered when it ends.
     Txn(TxnCmd, oneshot::Sender<Result<(), Error>>),
 }
@@ -69,6 +71,8 @@ struct Driver<'a> {
     /// The last failure to connect (refused, unresolvable, timed out), naming the address,
     /// until a connection succeeds: why records wait, in their errors and in `health()`.
     conn_error: Option<String>,
+    /// Why the last OAUTHBEARER token refresh failed, until one succeeds.
+    token_error: Option<String>,
     /// Writers of closed sockets still writing what they were given.
     closing_writers: Vec<JoinHandle<()>>,
     /// Callers waiting for a transactional operation to end.
@@ -163,6 +167,7 @@ pub(crate) async fn run(
         },
         tls_error: None,
         conn_error: None,
+        token_error: None,
         closing_writers: Vec::new(),
         txn_waiters: Vec::new(),
         commit_deferred: false,
@@ -240,6 +245,7 @@ async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd
                 Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
                 Some(Cmd::Metrics(tx)) => { let _ = tx.send(Snapshot::default()); }
                 Some(Cmd::OAuthToken(_, tx) | Cmd::Txn(_, tx)) => { let _ = tx.send(Err(error.clone())); }
+                Some(Cmd::OAuthTokenFailure(_)) => {}
                 None => return,
             },
             _ = shared.wake.notified() => {}
@@ -391,6 +397,9 @@ impl Driver<'_> {
     /// Why a topic's metadata has not come, as far as the producer can tell: no broker
     /// reachable (with the socket's error), or what the brokers answer for the topic.
     fn metadata_cause(&self, topic: &str) -> Option<String> {
+        if let Some(e) = &self.token_error {
+            return Some(e.clone());
+        }
         let ready = (0..)
             .map_while(|i| self.core.connection(i))
             .any(|c| c.state == picokafka::producer::ConnPhase::Ready);
@@ -634,6 +643,9 @@ impl Driver<'_> {
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Txn(cmd, tx) => self.on_txn(cmd, tx),
+            Cmd::OAuthTokenFailure(why) => {
+                self.token_error = Some(format!("OAUTHBEARER token refresh failed: {why}"));
+            }
             Cmd::OAuthToken(token, tx) => {
                 let result = self.core.set_oauthbearer_token(&token).map_err(|_| {
                     Error::Config(format!(
@@ -642,6 +654,9 @@ impl Driver<'_> {
                         picokafka::producer::TOKEN_MAX
                     ))
                 });
+                if result.is_ok() {
+                    self.token_error = None;
+                }
                 // A producer waiting for a token may now authenticate.
                 self.core.handle_timeout(self.now());
                 let _ = tx.send(result);
@@ -692,7 +707,8 @@ impl Driver<'_> {
         }
         let auth_error = self.core.auth_error().map(|a| a.to_string());
         let tls_error = self.tls_error.clone();
-        let conn_error = self.conn_error.clone();
+        // A failing token source says more than the connection it leaves unauthenticated.
+        let conn_error = self.token_error.clone().or_else(|| self.conn_error.clone());
         let waiting = (self.pending.len() + self.shared.lock().records.len()) as u64;
         Snapshot { metrics: m, ready, known, tls_error, conn_error, waiting, auth_error, brokers }
     }

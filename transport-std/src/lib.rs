@@ -37,6 +37,7 @@ pub mod serialize;
 mod shared;
 // The producer's task: one loop, the sockets it drives, the records it waits on.
 mod driver;
+mod oauth;
 mod outstanding;
 #[cfg(feature = "prometheus")]
 mod prometheus;
@@ -50,6 +51,7 @@ pub use config::ClientConfig;
 pub use dead_letter::{DeadLetterOutcome, DeadLetterQueue, DeadLetterStats};
 pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
 pub use error::{Error, Refused};
+pub use oauth::OAuthBearerToken;
 pub use picokafka;
 pub use picokafka::Partitioner;
 pub use picokafka::{DeliveryError, Metrics};

@@ -69,6 +69,7 @@ pub struct ProducerBuilder<'c> {
     config: &'c ClientConfig,
     handler: Option<DeliveryHandler>,
     partitioner: Option<Box<dyn Partitioner + Send>>,
+    token_refresh: Option<crate::oauth::TokenRefresh>,
 }
 
 impl std::fmt::Debug for ProducerBuilder<'_> {
@@ -96,9 +97,31 @@ impl ProducerBuilder<'_> {
         self
     }
 
+    /// With `sasl.mechanism=OAUTHBEARER`, tokens come from `refresh` (librdkafka's
+    /// `oauthbearer_token_refresh_cb`): it is given `sasl.oauthbearer.config` and called when
+    /// the producer starts, then at 80 % of each token's lifetime; an `Err` is reported in
+    /// [`Producer::health`] and in the errors of records that wait to authenticate, and asked
+    /// again 10 s later. Without the mechanism it is never called.
+    pub fn oauthbearer_token_refresh<F, Fut>(mut self, refresh: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<crate::OAuthBearerToken, String>> + Send + 'static,
+    {
+        self.token_refresh = Some(Arc::new(move |config| Box::pin(refresh(config))));
+        self
+    }
+
     /// Starts the producer on the current tokio runtime.
     pub fn build(self) -> Result<Producer, Error> {
-        Producer::start(self.config, self.handler, self.partitioner)
+        let producer = Producer::start(self.config, self.handler, self.partitioner)?;
+        let oauthbearer = ["sasl.mechanism", "sasl.mechanisms"]
+            .iter()
+            .any(|k| self.config.get(k).is_some_and(|m| m.trim().eq_ignore_ascii_case("OAUTHBEARER")));
+        if let (Some(refresh), true) = (self.token_refresh, oauthbearer) {
+            let config = self.config.get("sasl.oauthbearer.config").unwrap_or_default().to_string();
+            tokio::spawn(crate::oauth::refresh(producer.cmd.downgrade(), config, refresh));
+        }
+        Ok(producer)
     }
 }
 
@@ -133,7 +156,7 @@ impl Producer {
 
     /// A producer with more than a configuration: a delivery handler, a custom partitioner.
     pub fn builder(config: &ClientConfig) -> ProducerBuilder<'_> {
-        ProducerBuilder { config, handler: None, partitioner: None }
+        ProducerBuilder { config, handler: None, partitioner: None, token_refresh: None }
     }
 
     fn start(
