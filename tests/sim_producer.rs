@@ -503,32 +503,113 @@ fn error_record_too_large() {
     let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(9)).unwrap();
     sim.enqueue(ms(0), RecordSpec::new("events").value("small 1"));
     sim.run_for(100);
-    // Larger than a batch buffer: refused at once, with the sizes.
-    match sim.send(RecordSpec::new("events").value(vec![0; 2000])) {
-        Err(Refusal::RecordTooLarge { size, max }) => {
-            assert_eq!(max, 1024);
-            assert!(size > 2000, "size {size} counts the record and the batch header");
+    // Larger than all four batch buffers together: refused at once, naming the limit.
+    match sim.send(RecordSpec::new("events").value(vec![0; 5000])) {
+        Err(Refusal::RecordTooLarge { size, max, limit: picokafka::SizeLimit::BatchMemory }) => {
+            assert_eq!(max, 4096);
+            assert!(size > 5000, "size {size} counts the record and the batch header");
         }
         other => panic!("{other:?}"),
     }
+    // Larger than batch.size: a batch of its own over three buffers, which the broker refuses.
+    let large = sim.send(RecordSpec::new("events").value(vec![2; 2000])).unwrap();
+    assert_eq!(sim.producer.metrics().batches_in_use, 3);
     // Fits our buffer, but not the broker's limit: it fails with the broker's error.
     let big = sim.send(RecordSpec::new("events").value(vec![1; 800])).unwrap();
     sim.run_for(100);
     let after = sim.send(RecordSpec::new("events").value("small 2")).unwrap();
     assert!(sim.run_to_completion(10_000));
-    assert!(
-        matches!(
-            outcome(&sim, big),
-            Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }
-        ),
-        "{:?}",
-        outcome(&sim, big)
-    );
+    for id in [large, big] {
+        assert!(
+            matches!(
+                outcome(&sim, id),
+                Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }
+            ),
+            "{:?}",
+            outcome(&sim, id)
+        );
+    }
     assert!(matches!(outcome(&sim, after), Outcome::Delivered { .. }));
     assert!(matches!(outcome(&sim, 0), Outcome::Delivered { .. }));
     let problems = sim.verify(Expect { failed_not_written: true, ..expect(&config) });
     assert_clean(&sim, &problems);
     assert_eq!(sim.cluster.log("events", 0).len(), 2);
+}
+
+/// A broker's MESSAGE_TOO_LARGE splits the batch and sends the halves (the Java client's
+/// `splitAndReenqueue`), down to batches the broker takes: every record once, in order, under
+/// idempotence with five requests in flight; with LZ4 the halves are compressed again. A record
+/// too large on its own still fails with the broker's error.
+#[test]
+fn message_too_large_splits_the_batch() {
+    for codec in ["none", "lz4"] {
+        let mut cluster = cluster(1, &[("events", 2)]);
+        cluster.max_message_bytes = 400;
+        let config =
+            config(&cluster, &[("linger.ms", "50"), ("batch.size", "1024"), ("compression.type", codec)]);
+        let mut mem = Memory::new(Capacity::small(32, 1024));
+        let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(31)).unwrap();
+        let mut rng = SimRng::new(5);
+        for i in 0..120u64 {
+            // Half noise, half repetition: LZ4 shrinks a batch of these, not below 400 bytes.
+            let mut value: Vec<u8> = (0..40).map(|_| rng.below(256) as u8).collect();
+            value.extend_from_slice(&[b'x'; 40]);
+            sim.enqueue(ms(i / 10), RecordSpec::new("events").key(format!("k{}", i % 2)).value(value));
+        }
+        let noise: Vec<u8> = (0..500).map(|_| rng.below(256) as u8).collect();
+        let alone = sim.enqueue(ms(20), RecordSpec::new("events").key("k0").value(noise));
+        assert!(sim.run_to_completion(60_000), "{}", sim.transcript_text());
+        let m = sim.producer.metrics();
+        assert!(m.batches_split >= 4, "{codec}: {m:?}");
+        eprintln!("{codec}: {} batches split, {} created", m.batches_split, m.batches_created);
+        assert!(
+            matches!(
+                outcome(&sim, alone),
+                Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }
+            ),
+            "{codec}: {:?}",
+            outcome(&sim, alone)
+        );
+        let problems = sim.verify(Expect { failed_not_written: true, ..expect(&config) });
+        assert_clean(&sim, &problems);
+        let stored = sim.cluster.log("events", 0).len() + sim.cluster.log("events", 1).len();
+        assert_eq!(stored, 120, "{codec}: every other record once");
+        assert_eq!(m.records_delivered, 120);
+        if codec == "lz4" {
+            let compressed = (0..2)
+                .flat_map(|p| sim.cluster.batches("events", p))
+                .any(|b| b.compression != kafka_protocol::records::Compression::None);
+            assert!(compressed, "the halves went compressed");
+        }
+    }
+}
+
+/// A batch too large for the broker whose partition's later batches hold every other slot has
+/// no slot to split into, and none will free: it fails at once with the broker's error (no
+/// hang until `delivery.timeout.ms`), and the batches behind it go on.
+#[test]
+fn message_too_large_without_a_slot_to_split_into_fails_the_batch() {
+    let mut cluster = cluster(1, &[("events", 1)]);
+    cluster.max_message_bytes = 400;
+    let config = config(&cluster, &[("linger.ms", "50"), ("batch.size", "1024")]);
+    let mut mem = Memory::new(Capacity::small(4, 1024));
+    let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(32)).unwrap();
+    // Four full batches of 12 records, then small ones that fit the broker.
+    for i in 0..48u64 {
+        sim.enqueue(ms(0), RecordSpec::new("events").value(vec![b'a' + (i % 26) as u8; 70]));
+    }
+    for i in 0..8u64 {
+        sim.enqueue(ms(1), RecordSpec::new("events").value(format!("small {i}")));
+    }
+    assert!(sim.run_to_completion(60_000), "{}", sim.transcript_text());
+    let first = outcome(&sim, 0);
+    assert!(
+        matches!(first, Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }),
+        "{first:?}"
+    );
+    assert!(values(&sim, "events", 0).iter().any(|v| v == "small 7"), "later records go on");
+    let problems = sim.verify(Expect { failed_not_written: true, ..expect(&config) });
+    assert_clean(&sim, &problems);
 }
 
 #[test]

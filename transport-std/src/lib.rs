@@ -44,7 +44,7 @@ pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
 pub use error::Error;
 pub use picokafka;
 pub use picokafka::Partitioner;
-pub use picokafka::{DeliveryError, Metrics};
+pub use picokafka::{DeliveryError, Metrics, SizeLimit};
 pub use producer::{Health, Producer, ProducerBuilder};
 pub use record::OwnedRecord;
 pub use transaction::ConsumerGroupMetadata;

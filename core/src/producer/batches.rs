@@ -1,7 +1,11 @@
 //! The batch table: fixed batch buffers and their bookkeeping, owned in one place.
 //!
 //! A batch lives in one slot from its first record until its last delivery report. Slots are
-//! named by [`BatchId`]; a partition's batches form a chain in creation order
+//! named by [`BatchId`]. A record larger than `batch.size` gets a batch of its own over a run of
+//! consecutive slots (the memory is contiguous): the first holds the batch and its `extent`,
+//! the others are [`BatchStatus::Part`] of it, and all are freed together. Such runs are looked
+//! for from the top of the table, ordinary batches take the lowest free slot, so that the two
+//! fragment each other less. Batches a partition's batches form a chain in creation order
 //! (`next_in_partition`) and a Produce request's batches another (`next_in_request`), both
 //! walked with [`BatchTable::partition_chain`] / [`BatchTable::request_chain`] or, where the
 //! walk changes the batches it passes, with the `next_in_*` links read before each change.
@@ -10,8 +14,10 @@ use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
 use crate::error::DeliveryError;
-use crate::protocol::record_batch::{BatchBuilder, BatchState, Compression, ProducerState, PushError};
-use crate::protocol::ErrorCode;
+use crate::protocol::record_batch::{
+    self, BatchBuilder, BatchState, Compression, EncodedRecords, ProducerState, PushError, HEADER_LEN,
+};
+use crate::protocol::{DecodeError, ErrorCode};
 use crate::time::Instant;
 
 /// A batch slot. `u16::MAX - 1` slots at most (checked in `Producer::new`). Kept as index + 1
@@ -49,6 +55,8 @@ pub(crate) enum BatchStatus {
     InFlight,
     /// Acknowledged or failed; its delivery reports are pending.
     Done,
+    /// Taken by the batch of an earlier slot that spans several: not a batch itself.
+    Part,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +95,11 @@ pub struct BatchSlot {
     pub(crate) last_error: Option<ErrorCode>,
     /// Whether its bytes ever reached a broker (a failure then leaves a sequence gap).
     pub(crate) sent: bool,
+    /// A broker found it too large (`MESSAGE_TOO_LARGE`): split it before it is sent again.
+    pub(crate) must_split: bool,
+    /// 0 for an ordinary batch (one slot, `batch.size`); else the slots (whole buffers) taken by
+    /// a batch sized to one record larger than `batch.size`.
+    pub(crate) extent: u16,
 }
 
 impl BatchSlot {
@@ -107,6 +120,8 @@ impl BatchSlot {
         outcome: Outcome::Failed(DeliveryError::Closed),
         last_error: None,
         sent: false,
+        must_split: false,
+        extent: 0,
     };
 
     /// Neither done nor in flight: waiting to be sent (or to be sent again).
@@ -133,6 +148,10 @@ pub(crate) struct BatchTable<'a> {
     done: usize,
     /// Slots not free: counted, as every turn of a transport's loop asks.
     used: usize,
+    /// Batches (a batch over several slots counts once).
+    live: usize,
+    /// Batches waiting for a free slot to split into (`must_split`).
+    splits_waiting: usize,
 }
 
 impl<'a> BatchTable<'a> {
@@ -147,7 +166,7 @@ impl<'a> BatchTable<'a> {
             *slot = BatchSlot::EMPTY;
         }
         let buffer_size = memory.len() / slots.len();
-        Self { slots, memory, buffer_size, batch_size, scratch, done: 0, used: 0 }
+        Self { slots, memory, buffer_size, batch_size, scratch, done: 0, used: 0, live: 0, splits_waiting: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -158,8 +177,40 @@ impl<'a> BatchTable<'a> {
         (0..self.slots.len()).map(BatchId::new)
     }
 
+    /// Slots taken.
     pub(crate) fn in_use(&self) -> usize {
         self.used
+    }
+
+    /// Batches in the table, done or not.
+    pub(crate) fn batch_count(&self) -> usize {
+        self.live
+    }
+
+    /// Whether a batch waits for a free slot to split into: new batches wait until it has one.
+    pub(crate) fn splits_waiting(&self) -> bool {
+        self.splits_waiting > 0
+    }
+
+    /// Marks `b` to be split once a slot is free.
+    pub(crate) fn defer_split(&mut self, b: BatchId) {
+        let s = &mut self.slots[b.index()];
+        if !s.must_split {
+            s.must_split = true;
+            self.splits_waiting += 1;
+        }
+    }
+
+    /// The bytes of every buffer together: no batch can be larger.
+    pub(crate) fn memory_len(&self) -> usize {
+        self.buffer_size * self.slots.len()
+    }
+
+    /// Where batch `b`'s buffer starts, and how many bytes it may fill.
+    fn region(&self, b: BatchId) -> (usize, usize) {
+        let extent = usize::from(self.slots[b.index()].extent);
+        let len = if extent == 0 { self.batch_size } else { extent * self.buffer_size };
+        (b.index() * self.buffer_size, len)
     }
 
     pub(crate) fn all_free(&self) -> bool {
@@ -183,6 +234,49 @@ impl<'a> BatchTable<'a> {
             ..BatchSlot::EMPTY
         };
         self.used += 1;
+        self.live += 1;
+        Some(BatchId::new(i))
+    }
+
+    /// Opens a batch for one record of `bytes` bytes (header included), larger than
+    /// `batch.size`, over the highest run of free slots long enough: `None` when there is none.
+    pub(crate) fn open_extent(
+        &mut self,
+        partition: u16,
+        now: Instant,
+        first_token: u64,
+        bytes: usize,
+    ) -> Option<BatchId> {
+        let span = bytes.div_ceil(self.buffer_size).max(1);
+        let mut run = 0;
+        let mut at = None;
+        for i in (0..self.slots.len()).rev() {
+            if self.slots[i].status != BatchStatus::Free {
+                run = 0;
+                continue;
+            }
+            run += 1;
+            if run == span {
+                at = Some(i);
+                break;
+            }
+        }
+        let i = at?;
+        self.slots[i] = BatchSlot {
+            status: BatchStatus::Open,
+            partition,
+            builder: BatchState::empty(),
+            created: now,
+            first_token,
+            // `span <= slots.len() < u16::MAX`.
+            extent: span as u16,
+            ..BatchSlot::EMPTY
+        };
+        for s in &mut self.slots[i + 1..i + span] {
+            s.status = BatchStatus::Part;
+        }
+        self.used += span;
+        self.live += 1;
         Some(BatchId::new(i))
     }
 
@@ -195,8 +289,8 @@ impl<'a> BatchTable<'a> {
         value: Option<&[u8]>,
         headers: &[crate::protocol::record_batch::Header<'_>],
     ) -> Result<(), PushError> {
-        let start = b.index() * self.buffer_size;
-        let buf = &mut self.memory[start..start + self.batch_size];
+        let (start, len) = self.region(b);
+        let buf = &mut self.memory[start..start + len];
         let mut builder = BatchBuilder::resume(buf, self.slots[b.index()].builder);
         builder.push(timestamp, key, value, headers)?;
         self.slots[b.index()].builder = builder.state();
@@ -204,16 +298,20 @@ impl<'a> BatchTable<'a> {
     }
 
     /// Finishes batch `b`'s bytes (compression, header, producer state, CRC) and marks it
-    /// sealed; the error of the codec otherwise.
+    /// sealed; the error of the codec otherwise. A batch larger than the scratch can compress
+    /// (one record larger than `batch.size` on a microcontroller) goes uncompressed.
     pub(crate) fn seal(
         &mut self,
         b: BatchId,
         compression: Compression,
         producer: ProducerState,
     ) -> Result<(), crate::protocol::record_batch::FinishError> {
-        let start = b.index() * self.buffer_size;
-        let buf = &mut self.memory[start..start + self.batch_size];
-        let builder = BatchBuilder::resume(buf, self.slots[b.index()].builder);
+        let (start, cap) = self.region(b);
+        let buf = &mut self.memory[start..start + cap];
+        let state = self.slots[b.index()].builder;
+        let fits = self.scratch.len() >= compression.scratch_len(state.len - HEADER_LEN);
+        let compression = if fits { compression } else { Compression::None };
+        let builder = BatchBuilder::resume(buf, state);
         let len = builder.finish(compression, producer, self.scratch)?;
         let s = &mut self.slots[b.index()];
         s.len = len;
@@ -237,21 +335,136 @@ impl<'a> BatchTable<'a> {
     /// Marks `b` done with `outcome`: `false` (and no change) if it already was, or is free.
     pub(crate) fn finish(&mut self, b: BatchId, outcome: Outcome) -> bool {
         let s = &mut self.slots[b.index()];
-        if s.status == BatchStatus::Done || s.status == BatchStatus::Free {
+        if matches!(s.status, BatchStatus::Done | BatchStatus::Free | BatchStatus::Part) {
             return false;
         }
         s.status = BatchStatus::Done;
         s.outcome = outcome;
         s.request = None;
+        if s.must_split {
+            s.must_split = false;
+            self.splits_waiting -= 1;
+        }
         self.done += 1;
         true
     }
 
-    /// Every report of done batch `b` was handed out: its slot is free again.
+    /// Every report of done batch `b` was handed out: its slots are free again.
     pub(crate) fn release(&mut self, b: BatchId) {
-        self.slots[b.index()] = BatchSlot::EMPTY;
+        let span = usize::from(self.slots[b.index()].extent).max(1);
+        for s in &mut self.slots[b.index()..b.index() + span] {
+            *s = BatchSlot::EMPTY;
+        }
         self.done -= 1;
-        self.used -= 1;
+        self.used -= span;
+        self.live -= 1;
+    }
+
+    /// Splits sealed batch `b`, of two records or more, in two: the first half of its records
+    /// stays in `b`, the rest moves to the lowest free slot, placed after `b` in the partition's
+    /// chain with its tokens and sequence numbers following `b`'s (so that later batches keep
+    /// theirs). Both are sealed again with `compression`. `Ok(None)` when no slot is free
+    /// (nothing changed); an error if `b`'s bytes do not read back (a bug here).
+    pub(crate) fn split(
+        &mut self,
+        b: BatchId,
+        compression: Compression,
+    ) -> Result<Option<BatchId>, DecodeError> {
+        let Some(j) = self.slots.iter().position(|s| s.status == BatchStatus::Free) else {
+            return Ok(None);
+        };
+        let s = &self.slots[b.index()];
+        let (count, sealed_len) = (s.builder.record_count, s.len);
+        let first = count / 2;
+        let (start, cap) = self.region(b);
+        // Both buffers at once: the second slot's (one ordinary buffer) and `b`'s.
+        let second_start = j * self.buffer_size;
+        let (low, high) = self.memory.split_at_mut(start.max(second_start));
+        let (mine, theirs) = if start < second_start {
+            (&mut low[start..start + cap], &mut high[..self.batch_size])
+        } else {
+            (&mut high[..cap], &mut low[second_start..second_start + self.batch_size])
+        };
+        let (producer, codec) = record_batch::sealed_state(mine);
+        let base_timestamp = s.builder.base_timestamp;
+        let mut head = BatchState::empty();
+        let mut tail = BatchBuilder::resume(theirs, BatchState::empty());
+        let too_small = |e: PushError| match e {
+            PushError::Full { required } => DecodeError::BufferTooSmall { required },
+            PushError::TooLarge => DecodeError::InvalidLength,
+        };
+        let mut seen = 0;
+        if codec == Some(Compression::None) {
+            // The first half's bytes are already in place: only its state is new.
+            head.base_timestamp = base_timestamp;
+            head.max_timestamp = base_timestamp;
+            for record in EncodedRecords::new(&mine[HEADER_LEN..sealed_len]) {
+                let record = record?;
+                let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
+                if seen < first {
+                    head.len += record.size;
+                    head.record_count += 1;
+                    head.max_timestamp = head.max_timestamp.max(timestamp);
+                } else {
+                    tail.push_encoded(timestamp, record.fields).map_err(too_small)?;
+                }
+                seen += 1;
+            }
+        } else {
+            let codec = codec.ok_or(DecodeError::Compression)?;
+            let n = record_batch::decompress_own(codec, &mine[HEADER_LEN..sealed_len], self.scratch)?;
+            let mut builder = BatchBuilder::resume(mine, BatchState::empty());
+            for record in EncodedRecords::new(&self.scratch[..n]) {
+                let record = record?;
+                let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
+                let half = if seen < first { &mut builder } else { &mut tail };
+                half.push_encoded(timestamp, record.fields).map_err(too_small)?;
+                seen += 1;
+            }
+            head = builder.state();
+        }
+        if seen != count {
+            return Err(DecodeError::InvalidLength);
+        }
+        let tail = tail.state();
+        let b2 = BatchId::new(j);
+        let s = &self.slots[b.index()];
+        let counter = (s.first_token as u32).wrapping_add(first as u32);
+        self.slots[j] = BatchSlot {
+            status: BatchStatus::Closed,
+            partition: s.partition,
+            builder: tail,
+            first_token: (s.first_token & !0xffff_ffff) | u64::from(counter),
+            created: s.created,
+            next_in_partition: s.next_in_partition,
+            last_error: s.last_error,
+            sent: s.sent,
+            ..BatchSlot::EMPTY
+        };
+        let s = &mut self.slots[b.index()];
+        s.builder = head;
+        s.status = BatchStatus::Closed;
+        s.next_in_partition = Some(b2);
+        s.request = None;
+        s.attempts = 0;
+        if s.must_split {
+            s.must_split = false;
+            self.splits_waiting -= 1;
+        }
+        self.used += 1;
+        self.live += 1;
+        let second = ProducerState {
+            base_sequence: if producer.base_sequence < 0 {
+                -1
+            } else {
+                super::idempotence::next_sequence(producer.base_sequence, first)
+            },
+            ..producer
+        };
+        // `Producer::new` checked the codec; a scratch too small means no compression.
+        let sealed = self.seal(b, compression, producer).and_then(|()| self.seal(b2, compression, second));
+        debug_assert!(sealed.is_ok());
+        Ok(Some(b2))
     }
 
     /// The batches of a partition's chain, from `head`, in creation order.
@@ -298,6 +511,7 @@ impl<'t> Iterator for Chain<'t, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::record_batch::RecordBatch;
 
     fn table<'a>(slots: &'a mut [BatchSlot], memory: &'a mut [u8], scratch: &'a mut [u8]) -> BatchTable<'a> {
         BatchTable::new(slots, memory, scratch, 256)
@@ -331,6 +545,136 @@ mod tests {
         let a = t.open(0, Instant::ZERO, 0).unwrap();
         assert!(t.push(a, 1, None, Some(&[0u8; 300]), &[]).is_err());
         assert_eq!(t[a].builder.record_count, 0, "nothing half-written counts");
+    }
+
+    #[test]
+    fn a_large_record_takes_a_run_of_slots_from_the_top() {
+        let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 4], [0u8; 1024], [0u8; 0]);
+        let mut t = table(&mut slots, &mut memory, &mut scratch);
+        assert_eq!(t.memory_len(), 1024);
+        let big = t.open_extent(0, Instant::ZERO, 40, 600).unwrap();
+        assert_eq!((big.index(), t[big].extent), (1, 3), "three buffers, the highest ones");
+        assert!((2..4).all(|i| t[BatchId::for_test(i)].status == BatchStatus::Part));
+        assert_eq!((t.in_use(), t.batch_count()), (3, 1));
+        t.push(big, 9, None, Some(&[7u8; 550]), &[]).unwrap();
+        t.seal(big, Compression::Lz4, ProducerState::NONE).unwrap();
+        let (batch, _) = RecordBatch::decode(t.sealed_bytes(big)).unwrap();
+        assert_eq!(batch.compression(), Some(Compression::None), "no scratch for it: uncompressed");
+        assert_eq!(batch.records().unwrap().iter().next().unwrap().value, Some(&[7u8; 550][..]));
+        let small = t.open(0, Instant::ZERO, 41).unwrap();
+        assert_eq!(small.index(), 0, "ordinary batches take the lowest free slot");
+        assert_eq!(t.open(0, Instant::ZERO, 0), None);
+        assert_eq!(t.open_extent(0, Instant::ZERO, 0, 300), None);
+        // A part is no batch: it cannot be finished.
+        assert!(!t.finish(BatchId::for_test(2), Outcome::Failed(DeliveryError::Closed)));
+        assert!(t.finish(big, Outcome::Failed(DeliveryError::Closed)));
+        t.release(big);
+        assert_eq!((t.in_use(), t.batch_count(), t.done_count()), (1, 1, 0));
+        assert!((1..4).all(|i| t[BatchId::for_test(i)].status == BatchStatus::Free), "all freed together");
+        assert_eq!(t.open_extent(0, Instant::ZERO, 0, 700).map(BatchId::index), Some(1));
+    }
+
+    #[test]
+    fn fragmented_free_slots_are_no_room_for_a_large_record() {
+        let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 4], [0u8; 1024], [0u8; 0]);
+        let mut t = table(&mut slots, &mut memory, &mut scratch);
+        let ids: [BatchId; 3] = core::array::from_fn(|_| t.open(0, Instant::ZERO, 0).unwrap());
+        t.finish(ids[1], Outcome::Failed(DeliveryError::Closed));
+        t.release(ids[1]);
+        // Slots 1 and 3 are free, but not side by side.
+        assert_eq!(t.open_extent(0, Instant::ZERO, 0, 400), None);
+        assert_eq!(t.open_extent(0, Instant::ZERO, 0, 200).map(BatchId::index), Some(3), "from the top");
+        assert_eq!(t.open(0, Instant::ZERO, 0).map(BatchId::index), Some(1));
+    }
+
+    fn sealed_with(
+        t: &mut BatchTable<'_>,
+        values: &[&[u8]],
+        compression: Compression,
+        producer: ProducerState,
+    ) -> BatchId {
+        let b = t.open(3, Instant::from_millis(5), (9 << 32) | 0xffff_fffe).unwrap();
+        for (i, v) in values.iter().enumerate() {
+            let headers = [crate::protocol::record_batch::Header { key: "h", value: Some(b"x") }];
+            t.push(b, 1000 + 10 * i as i64, Some(b"key"), Some(v), &headers).unwrap();
+        }
+        t.seal(b, compression, producer).unwrap();
+        t[b].status = BatchStatus::InFlight;
+        t[b].attempts = 1;
+        b
+    }
+
+    fn read_back(t: &BatchTable<'_>, b: BatchId) -> (ProducerState, std::vec::Vec<(i64, std::vec::Vec<u8>)>) {
+        let (batch, rest) = RecordBatch::decode(t.sealed_bytes(b)).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(batch.record_count, t[b].builder.record_count);
+        let mut out = std::vec![0u8; 4096];
+        let records = batch.decompress_records(&mut out).unwrap();
+        let got = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                assert_eq!((r.offset_delta, r.key), (i as i32, Some(&b"key"[..])));
+                assert_eq!(r.headers.iter().next().map(|h| (h.key, h.value)), Some(("h", Some(&b"x"[..]))));
+                (batch.base_timestamp + r.timestamp_delta, r.value.unwrap().to_vec())
+            })
+            .collect();
+        (batch.producer_state(), got)
+    }
+
+    #[test]
+    fn a_split_batch_keeps_its_records_tokens_and_sequences_in_order() {
+        for compression in [Compression::None, Compression::Lz4] {
+            let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 3], [0u8; 1536], [0u8; 1024]);
+            let mut t = BatchTable::new(&mut slots, &mut memory, &mut scratch, 512);
+            let values: [&[u8]; 5] = [&[b'a'; 60], &[b'b'; 60], &[b'c'; 60], &[b'd'; 60], &[b'e'; 60]];
+            let producer =
+                ProducerState { producer_id: 7, producer_epoch: 2, base_sequence: 10, transactional: true };
+            let b = sealed_with(&mut t, &values, compression, producer);
+            let after = t.open(3, Instant::ZERO, 0).unwrap();
+            t[b].next_in_partition = Some(after);
+            let was = RecordBatch::decode(t.sealed_bytes(b)).unwrap().0.compression();
+            assert_eq!(was, Some(compression), "lz4 shrinks these");
+            let second = t.split(b, compression).unwrap().unwrap();
+            let chain: std::vec::Vec<BatchId> = t.partition_chain(Some(b)).map(|(id, _)| id).collect();
+            assert_eq!(chain, [b, second, after], "the halves keep their place, in order");
+            assert_eq!((t[b].builder.record_count, t[second].builder.record_count), (2, 3));
+            assert_eq!((t[b].status, t[second].status), (BatchStatus::Sealed, BatchStatus::Sealed));
+            assert_eq!((t[b].attempts, t[b].request, t[second].partition), (0, None, 3));
+            // Tokens stay contiguous (the counter wraps within its 32 bits).
+            assert_eq!((t[b].first_token, t[second].first_token), ((9 << 32) | 0xffff_fffe, 9 << 32));
+            assert_eq!((t[b].base_sequence, t[second].base_sequence), (10, 12));
+            assert_eq!((t.in_use(), t.batch_count()), (3, 3));
+            let (p1, r1) = read_back(&t, b);
+            let (p2, r2) = read_back(&t, second);
+            assert_eq!(p1, producer);
+            assert_eq!(p2, ProducerState { base_sequence: 12, ..producer });
+            let all: std::vec::Vec<(i64, std::vec::Vec<u8>)> = r1.into_iter().chain(r2).collect();
+            let want: std::vec::Vec<(i64, std::vec::Vec<u8>)> =
+                values.iter().enumerate().map(|(i, v)| (1000 + 10 * i as i64, v.to_vec())).collect();
+            assert_eq!(all, want, "{compression:?}: every record once, in order, same timestamps");
+            let again = RecordBatch::decode(t.sealed_bytes(second)).unwrap().0.compression();
+            assert_eq!(again, Some(compression), "re-compressed");
+        }
+    }
+
+    #[test]
+    fn a_split_without_a_free_slot_changes_nothing() {
+        let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 1], [0u8; 512], [0u8; 0]);
+        let mut t = table(&mut slots, &mut memory, &mut scratch);
+        let b = sealed_with(&mut t, &[b"one", b"two"], Compression::None, ProducerState::NONE);
+        let before = t.sealed_bytes(b).to_vec();
+        assert_eq!(t.split(b, Compression::None), Ok(None));
+        assert_eq!(t.sealed_bytes(b), &before[..]);
+        assert_eq!((t[b].builder.record_count, t[b].status), (2, BatchStatus::InFlight));
+        // Non-idempotent halves carry no sequence.
+        let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 2], [0u8; 512], [0u8; 0]);
+        let mut t = table(&mut slots, &mut memory, &mut scratch);
+        let b = sealed_with(&mut t, &[b"one", b"two", b"three"], Compression::None, ProducerState::NONE);
+        let second = t.split(b, Compression::None).unwrap().unwrap();
+        assert_eq!((t[b].base_sequence, t[second].base_sequence), (-1, -1));
+        assert_eq!(read_back(&t, b).1, [(1000, b"one".to_vec())]);
+        assert_eq!(read_back(&t, second).1, [(1010, b"two".to_vec()), (1020, b"three".to_vec())]);
     }
 
     #[test]

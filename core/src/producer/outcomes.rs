@@ -113,20 +113,91 @@ impl Producer<'_> {
                 }
                 self.retry_batch(now, b, code);
             }
-            code => {
-                // The broker refused the batch: its sequence numbers are not in the log, so the
-                // partition's later batches must be renumbered under a new producer id.
+            // Too large for the broker (`max.message.bytes`): as the Java client does, the batch
+            // is split in two and the halves sent again; only a record too large on its own
+            // fails. The broker wrote none of it, so the halves keep its sequence numbers.
+            ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge
+                if self.batches[b].builder.record_count > 1 =>
+            {
+                self.batches[b].last_error = Some(code);
+                self.split_batch(now, b);
+            }
+            code => self.refuse_batch(b, code),
+        }
+    }
+
+    /// The broker refused batch `b` with `code`, for good: its sequence numbers are not in the
+    /// log, so the partition's later batches must be renumbered under a new producer id.
+    fn refuse_batch(&mut self, b: BatchId, code: ErrorCode) {
+        let slot = usize::from(self.batches[b].partition);
+        let renumber = self.idempotence.is_on() && self.batches[b].base_sequence >= 0;
+        // The batch fails first: in a transaction, the record's error is the one the commit
+        // fails with (as in the Java client), not the epoch bump's OUT_OF_ORDER_SEQUENCE_NUMBER
+        // that follows from it (the simulation found it).
+        self.fail_batch(b, DeliveryError::Broker(code));
+        if renumber {
+            self.request_epoch_bump(slot);
+        }
+    }
+
+    /// Splits batch `b`, which a broker found too large, into two batches sealed anew and ready
+    /// to send now: whether it was. Without a free slot for the second half it waits (sealed,
+    /// marked to split) and the split is tried again after a backoff.
+    pub(crate) fn split_batch(&mut self, now: Instant, b: BatchId) -> bool {
+        let code = self.batches[b].last_error.unwrap_or(ErrorCode::MessageTooLarge);
+        match self.batches.split(b, self.config.compression) {
+            Ok(Some(second)) => {
                 let slot = usize::from(self.batches[b].partition);
-                let renumber = idempotent && self.batches[b].base_sequence >= 0;
-                // The batch fails first: in a transaction, the record's error is the one the
-                // commit fails with (as in the Java client), not the epoch bump's
-                // OUT_OF_ORDER_SEQUENCE_NUMBER that follows from it (the simulation found it).
-                self.fail_batch(b, DeliveryError::Broker(code));
-                if renumber {
-                    self.request_epoch_bump(slot);
+                if self.partitions[slot].tail == Some(b) {
+                    self.partitions[slot].tail = Some(second);
                 }
+                self.batches[b].retry_at = now;
+                self.batches[second].retry_at = now;
+                self.metrics.batches_created += 1;
+                self.metrics.batches_split += 1;
+                true
+            }
+            Ok(None) if self.split_is_stuck(b) => {
+                // Every slot holds a batch queued behind one waiting to split: none will free.
+                warn!("no batch slot to split a batch too large for the broker into");
+                self.refuse_batch(b, code);
+                false
+            }
+            Ok(None) => {
+                let s = &mut self.batches[b];
+                s.status = BatchStatus::Sealed;
+                s.request = None;
+                let attempts = s.attempts;
+                self.batches.defer_split(b);
+                let wait = self.retry_backoff(attempts);
+                self.batches[b].retry_at = now + wait;
+                false
+            }
+            Err(e) => {
+                // Its own sealed bytes did not read back: a bug here.
+                error!("cannot split batch: {}", e);
+                self.refuse_batch(b, code);
+                false
             }
         }
+    }
+
+    /// Whether no slot can ever free for batch `b` to split into: every slot is taken by `b`
+    /// or a batch queued behind a batch waiting to split (none of them done or in flight).
+    fn split_is_stuck(&self, b: BatchId) -> bool {
+        let blocked = |slot: &super::batches::BatchSlot| {
+            let head = self.partitions[usize::from(slot.partition)].head;
+            let first = self.batches.partition_chain(head).find(|(_, s)| s.status != BatchStatus::Done);
+            first.is_some_and(|(at, s)| at == b || s.must_split)
+        };
+        self.batches.ids().all(|id| {
+            let s = &self.batches[id];
+            match s.status {
+                BatchStatus::Part => true,
+                BatchStatus::Free | BatchStatus::Done | BatchStatus::InFlight => id == b,
+                _ => blocked(s),
+            }
+        })
     }
 
     /// Whether `b` is the first batch of its partition not yet acknowledged.
@@ -239,7 +310,7 @@ impl Producer<'_> {
     /// Fails every batch not yet done (close deadline, fatal error).
     pub(super) fn abandon_all(&mut self, error: DeliveryError) {
         for b in self.batches.ids() {
-            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done) {
+            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done | BatchStatus::Part) {
                 self.batches[b].request = None;
                 self.fail_batch(b, error);
             }

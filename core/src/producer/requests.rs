@@ -29,7 +29,7 @@ impl Producer<'_> {
         let correlation_id = self.conns.next_correlation_id(i);
         let tag = RequestTag { conn: i as u8, correlation_id };
         let linger = Duration::from_millis(u64::from(self.config.linger_ms));
-        let mut size = REQUEST_OVERHEAD + self.config.client_id.len();
+        let mut size = REQUEST_OVERHEAD + self.config.client_id.len() + self.transactional_id_len();
         let mut head = None;
         let n = self.partitions.len();
         let start = self.drain_cursor % n;
@@ -39,6 +39,9 @@ impl Producer<'_> {
                 continue;
             }
             let Some(b) = self.sendable(now, pi, i, linger) else { continue };
+            if self.batches[b].must_split && !self.split_batch(now, b) {
+                continue;
+            }
             // Sealing never grows a batch (compression is kept only if it shrinks it), so the
             // unsealed length bounds the sealed one: check the size before taking sequences.
             let s = &self.batches[b];
@@ -65,6 +68,20 @@ impl Producer<'_> {
         let head = head?;
         self.drain_cursor = (start + 1) % n;
         Some(RequestKind::Produce { head, acks0: !self.config.acks.expects_response() })
+    }
+
+    /// Bytes of a Produce request around a batch for `topic`, when it is the only one: what
+    /// `max.request.size` leaves a record is that much less.
+    pub(crate) fn request_overhead(&self, topic: &str) -> usize {
+        REQUEST_OVERHEAD
+            + self.config.client_id.len()
+            + self.transactional_id_len()
+            + PARTITION_OVERHEAD
+            + topic.len()
+    }
+
+    fn transactional_id_len(&self) -> usize {
+        self.config.transactional_id.as_deref().map_or(0, str::len)
     }
 
     /// The batch partition `pi` can send on connection `i` now, if any.
@@ -108,7 +125,7 @@ impl Producer<'_> {
                 BatchStatus::Open if self.closing.is_none() => s.created + linger,
                 BatchStatus::Open | BatchStatus::Closed => Instant::ZERO,
                 BatchStatus::Sealed => s.retry_at,
-                BatchStatus::Free => return None,
+                BatchStatus::Free | BatchStatus::Part => return None,
             };
             return Some((b, at));
         }

@@ -397,6 +397,40 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
+    /// Appends a record whose key, value and headers are already encoded (`fields`, as
+    /// [`EncodedRecords`] hands them out of another batch): how a batch is split in two. Its
+    /// timestamp and offset deltas are encoded anew for this batch. On error the batch is
+    /// unchanged.
+    pub fn push_encoded(&mut self, timestamp: i64, fields: &[u8]) -> Result<(), PushError> {
+        let offset_delta = self.state.record_count;
+        if offset_delta == i32::MAX || fields.len() > i32::MAX as usize - 16 {
+            return Err(PushError::TooLarge);
+        }
+        let base = if offset_delta == 0 { timestamp } else { self.state.base_timestamp };
+        let ts_delta = timestamp.wrapping_sub(base);
+        let body = 1 + varint::len_i64(ts_delta) + varint::len_i32(offset_delta) + fields.len();
+        let size = varint::len_i32(body as i32) + body;
+        if size > self.buf.len() - self.state.len {
+            return Err(PushError::Full { required: size });
+        }
+        let start = self.state.len;
+        let mut out = Out { buf: &mut self.buf[start..start + size], pos: 0 };
+        out.varint(body as i64);
+        out.bytes(&[0]);
+        out.varint(ts_delta);
+        out.varint(i64::from(offset_delta));
+        out.bytes(fields);
+        self.state.len = start + size;
+        if offset_delta == 0 {
+            self.state.base_timestamp = timestamp;
+            self.state.max_timestamp = timestamp;
+        } else if timestamp > self.state.max_timestamp {
+            self.state.max_timestamp = timestamp;
+        }
+        self.state.record_count = offset_delta + 1;
+        Ok(())
+    }
+
     /// Completes the batch: compresses the records if asked and it helps (a batch whose records
     /// do not shrink is sent uncompressed, as librdkafka does), writes the header and CRC.
     /// `scratch` must hold [`Compression::scratch_len`] bytes. Returns the batch's length.
@@ -495,6 +529,37 @@ pub fn set_producer_state(batch: &mut [u8], producer: ProducerState) {
     batch[field::ATTRIBUTES].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c(&batch[field::ATTRIBUTES.start..]);
     batch[field::CRC].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The producer state and codec a finished batch's header holds (see [`set_producer_state`]):
+/// for a producer re-reading its own batch, without decoding or checking it all.
+///
+/// `batch` must be a finished batch; a slice shorter than a batch header panics.
+pub fn sealed_state(batch: &[u8]) -> (ProducerState, Option<Compression>) {
+    let i16_at = |at: usize| i16::from_be_bytes([batch[at], batch[at + 1]]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&batch[field::PRODUCER_ID]);
+    let mut sequence = [0u8; 4];
+    sequence.copy_from_slice(&batch[field::BASE_SEQUENCE]);
+    let attributes = i16_at(field::ATTRIBUTES.start);
+    let producer = ProducerState {
+        producer_id: i64::from_be_bytes(id),
+        producer_epoch: i16_at(field::PRODUCER_EPOCH.start),
+        base_sequence: i32::from_be_bytes(sequence),
+        transactional: attributes & ATTR_TRANSACTIONAL != 0,
+    };
+    (producer, Compression::from_id(attributes & ATTR_COMPRESSION_MASK))
+}
+
+/// The records section `data` of a batch this producer compressed with `codec`, decompressed
+/// into `out`: its length. LZ4 frames as [`BatchBuilder::finish`] writes them (with less code
+/// than a reader of any writer's frames), gzip, snappy and zstd with their features.
+pub fn decompress_own(codec: Compression, data: &[u8], out: &mut [u8]) -> Result<usize, DecodeError> {
+    match codec {
+        Compression::None => Err(DecodeError::Compression),
+        Compression::Lz4 => lz4::decompress_own(data, out),
+        codec => host_codecs::decompress(codec, data, out),
+    }
 }
 
 /// A decoded RecordBatch v2 header, with its records still encoded.
@@ -598,7 +663,13 @@ impl<'a> RecordBatch<'a> {
     /// The records, decompressed into `out` if needed (LZ4 everywhere; gzip, snappy and zstd
     /// with their features).
     pub fn decompress_records<'o>(&self, out: &'o mut [u8]) -> Result<Array<'o, Record<'o>>, DecodeError> {
-        let n = match self.compression() {
+        let n = self.decompress_into(out)?;
+        decode_records(&out[..n], self.record_count)
+    }
+
+    /// Writes the records section, decompressed, to the start of `out`: its length.
+    pub fn decompress_into(&self, out: &mut [u8]) -> Result<usize, DecodeError> {
+        Ok(match self.compression() {
             Some(Compression::None) => {
                 let dst = out
                     .get_mut(..self.records_data.len())
@@ -609,8 +680,69 @@ impl<'a> RecordBatch<'a> {
             Some(Compression::Lz4) => lz4::decompress(self.records_data, out)?,
             Some(codec) => host_codecs::decompress(codec, self.records_data, out)?,
             None => return Err(DecodeError::Compression),
-        };
-        decode_records(&out[..n], self.record_count)
+        })
+    }
+
+    /// The producer state in the header.
+    pub fn producer_state(&self) -> ProducerState {
+        ProducerState {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            transactional: self.is_transactional(),
+        }
+    }
+}
+
+/// A record of an uncompressed records section, as stored: for moving it to another batch
+/// without decoding its key, value and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedRecord<'a> {
+    /// Timestamp minus the batch's `baseTimestamp`.
+    pub timestamp_delta: i64,
+    /// Everything after the offset delta: key, value and headers, encoded.
+    pub fields: &'a [u8],
+    /// Bytes the whole record takes, its length prefix included.
+    pub size: usize,
+}
+
+/// Walks the records of an uncompressed records section (`RecordBatch::decompress_into`'s
+/// output, or `records_data` of a batch without compression).
+#[derive(Debug, Clone)]
+pub struct EncodedRecords<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> EncodedRecords<'a> {
+    /// The records in `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { r: Reader::new(data) }
+    }
+
+    fn record(&mut self) -> Result<EncodedRecord<'a>, DecodeError> {
+        let start = self.r.position();
+        let len = self.r.get_varint()?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::InvalidLength)?;
+        let mut body = Reader::new(self.r.get_slice(len)?);
+        let _attributes = body.get_i8()?;
+        let timestamp_delta = body.get_varlong()?;
+        let _offset_delta = body.get_varint()?;
+        Ok(EncodedRecord { timestamp_delta, fields: body.rest(), size: self.r.position() - start })
+    }
+}
+
+impl<'a> Iterator for EncodedRecords<'a> {
+    type Item = Result<EncodedRecord<'a>, DecodeError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.r.is_empty() {
+            return None;
+        }
+        let record = self.record();
+        if record.is_err() {
+            // Nothing after a malformed record can be trusted.
+            self.r = Reader::new(&[]);
+        }
+        Some(record)
     }
 }
 
