@@ -308,10 +308,7 @@ impl<'a> BatchTable<'a> {
     ) -> Result<(), crate::protocol::record_batch::FinishError> {
         let (start, cap) = self.region(b);
         let buf = &mut self.memory[start..start + cap];
-        let state = self.slots[b.index()].builder;
-        let fits = self.scratch.len() >= compression.scratch_len(state.len - HEADER_LEN);
-        let compression = if fits { compression } else { Compression::None };
-        let builder = BatchBuilder::resume(buf, state);
+        let builder = BatchBuilder::resume(buf, self.slots[b.index()].builder);
         let len = builder.finish(compression, producer, self.scratch)?;
         let s = &mut self.slots[b.index()];
         s.len = len;
@@ -387,41 +384,31 @@ impl<'a> BatchTable<'a> {
         };
         let (producer, codec) = record_batch::sealed_state(mine);
         let base_timestamp = s.builder.base_timestamp;
-        let mut head = BatchState::empty();
-        let mut tail = BatchBuilder::resume(theirs, BatchState::empty());
-        let too_small = |e: PushError| match e {
-            PushError::Full { required } => DecodeError::BufferTooSmall { required },
-            PushError::TooLarge => DecodeError::InvalidLength,
-        };
-        let mut seen = 0;
-        if codec == Some(Compression::None) {
-            // The first half's bytes are already in place: only its state is new.
-            head.base_timestamp = base_timestamp;
-            head.max_timestamp = base_timestamp;
-            for record in EncodedRecords::new(&mine[HEADER_LEN..sealed_len]) {
-                let record = record?;
-                let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
-                if seen < first {
-                    head.len += record.size;
-                    head.record_count += 1;
-                    head.max_timestamp = head.max_timestamp.max(timestamp);
-                } else {
-                    tail.push_encoded(timestamp, record.fields).map_err(too_small)?;
-                }
-                seen += 1;
-            }
-        } else {
+        let mut end = sealed_len;
+        if codec != Some(Compression::None) {
+            // Decompressed and put back in place: then it is an uncompressed batch's buffer.
             let codec = codec.ok_or(DecodeError::Compression)?;
             let n = record_batch::decompress_own(codec, &mine[HEADER_LEN..sealed_len], self.scratch)?;
-            let mut builder = BatchBuilder::resume(mine, BatchState::empty());
-            for record in EncodedRecords::new(&self.scratch[..n]) {
-                let record = record?;
-                let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
-                let half = if seen < first { &mut builder } else { &mut tail };
-                half.push_encoded(timestamp, record.fields).map_err(too_small)?;
-                seen += 1;
+            end = HEADER_LEN + n;
+            mine.get_mut(HEADER_LEN..end)
+                .ok_or(DecodeError::InvalidLength)?
+                .copy_from_slice(&self.scratch[..n]);
+        }
+        // The first half's bytes are in place: only its state is new.
+        let mut head = BatchState { base_timestamp, max_timestamp: base_timestamp, ..BatchState::empty() };
+        let mut tail = BatchBuilder::resume(theirs, BatchState::empty());
+        let mut seen = 0;
+        for record in EncodedRecords::new(&mine[HEADER_LEN..end]) {
+            let record = record?;
+            let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
+            if seen < first {
+                head.len += record.size;
+                head.record_count += 1;
+                head.max_timestamp = head.max_timestamp.max(timestamp);
+            } else {
+                tail.push_encoded(timestamp, record.fields).map_err(|_| DecodeError::InvalidLength)?;
             }
-            head = builder.state();
+            seen += 1;
         }
         if seen != count {
             return Err(DecodeError::InvalidLength);

@@ -433,7 +433,9 @@ impl<'a> BatchBuilder<'a> {
 
     /// Completes the batch: compresses the records if asked and it helps (a batch whose records
     /// do not shrink is sent uncompressed, as librdkafka does), writes the header and CRC.
-    /// `scratch` must hold [`Compression::scratch_len`] bytes. Returns the batch's length.
+    /// Compressing needs [`Compression::scratch_len`] bytes of `scratch`: with less, the batch
+    /// goes uncompressed (a record larger than the batches a microcontroller sized its scratch
+    /// for). Returns the batch's length.
     pub fn finish(
         self,
         compression: Compression,
@@ -447,8 +449,8 @@ impl<'a> BatchBuilder<'a> {
             Compression::None => {}
             Compression::Lz4 => {
                 let records = &buf[HEADER_LEN..len];
-                let n = lz4::compress(records, scratch)
-                    .map_err(|required| FinishError::ScratchTooSmall { required })?;
+                // An error is a scratch too small for these records.
+                let n = lz4::compress(records, scratch).unwrap_or(usize::MAX);
                 if n < records.len() {
                     buf[HEADER_LEN..HEADER_LEN + n].copy_from_slice(&scratch[..n]);
                     len = HEADER_LEN + n;
@@ -489,11 +491,6 @@ impl<'a> BatchBuilder<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FinishError {
-    /// The compression scratch is too small for the records.
-    ScratchTooSmall {
-        /// Bytes the codec needs: [`Compression::scratch_len`] of the records' length.
-        required: usize,
-    },
     /// The codec is not in this build (see [`Compression::is_available`]).
     UnsupportedCompression(Compression),
 }
@@ -501,9 +498,6 @@ pub enum FinishError {
 impl fmt::Display for FinishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ScratchTooSmall { required } => {
-                write!(f, "compression scratch too small: {required} bytes required")
-            }
             Self::UnsupportedCompression(c) => write!(f, "{c:?} compression is not available in this build"),
         }
     }
