@@ -153,3 +153,39 @@ async fn message_too_large_splits_an_lz4_batch() {
     })
     .await;
 }
+
+/// The split inside a transaction: the halves stay transactional and in it; read_committed
+/// reads every record once, in order, after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_s_batch_split_on_message_too_large_commits_whole() {
+    let kafka = Kafka::shared();
+    let topic = format!("large-split-txn-{}", std::process::id());
+    kafka.create_topic_with(&topic, 1, &[("max.message.bytes", "2000")]);
+    let id = format!("large-txn-{}", std::process::id());
+    let t = Duration::from_secs(30);
+    let producer = Producer::new(&config(kafka, &[("transactional.id", &id), ("linger.ms", "50")])).unwrap();
+    producer.init_transactions(t).await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..200 {
+        let record = OwnedRecord::new(topic.as_str()).value(noise(i, 100)).header("seq", Some(i.to_string()));
+        pending.push(producer.enqueue(record).await.unwrap());
+    }
+    producer.commit_transaction(t).await.unwrap();
+    for p in pending {
+        p.await.unwrap();
+    }
+    assert!(producer.metrics().await.batches_split >= 3);
+    producer.close(Duration::from_secs(10)).await;
+    let got = picokafka_tests::consume_with(
+        &kafka.bootstrap(),
+        &[&topic],
+        200,
+        Consumer::Confluent,
+        &[("isolation.level", "read_committed")],
+    );
+    for (i, rec) in got.iter().enumerate() {
+        assert_eq!(rec.headers[0].1.as_deref(), Some(i.to_string().as_bytes()), "in order, once");
+        assert!(rec.value.as_deref() == Some(&noise(i as u64, 100)[..]));
+    }
+}
