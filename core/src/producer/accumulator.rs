@@ -148,10 +148,6 @@ impl Producer<'_> {
         }
         let p = &mut self.partitions[slot];
         let first_token = (u64::from(p.uid) << 32) | u64::from(p.next_token);
-        if self.batches.splits_waiting() {
-            // The next free slot goes to a batch a broker found too large, split in two.
-            return Err(SendError::QueueFull(*record));
-        }
         let oversized = size > self.config.batch_size;
         let b = if oversized {
             self.batches.open_extent(slot as u16, now, first_token, size)

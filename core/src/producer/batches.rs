@@ -95,8 +95,14 @@ pub struct BatchSlot {
     pub(crate) last_error: Option<ErrorCode>,
     /// Whether its bytes ever reached a broker (a failure then leaves a sequence gap).
     pub(crate) sent: bool,
-    /// A broker found it too large (`MESSAGE_TOO_LARGE`): split it before it is sent again.
-    pub(crate) must_split: bool,
+    /// Records after the sealed ones in its buffer (the second half of a batch split without a
+    /// free slot, `hold_half`): sent as a batch of their own once this one is reported.
+    pub(crate) held: i32,
+    /// Where the held records end (they start at `builder.len`).
+    pub(crate) held_end: u32,
+    /// The held records fail with this, whatever becomes of the sealed ones (`close`'s deadline,
+    /// a fatal error).
+    pub(crate) held_error: Option<DeliveryError>,
     /// 0 for an ordinary batch (one slot, `batch.size`); else the slots (whole buffers) taken by
     /// a batch sized to one record larger than `batch.size`.
     pub(crate) extent: u16,
@@ -120,7 +126,9 @@ impl BatchSlot {
         outcome: Outcome::Failed(DeliveryError::Closed),
         last_error: None,
         sent: false,
-        must_split: false,
+        held: 0,
+        held_end: 0,
+        held_error: None,
         extent: 0,
     };
 
@@ -150,8 +158,8 @@ pub(crate) struct BatchTable<'a> {
     used: usize,
     /// Batches (a batch over several slots counts once).
     live: usize,
-    /// Batches waiting for a free slot to split into (`must_split`).
-    splits_waiting: usize,
+    /// Batches holding records (`held`).
+    holding: usize,
 }
 
 impl<'a> BatchTable<'a> {
@@ -166,7 +174,7 @@ impl<'a> BatchTable<'a> {
             *slot = BatchSlot::EMPTY;
         }
         let buffer_size = memory.len() / slots.len();
-        Self { slots, memory, buffer_size, batch_size, scratch, done: 0, used: 0, live: 0, splits_waiting: 0 }
+        Self { slots, memory, buffer_size, batch_size, scratch, done: 0, used: 0, live: 0, holding: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -187,18 +195,9 @@ impl<'a> BatchTable<'a> {
         self.live
     }
 
-    /// Whether a batch waits for a free slot to split into: new batches wait until it has one.
-    pub(crate) fn splits_waiting(&self) -> bool {
-        self.splits_waiting > 0
-    }
-
-    /// Marks `b` to be split once a slot is free.
-    pub(crate) fn defer_split(&mut self, b: BatchId) {
-        let s = &mut self.slots[b.index()];
-        if !s.must_split {
-            s.must_split = true;
-            self.splits_waiting += 1;
-        }
+    /// Whether a batch holds records to send after it (`hold_half`).
+    pub(crate) fn holding(&self) -> bool {
+        self.holding > 0
     }
 
     /// The bytes of every buffer together: no batch can be larger.
@@ -338,16 +337,13 @@ impl<'a> BatchTable<'a> {
         s.status = BatchStatus::Done;
         s.outcome = outcome;
         s.request = None;
-        if s.must_split {
-            s.must_split = false;
-            self.splits_waiting -= 1;
-        }
         self.done += 1;
         true
     }
 
     /// Every report of done batch `b` was handed out: its slots are free again.
     pub(crate) fn release(&mut self, b: BatchId) {
+        debug_assert_eq!(self.slots[b.index()].held, 0, "held records are unheld first");
         let span = usize::from(self.slots[b.index()].extent).max(1);
         for s in &mut self.slots[b.index()..b.index() + span] {
             *s = BatchSlot::EMPTY;
@@ -434,10 +430,6 @@ impl<'a> BatchTable<'a> {
         s.next_in_partition = Some(b2);
         s.request = None;
         s.attempts = 0;
-        if s.must_split {
-            s.must_split = false;
-            self.splits_waiting -= 1;
-        }
         self.used += 1;
         self.live += 1;
         let second = ProducerState {
@@ -452,6 +444,101 @@ impl<'a> BatchTable<'a> {
         let sealed = self.seal(b, compression, producer).and_then(|()| self.seal(b2, compression, second));
         debug_assert!(sealed.is_ok());
         Ok(Some(b2))
+    }
+
+    /// Splits sealed batch `b`, of two records or more, in two without a second slot: the first
+    /// half of its records is sealed alone, the rest held in its buffer, behind them, until
+    /// they are reported (`unhold`). Its tokens and sequence numbers are unchanged.
+    pub(crate) fn hold_half(&mut self, b: BatchId, compression: Compression) -> Result<(), DecodeError> {
+        let (start, cap) = self.region(b);
+        let buf = &mut self.memory[start..start + cap];
+        let s = &mut self.slots[b.index()];
+        let end = s.builder.len;
+        let (producer, codec) = record_batch::sealed_state(buf);
+        if codec != Some(Compression::None) {
+            // Decompressed back in place, before the records it holds, if any.
+            let codec = codec.ok_or(DecodeError::Compression)?;
+            let n = record_batch::decompress_own(codec, &buf[HEADER_LEN..s.len], self.scratch)?;
+            if HEADER_LEN + n != end {
+                return Err(DecodeError::InvalidLength);
+            }
+            buf[HEADER_LEN..end].copy_from_slice(&self.scratch[..n]);
+        }
+        let base = s.builder.base_timestamp;
+        let first = s.builder.record_count / 2;
+        let mut head = BatchState { base_timestamp: base, max_timestamp: base, ..BatchState::empty() };
+        for record in EncodedRecords::new(&buf[HEADER_LEN..end]).take(first as usize) {
+            let record = record?;
+            head.len += record.size;
+            head.record_count += 1;
+            head.max_timestamp = head.max_timestamp.max(base.wrapping_add(record.timestamp_delta));
+        }
+        if s.held == 0 {
+            s.held_end = end as u32;
+            self.holding += 1;
+        }
+        s.held += s.builder.record_count - first;
+        s.builder = head;
+        s.status = BatchStatus::Closed;
+        s.request = None;
+        s.attempts = 0;
+        let sealed = self.seal(b, compression, producer);
+        debug_assert!(sealed.is_ok());
+        Ok(())
+    }
+
+    /// Done batch `b`'s reports are all handed out: if it holds records, they become the batch
+    /// in its slot, sealed and ready to send (`Some(None)`), or, if `b` failed, failed the same
+    /// way, their reports next (`Some(Some(error))`). `None` if it held none.
+    pub(crate) fn unhold(&mut self, b: BatchId, compression: Compression) -> Option<Option<DeliveryError>> {
+        let s = &self.slots[b.index()];
+        if s.held == 0 {
+            return None;
+        }
+        let (sent, held) = (s.builder.record_count, s.held);
+        let counter = (s.first_token as u32).wrapping_add(sent as u32);
+        let first_token = (s.first_token & !0xffff_ffff) | u64::from(counter);
+        let (start, cap) = self.region(b);
+        let buf = &mut self.memory[start..start + cap];
+        let (producer, _) = record_batch::sealed_state(buf);
+        let failed = match s.outcome {
+            Outcome::Failed(e) => Some(e),
+            Outcome::Delivered { .. } => s.held_error,
+        };
+        let moved = match failed {
+            Some(_) => None,
+            None => record_batch::compact_records(
+                buf,
+                s.builder.len,
+                s.held_end as usize,
+                s.builder.base_timestamp,
+            ),
+        };
+        self.holding -= 1;
+        let s = &mut self.slots[b.index()];
+        s.first_token = first_token;
+        (s.held, s.held_end, s.held_error) = (0, 0, None);
+        let Some(state) = moved.filter(|m| m.record_count == held) else {
+            // Failed with the sealed ones, or (timestamps running far backwards) not movable.
+            s.builder.record_count = held;
+            let error = failed.unwrap_or(DeliveryError::Broker(ErrorCode::MessageTooLarge));
+            s.outcome = Outcome::Failed(error);
+            return Some(Some(error));
+        };
+        s.builder = state;
+        s.status = BatchStatus::Closed;
+        s.outcome = BatchSlot::EMPTY.outcome;
+        s.attempts = 0;
+        s.retry_at = Instant::ZERO;
+        self.done -= 1;
+        let base_sequence = if producer.base_sequence < 0 {
+            -1
+        } else {
+            super::idempotence::next_sequence(producer.base_sequence, sent)
+        };
+        let sealed = self.seal(b, compression, ProducerState { base_sequence, ..producer });
+        debug_assert!(sealed.is_ok());
+        Some(None)
     }
 
     /// The batches of a partition's chain, from `head`, in creation order.
@@ -662,6 +749,70 @@ mod tests {
         assert_eq!((t[b].base_sequence, t[second].base_sequence), (-1, -1));
         assert_eq!(read_back(&t, b).1, [(1000, b"one".to_vec())]);
         assert_eq!(read_back(&t, second).1, [(1010, b"two".to_vec()), (1020, b"three".to_vec())]);
+    }
+
+    #[test]
+    fn a_split_in_place_sends_the_first_half_then_the_held_rest() {
+        for compression in [Compression::None, Compression::Lz4] {
+            let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 1], [0u8; 1024], [0u8; 1024]);
+            let mut t = BatchTable::new(&mut slots, &mut memory, &mut scratch, 1024);
+            let values: std::vec::Vec<std::vec::Vec<u8>> =
+                (0..7u8).map(|i| std::vec![b'a' + i; 60]).collect();
+            let refs: std::vec::Vec<&[u8]> = values.iter().map(std::vec::Vec::as_slice).collect();
+            let producer =
+                ProducerState { producer_id: 7, producer_epoch: 2, base_sequence: 10, transactional: false };
+            let b = sealed_with(&mut t, &refs, compression, producer);
+            assert_eq!(t.split(b, compression), Ok(None), "no free slot");
+            t.hold_half(b, compression).unwrap();
+            // And again, as a broker refusing the first half would: 1 sealed, 6 held.
+            t.hold_half(b, compression).unwrap();
+            assert_eq!((t[b].builder.record_count, t[b].held, t.holding()), (1, 6, true));
+            let (p, got) = read_back(&t, b);
+            assert_eq!((p, got), (producer, std::vec![(1000, values[0].clone())]));
+            // Each round: the sealed part is acknowledged, the held records become the batch;
+            // split in place again while there are two or more.
+            let mut next = 1;
+            while t[b].held > 0 {
+                assert!(t.finish(b, Outcome::Delivered { base_offset: 0, log_append_time: -1 }));
+                assert_eq!(t.unhold(b, compression), Some(None));
+                assert_eq!(t[b].status, BatchStatus::Sealed);
+                let counter = 0xffff_fffe_u32.wrapping_add(next as u32);
+                assert_eq!(t[b].first_token, (9 << 32) | u64::from(counter), "tokens follow on");
+                let (p, got) = read_back(&t, b);
+                assert_eq!(
+                    p,
+                    ProducerState { base_sequence: 10 + next as i32, ..producer },
+                    "{compression:?}"
+                );
+                let want: std::vec::Vec<(i64, std::vec::Vec<u8>)> =
+                    (next..7).map(|i| (1000 + 10 * i as i64, values[i].clone())).collect();
+                assert_eq!(got, want, "{compression:?}: the held records, in order, timestamps kept");
+                let count = got.len();
+                if count > 1 {
+                    t.hold_half(b, compression).unwrap();
+                }
+                next += count / 2;
+            }
+            next += 1;
+            assert_eq!((next, t.holding(), t.done_count()), (7, false, 0));
+        }
+    }
+
+    #[test]
+    fn held_records_fail_with_the_batch_before_them() {
+        let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 1], [0u8; 512], [0u8; 0]);
+        let mut t = table(&mut slots, &mut memory, &mut scratch);
+        let b = sealed_with(&mut t, &[b"one", b"two", b"three"], Compression::None, ProducerState::NONE);
+        t.hold_half(b, Compression::None).unwrap();
+        assert!(t.finish(b, Outcome::Failed(DeliveryError::Closed)));
+        assert_eq!(t.unhold(b, Compression::None), Some(Some(DeliveryError::Closed)));
+        assert_eq!(
+            (t[b].status, t[b].builder.record_count, t[b].first_token),
+            (BatchStatus::Done, 2, 9 << 32 | 0xffff_ffff)
+        );
+        assert_eq!(t.unhold(b, Compression::None), None);
+        t.release(b);
+        assert!(t.all_free());
     }
 
     #[test]

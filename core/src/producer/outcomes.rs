@@ -140,71 +140,45 @@ impl Producer<'_> {
         }
     }
 
-    /// Splits batch `b`, which a broker found too large, into two batches sealed anew and ready
-    /// to send now: whether it was. Without a free slot for the second half it waits (sealed,
-    /// marked to split) and the split is tried again after a backoff.
-    pub(crate) fn split_batch(&mut self, now: Instant, b: BatchId) -> bool {
+    /// Splits batch `b`, which a broker found too large, in two, sealed anew and ready to
+    /// send now: into a second slot if one is free (both can be in flight), else in place (the
+    /// second half waits in `b`'s buffer until the first is reported). A batch already holding
+    /// records splits in place, so that they stay behind it.
+    pub(crate) fn split_batch(&mut self, now: Instant, b: BatchId) {
         let code = self.batches[b].last_error.unwrap_or(ErrorCode::MessageTooLarge);
-        match self.batches.split(b, self.config.compression) {
+        let compression = self.config.compression;
+        let into_slot = if self.batches[b].held == 0 { self.batches.split(b, compression) } else { Ok(None) };
+        let split = match into_slot {
             Ok(Some(second)) => {
                 let slot = usize::from(self.batches[b].partition);
                 if self.partitions[slot].tail == Some(b) {
                     self.partitions[slot].tail = Some(second);
                 }
-                self.batches[b].retry_at = now;
                 self.batches[second].retry_at = now;
                 self.metrics.batches_created += 1;
+                Ok(())
+            }
+            Ok(None) => self.batches.hold_half(b, compression),
+            Err(e) => Err(e),
+        };
+        match split {
+            Ok(()) => {
+                self.batches[b].retry_at = now;
                 self.metrics.batches_split += 1;
-                true
-            }
-            Ok(None) if self.split_is_stuck(b) => {
-                // Every slot holds a batch queued behind one waiting to split: none will free.
-                warn!("no batch slot to split a batch too large for the broker into");
-                self.refuse_batch(b, code);
-                false
-            }
-            Ok(None) => {
-                let s = &mut self.batches[b];
-                s.status = BatchStatus::Sealed;
-                s.request = None;
-                let attempts = s.attempts;
-                self.batches.defer_split(b);
-                let wait = self.retry_backoff(attempts);
-                self.batches[b].retry_at = now + wait;
-                false
             }
             Err(e) => {
                 // Its own sealed bytes did not read back: a bug here.
                 error!("cannot split batch: {}", e);
                 self.refuse_batch(b, code);
-                false
             }
         }
-    }
-
-    /// Whether no slot can ever free for batch `b` to split into: every slot is taken by `b`
-    /// or a batch queued behind a batch waiting to split (none of them done or in flight).
-    fn split_is_stuck(&self, b: BatchId) -> bool {
-        let blocked = |slot: &super::batches::BatchSlot| {
-            let head = self.partitions[usize::from(slot.partition)].head;
-            let first = self.batches.partition_chain(head).find(|(_, s)| s.status != BatchStatus::Done);
-            first.is_some_and(|(at, s)| at == b || s.must_split)
-        };
-        self.batches.ids().all(|id| {
-            let s = &self.batches[id];
-            match s.status {
-                BatchStatus::Part => true,
-                BatchStatus::Free | BatchStatus::Done | BatchStatus::InFlight => id == b,
-                _ => blocked(s),
-            }
-        })
     }
 
     /// Whether `b` is the first batch of its partition not yet acknowledged.
     pub(super) fn first_unresolved(&self, b: BatchId) -> bool {
         let head = self.partitions[usize::from(self.batches[b].partition)].head;
-        self.batches.partition_chain(head).find(|(_, s)| s.status != BatchStatus::Done).map(|(at, _)| at)
-            == Some(b)
+        let unresolved = |s: &super::batches::BatchSlot| s.status != BatchStatus::Done || s.held > 0;
+        self.batches.partition_chain(head).find(|(_, s)| unresolved(s)).map(|(at, _)| at) == Some(b)
     }
 
     /// Puts a batch back to be sent again after a backoff, unless its retries or its delivery
@@ -288,10 +262,18 @@ impl Producer<'_> {
                 self.report = Some(ReportCursor { next: cursor.next + 1, ..cursor });
                 return Some(event);
             }
-            // Every record reported: the buffer is free again.
+            // Every record reported: the buffer is free again, or holds the next batch.
             self.report = None;
             let slot = usize::from(s.partition);
             let next = s.next_in_partition;
+            match self.batches.unhold(b, self.config.compression) {
+                Some(None) => continue,
+                Some(Some(error)) => {
+                    self.count_failed(u64::from(self.batches[b].builder.record_count as u32), error);
+                    continue;
+                }
+                None => {}
+            }
             let p = &mut self.partitions[slot];
             p.head = next;
             if p.tail == Some(b) {
@@ -310,8 +292,13 @@ impl Producer<'_> {
     /// Fails every batch not yet done (close deadline, fatal error).
     pub(super) fn abandon_all(&mut self, error: DeliveryError) {
         for b in self.batches.ids() {
-            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done | BatchStatus::Part) {
-                self.batches[b].request = None;
+            let s = &mut self.batches[b];
+            // Records held behind a batch fail with it, whatever it got.
+            if s.held > 0 {
+                s.held_error = Some(error);
+            }
+            if !matches!(s.status, BatchStatus::Free | BatchStatus::Done | BatchStatus::Part) {
+                s.request = None;
                 self.fail_batch(b, error);
             }
         }
@@ -328,13 +315,15 @@ impl Producer<'_> {
                 self.metrics.batches_delivered += 1;
                 self.metrics.records_delivered += records;
             }
-            Outcome::Failed(e) => {
-                self.metrics.records_failed += records;
-                self.metrics.last_delivery_error = Some(e);
-                // A transaction with a failed record cannot commit.
-                self.txn.record_failed(e);
-            }
+            Outcome::Failed(e) => self.count_failed(records, e),
         }
+    }
+
+    fn count_failed(&mut self, records: u64, e: DeliveryError) {
+        self.metrics.records_failed += records;
+        self.metrics.last_delivery_error = Some(e);
+        // A transaction with a failed record cannot commit.
+        self.txn.record_failed(e);
     }
 
     /// Fails a batch. A failed batch that reached a broker may or may not be in the log (a

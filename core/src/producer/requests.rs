@@ -39,9 +39,6 @@ impl Producer<'_> {
                 continue;
             }
             let Some(b) = self.sendable(now, pi, i, linger) else { continue };
-            if self.batches[b].must_split && !self.split_batch(now, b) {
-                continue;
-            }
             // Sealing never grows a batch (compression is kept only if it shrinks it), so the
             // unsealed length bounds the sealed one: check the size before taking sequences.
             let s = &self.batches[b];
@@ -104,6 +101,8 @@ impl Producer<'_> {
         let mut unresolved = false;
         for (b, s) in self.batches.partition_chain(p.head) {
             let at = match s.status {
+                // Its held records go next, once its reports are handed out.
+                BatchStatus::Done if s.held > 0 => return None,
                 BatchStatus::Done => continue,
                 BatchStatus::InFlight => {
                     if s.request.is_some_and(|r| usize::from(r.conn) != i) {
@@ -136,7 +135,7 @@ impl Producer<'_> {
     fn has_unresolved(&self, pi: usize) -> bool {
         self.batches
             .partition_chain(self.partitions[pi].head)
-            .any(|(_, s)| s.sent && s.status != BatchStatus::Done)
+            .any(|(_, s)| s.sent && (s.status != BatchStatus::Done || s.held > 0))
     }
 
     /// Inserts batch `b` into the request list after the last batch of the same topic, so that
@@ -204,7 +203,9 @@ impl Producer<'_> {
                 if s.status == BatchStatus::Sealed {
                     let base_sequence = sequence;
                     s.base_sequence = base_sequence;
+                    // Its held records follow it (`hold_half`).
                     sequence = next_sequence(sequence, s.builder.record_count);
+                    sequence = next_sequence(sequence, s.held);
                     let state = ProducerState { producer_id, producer_epoch, base_sequence, transactional };
                     record_batch::set_producer_state(self.batches.sealed_bytes_mut(b), state);
                 }

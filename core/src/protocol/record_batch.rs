@@ -688,6 +688,65 @@ impl<'a> RecordBatch<'a> {
     }
 }
 
+/// A record's bytes before its fields (length, attributes, timestamp and offset deltas), as
+/// a batch with these deltas stores it, in `out`: their length.
+fn record_prefix(out: &mut [u8; 32], timestamp_delta: i64, offset_delta: i32, fields: usize) -> usize {
+    let body = 1 + varint::len_i64(timestamp_delta) + varint::len_i32(offset_delta) + fields;
+    let mut out = Out { buf: out, pos: 0 };
+    out.varint(body as i64);
+    out.bytes(&[0]);
+    out.varint(timestamp_delta);
+    out.varint(i64::from(offset_delta));
+    out.pos
+}
+
+/// Moves the records at `buf[from..end]` (the rest of a batch whose first records were sent
+/// alone) to the front of `buf`, after room for a header, re-encoded as a batch of their own:
+/// offset deltas from 0, timestamps from the first one's (`base_timestamp` is what their
+/// deltas are relative to now). Their new state; `None`, and `buf` unchanged, if they do not
+/// read back or cannot move in place (a record whose new deltas take more bytes than the room
+/// ahead of it: timestamps running far backwards).
+pub fn compact_records(buf: &mut [u8], from: usize, end: usize, base_timestamp: i64) -> Option<BatchState> {
+    let mut prefix = [0u8; 32];
+    let mut state = BatchState::empty();
+    // Check first that each record's new prefix ends before its old fields start: moving them
+    // then never overwrites a byte not yet moved.
+    let (mut r, mut w) = (from, HEADER_LEN);
+    for record in EncodedRecords::new(buf.get(from..end)?) {
+        let record = record.ok()?;
+        let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
+        if state.record_count == 0 {
+            state.base_timestamp = timestamp;
+            state.max_timestamp = timestamp;
+        }
+        let delta = timestamp.wrapping_sub(state.base_timestamp);
+        let p = record_prefix(&mut prefix, delta, state.record_count, record.fields.len());
+        let fields_at = r + record.size - record.fields.len();
+        if w + p > fields_at {
+            return None;
+        }
+        state.max_timestamp = state.max_timestamp.max(timestamp);
+        state.record_count += 1;
+        w += p + record.fields.len();
+        r += record.size;
+    }
+    let (count, base) = (state.record_count, state.base_timestamp);
+    let (mut r, mut w) = (from, HEADER_LEN);
+    for offset_delta in 0..count {
+        // Checked above: the record at `r` reads back.
+        let Some(Ok(record)) = EncodedRecords::new(&buf[r..end]).next() else { return None };
+        let (size, fields) = (record.size, record.fields.len());
+        let delta = base_timestamp.wrapping_add(record.timestamp_delta).wrapping_sub(base);
+        let p = record_prefix(&mut prefix, delta, offset_delta, fields);
+        buf.copy_within(r + size - fields..r + size, w + p);
+        buf[w..w + p].copy_from_slice(&prefix[..p]);
+        w += p + fields;
+        r += size;
+    }
+    state.len = w;
+    Some(state)
+}
+
 /// A record of an uncompressed records section, as stored: for moving it to another batch
 /// without decoding its key, value and headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -890,6 +949,38 @@ mod tests {
             prop_assert_eq!(&dst[at..at + src.len()], &src[..]);
             prop_assert!(dst[..at].iter().chain(&dst[at + src.len()..]).all(|&b| b == 0xAA));
         }
+    }
+
+    #[test]
+    fn held_records_move_to_the_front_unless_their_deltas_outgrow_the_room() {
+        let far = 1i64 << 40;
+        let mut buf = vec![0u8; 512];
+        let mut b = BatchBuilder::new(&mut buf).unwrap();
+        for (ts, v) in [(0, "a"), (far, "b"), (far + 5, "c"), (far - 3, "d")] {
+            b.push(ts, None, Some(v.as_bytes()), &[Header { key: "h", value: None }]).unwrap();
+        }
+        let end = b.len();
+        let first = EncodedRecords::new(&buf[HEADER_LEN..end]).next().unwrap().unwrap().size;
+        let state = compact_records(&mut buf, HEADER_LEN + first, end, 0).unwrap();
+        assert_eq!((state.record_count, state.base_timestamp, state.max_timestamp), (3, far, far + 5));
+        let b = BatchBuilder::resume(&mut buf, state);
+        let n = b.finish(Compression::None, ProducerState::NONE, &mut []).unwrap();
+        let want: Vec<OwnedRecord> = [(far, "b"), (far + 5, "c"), (far - 3, "d")]
+            .map(|(t, v)| (t, None, Some(v.as_bytes().to_vec()), vec![("h".into(), None)]))
+            .into();
+        check(&buf[..n], &want, ProducerState::NONE);
+
+        // Timestamps far back from the first held one: no room to move them in place.
+        let mut buf = vec![0u8; 512];
+        let mut b = BatchBuilder::new(&mut buf).unwrap();
+        for ts in [0, far, 0, 0, 0, 0] {
+            b.push(ts, None, Some(b"v"), &[]).unwrap();
+        }
+        let end = b.len();
+        let first = EncodedRecords::new(&buf[HEADER_LEN..end]).next().unwrap().unwrap().size;
+        let before = buf.clone();
+        assert_eq!(compact_records(&mut buf, HEADER_LEN + first, end, 0), None);
+        assert_eq!(buf, before, "unchanged");
     }
 
     #[test]
