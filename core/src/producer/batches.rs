@@ -366,48 +366,29 @@ impl<'a> BatchTable<'a> {
         let Some(j) = self.slots.iter().position(|s| s.status == BatchStatus::Free) else {
             return Ok(None);
         };
-        let s = &self.slots[b.index()];
-        let (count, sealed_len) = (s.builder.record_count, s.len);
-        let first = count / 2;
+        debug_assert_eq!(self.slots[b.index()].held, 0, "a batch holding records splits in place");
+        // Split in place, then move the held half to the free slot.
+        self.hold_half(b, compression)?;
+        self.holding -= 1;
         let (start, cap) = self.region(b);
-        // Both buffers at once: the second slot's (one ordinary buffer) and `b`'s.
         let second_start = j * self.buffer_size;
         let (low, high) = self.memory.split_at_mut(start.max(second_start));
         let (mine, theirs) = if start < second_start {
-            (&mut low[start..start + cap], &mut high[..self.batch_size])
+            (&low[start..start + cap], &mut high[..self.batch_size])
         } else {
-            (&mut high[..cap], &mut low[second_start..second_start + self.batch_size])
+            (&high[..cap], &mut low[second_start..second_start + self.batch_size])
         };
-        let (producer, codec) = record_batch::sealed_state(mine);
-        let base_timestamp = s.builder.base_timestamp;
-        let mut end = sealed_len;
-        if codec != Some(Compression::None) {
-            // Decompressed and put back in place: then it is an uncompressed batch's buffer.
-            let codec = codec.ok_or(DecodeError::Compression)?;
-            let n = record_batch::decompress_own(codec, &mine[HEADER_LEN..sealed_len], self.scratch)?;
-            end = HEADER_LEN + n;
-            mine.get_mut(HEADER_LEN..end)
-                .ok_or(DecodeError::InvalidLength)?
-                .copy_from_slice(&self.scratch[..n]);
-        }
-        // The first half's bytes are in place: only its state is new.
-        let mut head = BatchState { base_timestamp, max_timestamp: base_timestamp, ..BatchState::empty() };
+        let s = &mut self.slots[b.index()];
+        let (first, base_timestamp) = (s.builder.record_count, s.builder.base_timestamp);
+        let held = &mine[s.builder.len..s.held_end as usize];
+        (s.held, s.held_end) = (0, 0);
+        let (producer, _) = record_batch::sealed_state(mine);
         let mut tail = BatchBuilder::resume(theirs, BatchState::empty());
-        let mut seen = 0;
-        for record in EncodedRecords::new(&mine[HEADER_LEN..end]) {
+        for record in EncodedRecords::new(held) {
             let record = record?;
             let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
-            if seen < first {
-                head.len += record.size;
-                head.record_count += 1;
-                head.max_timestamp = head.max_timestamp.max(timestamp);
-            } else {
-                tail.push_encoded(timestamp, record.fields).map_err(|_| DecodeError::InvalidLength)?;
-            }
-            seen += 1;
-        }
-        if seen != count {
-            return Err(DecodeError::InvalidLength);
+            // The half of a batch that fit `batch.size` fits a buffer.
+            tail.push_encoded(timestamp, record.fields).map_err(|_| DecodeError::InvalidLength)?;
         }
         let tail = tail.state();
         let b2 = BatchId::new(j);
@@ -424,24 +405,16 @@ impl<'a> BatchTable<'a> {
             sent: s.sent,
             ..BatchSlot::EMPTY
         };
-        let s = &mut self.slots[b.index()];
-        s.builder = head;
-        s.status = BatchStatus::Closed;
-        s.next_in_partition = Some(b2);
-        s.request = None;
-        s.attempts = 0;
+        self.slots[b.index()].next_in_partition = Some(b2);
         self.used += 1;
         self.live += 1;
-        let second = ProducerState {
-            base_sequence: if producer.base_sequence < 0 {
-                -1
-            } else {
-                super::idempotence::next_sequence(producer.base_sequence, first)
-            },
-            ..producer
+        let base_sequence = if producer.base_sequence < 0 {
+            -1
+        } else {
+            super::idempotence::next_sequence(producer.base_sequence, first)
         };
         // `Producer::new` checked the codec; a scratch too small means no compression.
-        let sealed = self.seal(b, compression, producer).and_then(|()| self.seal(b2, compression, second));
+        let sealed = self.seal(b2, compression, ProducerState { base_sequence, ..producer });
         debug_assert!(sealed.is_ok());
         Ok(Some(b2))
     }
