@@ -671,6 +671,10 @@ impl TxnScenario {
         let mut c = cluster(BROKERS, &TOPICS, self.coordinator);
         c.coordinators_mut().group = self.group_coordinator;
         c.coordinators_mut().concurrent_after_end = self.concurrent_after_end;
+        // As in sim_producer: brokers that take only small batches (splits under faults).
+        if let Some(max) = std::env::var("SIM_MAX_MESSAGE_BYTES").ok().and_then(|v| v.parse().ok()) {
+            c.max_message_bytes = max;
+        }
         c
     }
 
