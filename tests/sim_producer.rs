@@ -22,7 +22,8 @@
 //! Knobs (environment): `SIM_TRACE=1` prints transcripts as they happen; `SIM_STATS=1` prints
 //! what the long runs did; `SIM_STRICT=1` makes scenario runs follow the documented polling loop
 //! to the letter (`Sim::strict_loop`); `PROPTEST_CASES` / `SIM_PROPTEST_SEED` explore beyond the
-//! fixed cases; the ignored `hunt` test samples thousands of scenarios and groups the problems
+//! fixed cases; `SIM_MAX_MESSAGE_BYTES` gives the scenarios' brokers that batch limit (splits on
+//! MESSAGE_TOO_LARGE under faults); the ignored `hunt` test samples thousands of scenarios and groups the problems
 //! (`HUNT_CASES`, `HUNT_RECORDS`, `HUNT_FAULTS`, `HUNT_TRANSIENT`, `HUNT_SASL` for SASL on every
 //! scenario, and `HUNT_MIF1` / `HUNT_NONIDEM` to force max.in.flight=1 / idempotence off in every
 //! generated scenario).
@@ -577,32 +578,119 @@ fn error_record_too_large() {
     let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(9)).unwrap();
     sim.enqueue(ms(0), RecordSpec::new("events").value("small 1"));
     sim.run_for(100);
-    // Larger than a batch buffer: refused at once, with the sizes.
-    match sim.send(RecordSpec::new("events").value(vec![0; 2000])) {
-        Err(Refusal::RecordTooLarge { size, max }) => {
-            assert_eq!(max, 1024);
-            assert!(size > 2000, "size {size} counts the record and the batch header");
+    // Larger than all four batch buffers together: refused at once, naming the limit.
+    match sim.send(RecordSpec::new("events").value(vec![0; 5000])) {
+        Err(Refusal::RecordTooLarge { size, max, limit: picokafka::SizeLimit::BatchMemory }) => {
+            assert_eq!(max, 4096);
+            assert!(size > 5000, "size {size} counts the record and the batch header");
         }
         other => panic!("{other:?}"),
     }
+    // Larger than batch.size: a batch of its own over three buffers, which the broker refuses.
+    let large = sim.send(RecordSpec::new("events").value(vec![2; 2000])).unwrap();
+    assert_eq!(sim.producer.metrics().batches_in_use, 3);
     // Fits our buffer, but not the broker's limit: it fails with the broker's error.
     let big = sim.send(RecordSpec::new("events").value(vec![1; 800])).unwrap();
     sim.run_for(100);
     let after = sim.send(RecordSpec::new("events").value("small 2")).unwrap();
     assert!(sim.run_to_completion(10_000));
-    assert!(
-        matches!(
-            outcome(&sim, big),
-            Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }
-        ),
-        "{:?}",
-        outcome(&sim, big)
-    );
+    for id in [large, big] {
+        assert!(
+            matches!(
+                outcome(&sim, id),
+                Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }
+            ),
+            "{:?}",
+            outcome(&sim, id)
+        );
+    }
     assert!(matches!(outcome(&sim, after), Outcome::Delivered { .. }));
     assert!(matches!(outcome(&sim, 0), Outcome::Delivered { .. }));
     let problems = sim.verify(Expect { failed_not_written: true, ..expect(&config) });
     assert_clean(&sim, &problems);
     assert_eq!(sim.cluster.log("events", 0).len(), 2);
+}
+
+/// A broker's MESSAGE_TOO_LARGE splits the batch and sends the halves (the Java client's
+/// `splitAndReenqueue`), down to batches the broker takes: every record once, in order, under
+/// idempotence with five requests in flight; with LZ4 the halves are compressed again. A record
+/// too large on its own still fails with the broker's error.
+#[test]
+fn message_too_large_splits_the_batch() {
+    for codec in ["none", "lz4"] {
+        let mut cluster = cluster(1, &[("events", 2)]);
+        cluster.max_message_bytes = 400;
+        let config =
+            config(&cluster, &[("linger.ms", "50"), ("batch.size", "1024"), ("compression.type", codec)]);
+        let mut mem = Memory::new(Capacity::small(32, 1024));
+        let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(31)).unwrap();
+        let mut rng = SimRng::new(5);
+        for i in 0..120u64 {
+            // Half noise, half repetition: LZ4 shrinks a batch of these, not below 400 bytes.
+            let mut value: Vec<u8> = (0..40).map(|_| rng.below(256) as u8).collect();
+            value.extend_from_slice(&[b'x'; 40]);
+            sim.enqueue(ms(i / 10), RecordSpec::new("events").key(format!("k{}", i % 2)).value(value));
+        }
+        let noise: Vec<u8> = (0..500).map(|_| rng.below(256) as u8).collect();
+        let alone = sim.enqueue(ms(20), RecordSpec::new("events").key("k0").value(noise));
+        assert!(sim.run_to_completion(60_000), "{}", sim.transcript_text());
+        let m = sim.producer.metrics();
+        assert!(m.batches_split >= 4, "{codec}: {m:?}");
+        eprintln!("{codec}: {} batches split, {} created", m.batches_split, m.batches_created);
+        assert!(
+            matches!(
+                outcome(&sim, alone),
+                Outcome::Failed { error: DeliveryError::Broker(ErrorCode::MessageTooLarge), .. }
+            ),
+            "{codec}: {:?}",
+            outcome(&sim, alone)
+        );
+        let problems = sim.verify(Expect { failed_not_written: true, ..expect(&config) });
+        assert_clean(&sim, &problems);
+        let stored = sim.cluster.log("events", 0).len() + sim.cluster.log("events", 1).len();
+        assert_eq!(stored, 120, "{codec}: every other record once");
+        assert_eq!(m.records_delivered, 120);
+        if codec == "lz4" {
+            let compressed = (0..2)
+                .flat_map(|p| sim.cluster.batches("events", p))
+                .any(|b| b.compression != kafka_protocol::records::Compression::None);
+            assert!(compressed, "the halves went compressed");
+        }
+    }
+}
+
+/// A batch too large for the broker while every other slot holds one of its partition's later
+/// batches is split in place: the first half is sent from its buffer, the second half waits
+/// behind it there and goes next. Every record arrives once, in order, idempotent with five
+/// requests in flight, uncompressed and with LZ4.
+#[test]
+fn message_too_large_without_a_free_slot_splits_in_place() {
+    for codec in ["none", "lz4"] {
+        let mut cluster = cluster(1, &[("events", 1)]);
+        cluster.max_message_bytes = 300;
+        let config =
+            config(&cluster, &[("linger.ms", "50"), ("batch.size", "1024"), ("compression.type", codec)]);
+        let mut mem = Memory::new(Capacity::small(4, 1024));
+        let mut sim = Sim::new(config.clone(), mem.storage(), cluster, NetConfig::calm(32)).unwrap();
+        let mut rng = SimRng::new(9);
+        // Four full batches of 12 records, then small ones that fit the broker.
+        for i in 0..48u64 {
+            let mut value: Vec<u8> = (0..35).map(|_| rng.below(256) as u8).collect();
+            value.extend_from_slice(&[b'a' + (i % 26) as u8; 35]);
+            sim.enqueue(ms(0), RecordSpec::new("events").value(value));
+        }
+        for i in 0..8u64 {
+            sim.enqueue(ms(1), RecordSpec::new("events").value(format!("small {i}")));
+        }
+        assert!(sim.run_to_completion(60_000), "{}", sim.transcript_text());
+        let m = sim.producer.metrics();
+        assert!(m.batches_split >= 8 && m.batches_created <= 12, "{codec}: {m:?}");
+        eprintln!("{codec}: {} splits, {} batches created", m.batches_split, m.batches_created);
+        let problems = sim.verify(Expect { all_delivered: true, ..expect(&config) });
+        assert_clean(&sim, &problems);
+        assert_eq!(sim.cluster.log("events", 0).len(), 56, "{codec}");
+        assert!(sim.cluster.batches("events", 0).iter().all(|b| b.bytes.len() <= 300));
+    }
 }
 
 #[test]
@@ -1043,6 +1131,10 @@ impl Scenario {
         cluster.quirks.respond_to_acks0 = self.quirks.0;
         cluster.quirks.api_versions_v0_fallback = self.quirks.1;
         cluster.quirks.duplicate_as_error = self.quirks.2;
+        // A broker that takes only small batches: splits on MESSAGE_TOO_LARGE under faults.
+        if let Some(max) = std::env::var("SIM_MAX_MESSAGE_BYTES").ok().and_then(|v| v.parse().ok()) {
+            cluster.max_message_bytes = max;
+        }
         if let Some(sasl) = &self.sasl {
             cluster.enable_sasl(sasl_server(ALL_MECHANISMS, sasl.lifetime_ms));
         }

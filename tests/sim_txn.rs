@@ -179,6 +179,28 @@ fn api_versions_advertise_the_transaction_apis() {
     assert_eq!(c.api_versions(api_key::INIT_PRODUCER_ID), Some((0, 5)));
 }
 
+/// A transaction's batch too large for the broker is split and its halves sent, still
+/// transactional and in the transaction: the commit makes every record visible once, in order.
+#[test]
+fn a_batch_split_on_message_too_large_stays_in_its_transaction() {
+    let mut c = cluster(1, &[("a", 1)], 0);
+    c.max_message_bytes = 400;
+    let config = config(&c, &[("linger.ms", "50")]);
+    let mut mem = memory();
+    let mut sim = Sim::new(config, mem.storage(), c, NetConfig::simple(3)).unwrap();
+    init(&mut sim).expect("init");
+    begin(&mut sim);
+    let ids: Vec<u64> = (0..30)
+        .map(|i| send(&mut sim, rec("a", 0, &format!("{i:02}{}", "v".repeat(60)))).expect("accepted"))
+        .collect();
+    commit(&mut sim).expect("commit");
+    assert!(sim.producer.metrics().batches_split >= 2, "{:?}", sim.producer.metrics());
+    assert_eq!(visible(&sim.cluster, "a", 0), ids, "every record once, in order");
+    assert!(sim.cluster.batches("a", 0).iter().all(|b| b.transactional && b.record_count > 0));
+    assert_eq!(sim.cluster.markers("a", 0).len(), 1, "one commit marker");
+    assert_no_violations(&sim);
+}
+
 #[test]
 fn commit_makes_the_records_visible_to_read_committed() {
     let c = cluster(3, &[("a", 3), ("b", 2)], 2);
@@ -649,6 +671,10 @@ impl TxnScenario {
         let mut c = cluster(BROKERS, &TOPICS, self.coordinator);
         c.coordinators_mut().group = self.group_coordinator;
         c.coordinators_mut().concurrent_after_end = self.concurrent_after_end;
+        // As in sim_producer: brokers that take only small batches (splits under faults).
+        if let Some(max) = std::env::var("SIM_MAX_MESSAGE_BYTES").ok().and_then(|v| v.parse().ok()) {
+            c.max_message_bytes = max;
+        }
         c
     }
 

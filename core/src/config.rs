@@ -149,7 +149,9 @@ pub struct Config {
     pub enable_idempotence: bool,
     /// `linger.ms`: how long a batch waits for more records before it is sent.
     pub linger_ms: u32,
-    /// Most bytes in one batch, header included; at most the size of a batch buffer.
+    /// `batch.size`: most bytes in one batch, header included; at most the size of a batch
+    /// buffer. A target, as in the Java client: a record larger than it gets a batch of its own
+    /// over several buffers.
     pub batch_size: usize,
     /// `batch.num.messages` (librdkafka's): the most records in one batch; 0 (the default, as
     /// in the Java client) only `batch_size` limits a batch.

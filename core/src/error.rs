@@ -17,13 +17,17 @@ pub enum SendError<'r> {
     QueueFull(Record<'r>),
     /// The topic's partitions are not known yet; a Metadata request is on its way.
     MetadataPending(Record<'r>),
-    /// The record can never fit: it needs `size` bytes, a batch holds at most `max`.
+    /// The record can never be sent: it needs `size` bytes, `limit` allows `max`. (A record
+    /// larger than `batch.size` alone is not refused: it gets a batch of its own.)
     RecordTooLarge {
-        /// Bytes the record needs in an empty batch, header included (`usize::MAX` when a field
-        /// is longer than Kafka allows).
+        /// Bytes the record needs: with [`SizeLimit::MaxRequestSize`], a Produce request
+        /// carrying it alone; with [`SizeLimit::BatchMemory`], a batch of its own, header
+        /// included. `usize::MAX` when a field is longer than Kafka allows.
         size: usize,
-        /// The batch size: `batch.size`, capped to a batch buffer's size.
+        /// What `limit` allows: `max.request.size`, or the bytes of all batch buffers.
         max: usize,
+        /// The limit the record exceeds.
+        limit: SizeLimit,
     },
     /// Not a legal Kafka topic name.
     InvalidTopic,
@@ -51,6 +55,17 @@ pub enum SendError<'r> {
     NoTransaction(crate::producer::TxnState),
 }
 
+/// The limit a record refused as [`SendError::RecordTooLarge`] exceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SizeLimit {
+    /// `max.request.size`: a Produce request with the record alone would be larger.
+    MaxRequestSize,
+    /// The producer's batch memory (`buffer.memory` on hosts, the batch buffers of
+    /// `Resources`): the record does not fit all of it together.
+    BatchMemory,
+}
+
 impl SendError<'_> {
     /// Whether trying the same record again later can succeed.
     pub fn is_retriable(&self) -> bool {
@@ -63,8 +78,11 @@ impl fmt::Display for SendError<'_> {
         match self {
             Self::QueueFull(_) => f.write_str("queue full: every batch buffer is in use"),
             Self::MetadataPending(r) => write!(f, "metadata for topic {} is not available yet", r.topic),
-            Self::RecordTooLarge { size, max } => {
-                write!(f, "record too large: {size} bytes, a batch holds at most {max}")
+            Self::RecordTooLarge { size, max, limit: SizeLimit::MaxRequestSize } => {
+                write!(f, "record of {size} bytes (in a request of its own) exceeds max.request.size {max}")
+            }
+            Self::RecordTooLarge { size, max, limit: SizeLimit::BatchMemory } => {
+                write!(f, "record of {size} bytes exceeds the producer's batch memory of {max} bytes")
             }
             Self::InvalidTopic => f.write_str("invalid topic name"),
             Self::PartitionOutOfRange { partition, count } => {

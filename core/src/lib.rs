@@ -44,7 +44,7 @@ pub mod storage;
 pub mod time;
 
 pub use config::{Acks, Config, ConfigError};
-pub use error::{ConnError, DeliveryError, SendError};
+pub use error::{ConnError, DeliveryError, SendError, SizeLimit};
 pub use partitioner::Partitioner;
 pub use producer::{
     AuthError, AuthFailure, ConnId, Event, GroupMetadata, Metrics, Producer, TopicPartitionOffset, Transmit,

@@ -12,11 +12,13 @@ pub use crate::producer::topics::{PartitionSlot, TopicSlot, TOPIC_MAX};
 /// The slices a producer borrows. Build it from [`Resources`], or from host allocations.
 #[derive(Debug)]
 pub struct Storage<'a> {
-    /// Batch buffers, split evenly between the `batches` slots.
+    /// Batch buffers, split evenly between the `batches` slots. A record larger than
+    /// `batch.size` takes a run of consecutive buffers; none can be larger than all of them.
     pub batch_memory: &'a mut [u8],
     /// Batch bookkeeping, one slot per batch buffer (1 to 65534 slots).
     pub batches: &'a mut [BatchSlot],
-    /// Compression workspace: `Compression::scratch_len(batch.size)` bytes when compressing.
+    /// Compression workspace: `Compression::scratch_len(batch.size)` bytes when compressing. A
+    /// batch larger than it can compress (one large record) goes uncompressed.
     pub scratch: &'a mut [u8],
     /// Receive buffers, split evenly between the `conns` slots; each bounds a response's size.
     pub rx_memory: &'a mut [u8],

@@ -416,7 +416,7 @@ impl RecordSpec {
 pub enum Refusal {
     QueueFull,
     MetadataPending,
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge { size: usize, max: usize, limit: picokafka::SizeLimit },
     InvalidTopic,
     PartitionOutOfRange { partition: i32, count: i32 },
     Topic(ErrorCode),
@@ -431,7 +431,7 @@ impl Refusal {
         match *e {
             SendError::QueueFull(_) => Self::QueueFull,
             SendError::MetadataPending(_) => Self::MetadataPending,
-            SendError::RecordTooLarge { size, max } => Self::RecordTooLarge { size, max },
+            SendError::RecordTooLarge { size, max, limit } => Self::RecordTooLarge { size, max, limit },
             SendError::InvalidTopic => Self::InvalidTopic,
             SendError::PartitionOutOfRange { partition, count } => {
                 Self::PartitionOutOfRange { partition, count }

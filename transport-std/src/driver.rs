@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use picokafka::storage::{BatchSlot, ConnSlot, PartitionSlot, TopicSlot};
 use picokafka::{
-    ConnId, DeliveryError, Event, GroupMetadata, Header, Instant, Metrics, Producer as Core, Record,
-    SendError, Storage, TopicPartitionOffset, TxnError, TxnOp, TxnState,
+    Compression, ConnId, DeliveryError, Event, GroupMetadata, Header, Instant, Metrics, Producer as Core,
+    Record, SendError, Storage, TopicPartitionOffset, TxnError, TxnOp, TxnState,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -110,7 +110,13 @@ pub(crate) async fn run(
     let batch_size = settings.core.batch_size;
     let mut batch_memory = vec![0u8; settings.batch_buffers * batch_size];
     let mut batches = vec![BatchSlot::EMPTY; settings.batch_buffers];
-    let scratch_len = settings.core.compression.scratch_len(batch_size).max(batch_size);
+    // Compression of a batch sized to one large record needs room up to max.request.size.
+    let largest = if settings.core.compression == Compression::None {
+        batch_size
+    } else {
+        settings.core.max_request_size.max(batch_size)
+    };
+    let scratch_len = settings.core.compression.scratch_len(largest).max(batch_size);
     let mut scratch = vec![0u8; scratch_len];
     let mut rx_memory = vec![0u8; settings.max_brokers * settings.response_max_bytes];
     let mut conns = vec![ConnSlot::EMPTY; settings.max_brokers];

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use picokafka::{DeliveryError, SendError};
+use picokafka::{DeliveryError, SendError, SizeLimit};
 
 /// Everything that can go wrong for a caller of this crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +22,17 @@ pub enum Error {
         /// socket's error), a TLS or SASL failure, the broker's error code for the topic.
         cause: Option<String>,
     },
-    /// The record does not fit a batch: `size` bytes, at most `max`.
+    /// The record can never be sent: it needs `size` bytes, `limit` allows `max`
+    /// (`max.request.size`, or `buffer.memory`). A record larger than `batch.size` alone gets a
+    /// batch of its own, as in the Java client.
     RecordTooLarge {
-        /// Its encoded size.
+        /// Bytes it needs: in a Produce request of its own (`max.request.size`), or in a batch
+        /// of its own (`buffer.memory`).
         size: usize,
-        /// The most a batch takes.
+        /// What `limit` allows.
         max: usize,
+        /// The limit it exceeds.
+        limit: SizeLimit,
     },
     /// The topic name is not one Kafka allows.
     InvalidTopic {
@@ -99,8 +104,11 @@ impl fmt::Display for Error {
                     None => Ok(()),
                 }
             }
-            Self::RecordTooLarge { size, max } => {
-                write!(f, "record of {size} bytes exceeds batch.size {max}")
+            Self::RecordTooLarge { size, max, limit: SizeLimit::MaxRequestSize } => {
+                write!(f, "record of {size} bytes (in a request of its own) exceeds max.request.size {max}")
+            }
+            Self::RecordTooLarge { size, max, limit: SizeLimit::BatchMemory } => {
+                write!(f, "record of {size} bytes exceeds the producer's batch memory of {max} bytes (buffer.memory)")
             }
             Self::InvalidTopic { topic } => write!(f, "invalid topic name: {topic:?}"),
             Self::PartitionOutOfRange { partition, count } => {
@@ -176,7 +184,7 @@ pub(crate) fn map_send_error(e: &SendError<'_>, topic: &str) -> Error {
         SendError::MetadataPending(_) => {
             Error::MetadataTimeout { topic: topic.to_string(), waited_ms: 0, cause: None }
         }
-        SendError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
+        SendError::RecordTooLarge { size, max, limit } => Error::RecordTooLarge { size, max, limit },
         SendError::InvalidTopic => Error::InvalidTopic { topic: topic.to_string() },
         SendError::PartitionOutOfRange { partition, count } => {
             Error::PartitionOutOfRange { partition, count }

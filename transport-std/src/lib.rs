@@ -54,7 +54,7 @@ pub use error::{Error, Refused};
 pub use oauth::OAuthBearerToken;
 pub use picokafka;
 pub use picokafka::Partitioner;
-pub use picokafka::{DeliveryError, Metrics};
+pub use picokafka::{DeliveryError, Metrics, SizeLimit};
 pub use producer::{BrokerState, Health, Producer, ProducerBuilder};
 #[cfg(feature = "prometheus")]
 pub use prometheus::MetricsServer;

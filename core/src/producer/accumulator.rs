@@ -5,7 +5,7 @@
 use super::batches::{BatchId, BatchStatus};
 use super::topics::{PartitionTable, TopicState};
 use super::Producer;
-use crate::error::SendError;
+use crate::error::{SendError, SizeLimit};
 use crate::partitioner;
 use crate::protocol::record_batch::{self, BatchBuilder, PushError};
 use crate::protocol::ErrorCode;
@@ -35,8 +35,15 @@ impl Producer<'_> {
             + BatchBuilder::new(&mut [0u8; record_batch::HEADER_LEN])
                 .map(|b| b.record_size(timestamp, record.key, record.value, record.headers))
                 .unwrap_or(usize::MAX);
-        if !headers_ok || size > self.config.batch_size {
-            return Err(SendError::RecordTooLarge { size, max: self.config.batch_size });
+        // As in the Java client, `batch.size` is a target: a larger record gets a batch of its
+        // own. What it can never exceed is a request, or all the batch memory.
+        let size = if headers_ok { size } else { usize::MAX };
+        let alone = size.saturating_add(self.request_overhead(record.topic));
+        if alone > self.config.max_request_size {
+            return Err(too_large(alone, self.config.max_request_size, SizeLimit::MaxRequestSize));
+        }
+        if size > self.batches.memory_len() {
+            return Err(too_large(size, self.batches.memory_len(), SizeLimit::BatchMemory));
         }
         let topic = self.topic_slot(now, record.topic).ok_or(SendError::Capacity("topic slots"))?;
         let (first, count) = match self.topics[topic].state {
@@ -57,7 +64,7 @@ impl Producer<'_> {
         let partition = self.choose_partition(topic, &record, count_i32)?;
         let slot = usize::from(first) + partition as usize;
         self.close_batch_at_record_limit(slot);
-        let token = self.append(now, topic, slot, &record, timestamp)?;
+        let token = self.append(now, topic, slot, &record, timestamp, size)?;
         self.join_transaction(now, slot);
         self.metrics.records_sent += 1;
         self.metrics.record_bytes += size as u64 - record_batch::HEADER_LEN as u64;
@@ -120,7 +127,9 @@ impl Producer<'_> {
         pick
     }
 
-    /// Appends to the partition's open batch, opening a new one if needed.
+    /// Appends to the partition's open batch, opening a new one if needed. A record of `size`
+    /// bytes (in an empty batch) larger than `batch.size` gets a batch of its own, closed after
+    /// it, over as many slots as it needs.
     pub(super) fn append<'r>(
         &mut self,
         now: Instant,
@@ -128,20 +137,26 @@ impl Producer<'_> {
         slot: usize,
         record: &Record<'r>,
         timestamp: i64,
+        size: usize,
     ) -> Result<RecordToken, SendError<'r>> {
         let tail = self.partitions[slot].tail.filter(|&b| self.batches[b].status == BatchStatus::Open);
         if let Some(tail) = tail {
             match self.push(tail, record, timestamp) {
                 Ok(()) => return Ok(self.issue_token(topic, slot, tail)),
                 Err(PushError::Full { .. }) => self.batches[tail].status = BatchStatus::Closed,
-                Err(PushError::TooLarge) => {
-                    return Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size })
-                }
+                Err(PushError::TooLarge) => return Err(field_too_large(self.config.max_request_size)),
             }
         }
         let p = &mut self.partitions[slot];
         let first_token = (u64::from(p.uid) << 32) | u64::from(p.next_token);
-        let Some(b) = self.batches.open(slot as u16, now, first_token) else {
+        let oversized = size > self.config.batch_size;
+        let b = if oversized {
+            self.batches.open_extent(slot as u16, now, first_token, size)
+        } else {
+            self.batches.open(slot as u16, now, first_token)
+        };
+        // No room now (for a large record: no run of free slots long enough) is not an error.
+        let Some(b) = b else {
             return Err(SendError::QueueFull(*record));
         };
         match p.tail {
@@ -153,10 +168,16 @@ impl Producer<'_> {
         // A new batch may need its leader's connection opened.
         self.schedule(now);
         match self.push(b, record, timestamp) {
-            Ok(()) => Ok(self.issue_token(topic, slot, b)),
+            Ok(()) => {
+                if oversized {
+                    // Nothing else joins a batch sized to one record.
+                    self.batches[b].status = BatchStatus::Closed;
+                }
+                Ok(self.issue_token(topic, slot, b))
+            }
             // `send` checked the record fits an empty batch; should that ever be wrong, the
             // empty batch stays open and the record is refused.
-            Err(_) => Err(SendError::RecordTooLarge { size: usize::MAX, max: self.config.batch_size }),
+            Err(_) => Err(field_too_large(self.config.max_request_size)),
         }
     }
 
@@ -174,4 +195,13 @@ impl Producer<'_> {
         }
         token
     }
+}
+
+fn too_large(size: usize, max: usize, limit: SizeLimit) -> SendError<'static> {
+    SendError::RecordTooLarge { size, max, limit }
+}
+
+/// A key, value or header longer than Kafka allows: no request can carry it.
+fn field_too_large(max_request_size: usize) -> SendError<'static> {
+    too_large(usize::MAX, max_request_size, SizeLimit::MaxRequestSize)
 }

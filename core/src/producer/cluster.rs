@@ -135,7 +135,9 @@ impl Producer<'_> {
         self.partitions.allocate(t, count, old, &mut |from, to| {
             for b in batches.ids() {
                 let b = &mut batches[b];
-                if b.status != BatchStatus::Free && usize::from(b.partition) == from {
+                if !matches!(b.status, BatchStatus::Free | BatchStatus::Part)
+                    && usize::from(b.partition) == from
+                {
                     b.partition = to as u16;
                 }
             }

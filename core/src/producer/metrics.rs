@@ -28,6 +28,8 @@ pub struct Metrics {
     pub bytes_read: u64,
     /// Batches opened.
     pub batches_created: u64,
+    /// Batches split in two because a broker found them too large (`MESSAGE_TOO_LARGE`).
+    pub batches_split: u64,
     /// Batches delivered (acknowledged, or with acks=0 written).
     pub batches_delivered: u64,
     /// Produce requests started, retries included.

@@ -113,18 +113,63 @@ impl Producer<'_> {
                 }
                 self.retry_batch(now, b, code);
             }
-            code => {
-                // The broker refused the batch: its sequence numbers are not in the log, so the
-                // partition's later batches must be renumbered under a new producer id.
+            // Too large for the broker (`max.message.bytes`): as the Java client does, the batch
+            // is split in two and the halves sent again; only a record too large on its own
+            // fails. The broker wrote none of it, so the halves keep its sequence numbers.
+            ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge
+                if self.batches[b].builder.record_count > 1 =>
+            {
+                self.batches[b].last_error = Some(code);
+                self.split_batch(now, b);
+            }
+            code => self.refuse_batch(b, code),
+        }
+    }
+
+    /// The broker refused batch `b` with `code`, for good: its sequence numbers are not in the
+    /// log, so the partition's later batches must be renumbered under a new producer id.
+    fn refuse_batch(&mut self, b: BatchId, code: ErrorCode) {
+        let slot = usize::from(self.batches[b].partition);
+        let renumber = self.idempotence.is_on() && self.batches[b].base_sequence >= 0;
+        // The batch fails first: in a transaction, the record's error is the one the commit
+        // fails with (as in the Java client), not the epoch bump's OUT_OF_ORDER_SEQUENCE_NUMBER
+        // that follows from it (the simulation found it).
+        self.fail_batch(b, DeliveryError::Broker(code));
+        if renumber {
+            self.request_epoch_bump(slot);
+        }
+    }
+
+    /// Splits batch `b`, which a broker found too large, in two, sealed anew and ready to
+    /// send now: into a second slot if one is free (both can be in flight), else in place (the
+    /// second half waits in `b`'s buffer until the first is reported). A batch already holding
+    /// records splits in place, so that they stay behind it.
+    pub(crate) fn split_batch(&mut self, now: Instant, b: BatchId) {
+        let code = self.batches[b].last_error.unwrap_or(ErrorCode::MessageTooLarge);
+        let compression = self.config.compression;
+        let into_slot = if self.batches[b].held == 0 { self.batches.split(b, compression) } else { Ok(None) };
+        let split = match into_slot {
+            Ok(Some(second)) => {
                 let slot = usize::from(self.batches[b].partition);
-                let renumber = idempotent && self.batches[b].base_sequence >= 0;
-                // The batch fails first: in a transaction, the record's error is the one the
-                // commit fails with (as in the Java client), not the epoch bump's
-                // OUT_OF_ORDER_SEQUENCE_NUMBER that follows from it (the simulation found it).
-                self.fail_batch(b, DeliveryError::Broker(code));
-                if renumber {
-                    self.request_epoch_bump(slot);
+                if self.partitions[slot].tail == Some(b) {
+                    self.partitions[slot].tail = Some(second);
                 }
+                self.batches[second].retry_at = now;
+                self.metrics.batches_created += 1;
+                Ok(())
+            }
+            Ok(None) => self.batches.hold_half(b, compression),
+            Err(e) => Err(e),
+        };
+        match split {
+            Ok(()) => {
+                self.batches[b].retry_at = now;
+                self.metrics.batches_split += 1;
+            }
+            Err(e) => {
+                // Its own sealed bytes did not read back: a bug here.
+                error!("cannot split batch: {}", e);
+                self.refuse_batch(b, code);
             }
         }
     }
@@ -132,8 +177,8 @@ impl Producer<'_> {
     /// Whether `b` is the first batch of its partition not yet acknowledged.
     pub(super) fn first_unresolved(&self, b: BatchId) -> bool {
         let head = self.partitions[usize::from(self.batches[b].partition)].head;
-        self.batches.partition_chain(head).find(|(_, s)| s.status != BatchStatus::Done).map(|(at, _)| at)
-            == Some(b)
+        let unresolved = |s: &super::batches::BatchSlot| s.status != BatchStatus::Done || s.held > 0;
+        self.batches.partition_chain(head).find(|(_, s)| unresolved(s)).map(|(at, _)| at) == Some(b)
     }
 
     /// Puts a batch back to be sent again after a backoff, unless its retries or its delivery
@@ -217,10 +262,18 @@ impl Producer<'_> {
                 self.report = Some(ReportCursor { next: cursor.next + 1, ..cursor });
                 return Some(event);
             }
-            // Every record reported: the buffer is free again.
+            // Every record reported: the buffer is free again, or holds the next batch.
             self.report = None;
             let slot = usize::from(s.partition);
             let next = s.next_in_partition;
+            match self.batches.unhold(b, self.config.compression) {
+                Some(None) => continue,
+                Some(Some(error)) => {
+                    self.count_failed(u64::from(self.batches[b].builder.record_count as u32), error);
+                    continue;
+                }
+                None => {}
+            }
             let p = &mut self.partitions[slot];
             p.head = next;
             if p.tail == Some(b) {
@@ -239,8 +292,13 @@ impl Producer<'_> {
     /// Fails every batch not yet done (close deadline, fatal error).
     pub(super) fn abandon_all(&mut self, error: DeliveryError) {
         for b in self.batches.ids() {
-            if !matches!(self.batches[b].status, BatchStatus::Free | BatchStatus::Done) {
-                self.batches[b].request = None;
+            let s = &mut self.batches[b];
+            // Records held behind a batch fail with it, whatever it got.
+            if s.held > 0 {
+                s.held_error = Some(error);
+            }
+            if !matches!(s.status, BatchStatus::Free | BatchStatus::Done | BatchStatus::Part) {
+                s.request = None;
                 self.fail_batch(b, error);
             }
         }
@@ -257,13 +315,15 @@ impl Producer<'_> {
                 self.metrics.batches_delivered += 1;
                 self.metrics.records_delivered += records;
             }
-            Outcome::Failed(e) => {
-                self.metrics.records_failed += records;
-                self.metrics.last_delivery_error = Some(e);
-                // A transaction with a failed record cannot commit.
-                self.txn.record_failed(e);
-            }
+            Outcome::Failed(e) => self.count_failed(records, e),
         }
+    }
+
+    fn count_failed(&mut self, records: u64, e: DeliveryError) {
+        self.metrics.records_failed += records;
+        self.metrics.last_delivery_error = Some(e);
+        // A transaction with a failed record cannot commit.
+        self.txn.record_failed(e);
     }
 
     /// Fails a batch. A failed batch that reached a broker may or may not be in the log (a

@@ -29,7 +29,7 @@ impl Producer<'_> {
         let correlation_id = self.conns.next_correlation_id(i);
         let tag = RequestTag { conn: i as u8, correlation_id };
         let linger = Duration::from_millis(u64::from(self.config.linger_ms));
-        let mut size = REQUEST_OVERHEAD + self.config.client_id.len();
+        let mut size = REQUEST_OVERHEAD + self.config.client_id.len() + self.transactional_id_len();
         let mut head = None;
         let n = self.partitions.len();
         let start = self.drain_cursor % n;
@@ -67,6 +67,20 @@ impl Producer<'_> {
         Some(RequestKind::Produce { head, acks0: !self.config.acks.expects_response() })
     }
 
+    /// Bytes of a Produce request around a batch for `topic`, when it is the only one: what
+    /// `max.request.size` leaves a record is that much less.
+    pub(crate) fn request_overhead(&self, topic: &str) -> usize {
+        REQUEST_OVERHEAD
+            + self.config.client_id.len()
+            + self.transactional_id_len()
+            + PARTITION_OVERHEAD
+            + topic.len()
+    }
+
+    fn transactional_id_len(&self) -> usize {
+        self.config.transactional_id.as_deref().map_or(0, str::len)
+    }
+
     /// The batch partition `pi` can send on connection `i` now, if any.
     fn sendable(&self, now: Instant, pi: usize, i: usize, linger: Duration) -> Option<BatchId> {
         self.candidate(pi, i, linger).filter(|&(_, at)| at <= now).map(|(b, _)| b)
@@ -87,6 +101,8 @@ impl Producer<'_> {
         let mut unresolved = false;
         for (b, s) in self.batches.partition_chain(p.head) {
             let at = match s.status {
+                // Its held records go next, once its reports are handed out.
+                BatchStatus::Done if s.held > 0 => return None,
                 BatchStatus::Done => continue,
                 BatchStatus::InFlight => {
                     if s.request.is_some_and(|r| usize::from(r.conn) != i) {
@@ -108,7 +124,7 @@ impl Producer<'_> {
                 BatchStatus::Open if self.closing.is_none() => s.created + linger,
                 BatchStatus::Open | BatchStatus::Closed => Instant::ZERO,
                 BatchStatus::Sealed => s.retry_at,
-                BatchStatus::Free => return None,
+                BatchStatus::Free | BatchStatus::Part => return None,
             };
             return Some((b, at));
         }
@@ -119,7 +135,7 @@ impl Producer<'_> {
     fn has_unresolved(&self, pi: usize) -> bool {
         self.batches
             .partition_chain(self.partitions[pi].head)
-            .any(|(_, s)| s.sent && s.status != BatchStatus::Done)
+            .any(|(_, s)| s.sent && (s.status != BatchStatus::Done || s.held > 0))
     }
 
     /// Inserts batch `b` into the request list after the last batch of the same topic, so that
@@ -187,7 +203,9 @@ impl Producer<'_> {
                 if s.status == BatchStatus::Sealed {
                     let base_sequence = sequence;
                     s.base_sequence = base_sequence;
+                    // Its held records follow it (`hold_half`).
                     sequence = next_sequence(sequence, s.builder.record_count);
+                    sequence = next_sequence(sequence, s.held);
                     let state = ProducerState { producer_id, producer_epoch, base_sequence, transactional };
                     record_batch::set_producer_state(self.batches.sealed_bytes_mut(b), state);
                 }

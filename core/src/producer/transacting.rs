@@ -187,7 +187,8 @@ impl<'a> Producer<'a> {
     fn txn_progress(&self) -> Progress {
         Progress {
             pending_partitions: self.partitions.iter().any(|p| p.txn == Membership::Pending),
-            batches_resolved: self.batches.in_use() == self.batches.done_count(),
+            batches_resolved: self.batches.batch_count() == self.batches.done_count()
+                && !self.batches.holding(),
             producer_id_wanted: self.idempotence.is_wanted(),
         }
     }

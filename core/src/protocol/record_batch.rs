@@ -415,9 +415,45 @@ impl<'a> BatchBuilder<'a> {
         Ok(())
     }
 
+    /// Appends a record whose key, value and headers are already encoded (`fields`, as
+    /// [`EncodedRecords`] hands them out of another batch): how a batch is split in two. Its
+    /// timestamp and offset deltas are encoded anew for this batch. On error the batch is
+    /// unchanged.
+    pub fn push_encoded(&mut self, timestamp: i64, fields: &[u8]) -> Result<(), PushError> {
+        let offset_delta = self.state.record_count;
+        if offset_delta == i32::MAX || fields.len() > i32::MAX as usize - 16 {
+            return Err(PushError::TooLarge);
+        }
+        let base = if offset_delta == 0 { timestamp } else { self.state.base_timestamp };
+        let ts_delta = timestamp.wrapping_sub(base);
+        let body = 1 + varint::len_i64(ts_delta) + varint::len_i32(offset_delta) + fields.len();
+        let size = varint::len_i32(body as i32) + body;
+        if size > self.buf.len() - self.state.len {
+            return Err(PushError::Full { required: size });
+        }
+        let start = self.state.len;
+        let mut out = Out { buf: &mut self.buf[start..start + size], pos: 0 };
+        out.varint(body as i64);
+        out.bytes(&[0]);
+        out.varint(ts_delta);
+        out.varint(i64::from(offset_delta));
+        out.bytes(fields);
+        self.state.len = start + size;
+        if offset_delta == 0 {
+            self.state.base_timestamp = timestamp;
+            self.state.max_timestamp = timestamp;
+        } else if timestamp > self.state.max_timestamp {
+            self.state.max_timestamp = timestamp;
+        }
+        self.state.record_count = offset_delta + 1;
+        Ok(())
+    }
+
     /// Completes the batch: compresses the records if asked and it helps (a batch whose records
     /// do not shrink is sent uncompressed, as librdkafka does), writes the header and CRC.
-    /// `scratch` must hold [`Compression::scratch_len`] bytes. Returns the batch's length.
+    /// Compressing needs [`Compression::scratch_len`] bytes of `scratch`: with less, the batch
+    /// goes uncompressed (a record larger than the batches a microcontroller sized its scratch
+    /// for). Returns the batch's length.
     pub fn finish(
         self,
         codec: impl Into<Codec>,
@@ -432,8 +468,8 @@ impl<'a> BatchBuilder<'a> {
             Compression::None => {}
             Compression::Lz4 => {
                 let records = &buf[HEADER_LEN..len];
-                let n = lz4::compress(records, scratch)
-                    .map_err(|required| FinishError::ScratchTooSmall { required })?;
+                // An error is a scratch too small for these records.
+                let n = lz4::compress(records, scratch).unwrap_or(usize::MAX);
                 if n < records.len() {
                     buf[HEADER_LEN..HEADER_LEN + n].copy_from_slice(&scratch[..n]);
                     len = HEADER_LEN + n;
@@ -474,11 +510,6 @@ impl<'a> BatchBuilder<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FinishError {
-    /// The compression scratch is too small for the records.
-    ScratchTooSmall {
-        /// Bytes the codec needs: [`Compression::scratch_len`] of the records' length.
-        required: usize,
-    },
     /// The codec is not in this build (see [`Compression::is_available`]).
     UnsupportedCompression(Compression),
 }
@@ -486,9 +517,6 @@ pub enum FinishError {
 impl fmt::Display for FinishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ScratchTooSmall { required } => {
-                write!(f, "compression scratch too small: {required} bytes required")
-            }
             Self::UnsupportedCompression(c) => write!(f, "{c:?} compression is not available in this build"),
         }
     }
@@ -514,6 +542,37 @@ pub fn set_producer_state(batch: &mut [u8], producer: ProducerState) {
     batch[field::ATTRIBUTES].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c(&batch[field::ATTRIBUTES.start..]);
     batch[field::CRC].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The producer state and codec a finished batch's header holds (see [`set_producer_state`]):
+/// for a producer re-reading its own batch, without decoding or checking it all.
+///
+/// `batch` must be a finished batch; a slice shorter than a batch header panics.
+pub fn sealed_state(batch: &[u8]) -> (ProducerState, Option<Compression>) {
+    let i16_at = |at: usize| i16::from_be_bytes([batch[at], batch[at + 1]]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&batch[field::PRODUCER_ID]);
+    let mut sequence = [0u8; 4];
+    sequence.copy_from_slice(&batch[field::BASE_SEQUENCE]);
+    let attributes = i16_at(field::ATTRIBUTES.start);
+    let producer = ProducerState {
+        producer_id: i64::from_be_bytes(id),
+        producer_epoch: i16_at(field::PRODUCER_EPOCH.start),
+        base_sequence: i32::from_be_bytes(sequence),
+        transactional: attributes & ATTR_TRANSACTIONAL != 0,
+    };
+    (producer, Compression::from_id(attributes & ATTR_COMPRESSION_MASK))
+}
+
+/// The records section `data` of a batch this producer compressed with `codec`, decompressed
+/// into `out`: its length. LZ4 frames as [`BatchBuilder::finish`] writes them (with less code
+/// than a reader of any writer's frames), gzip, snappy and zstd with their features.
+pub fn decompress_own(codec: Compression, data: &[u8], out: &mut [u8]) -> Result<usize, DecodeError> {
+    match codec {
+        Compression::None => Err(DecodeError::Compression),
+        Compression::Lz4 => lz4::decompress_own(data, out),
+        codec => host_codecs::decompress(codec, data, out),
+    }
 }
 
 /// A decoded RecordBatch v2 header, with its records still encoded.
@@ -617,7 +676,13 @@ impl<'a> RecordBatch<'a> {
     /// The records, decompressed into `out` if needed (LZ4 everywhere; gzip, snappy and zstd
     /// with their features).
     pub fn decompress_records<'o>(&self, out: &'o mut [u8]) -> Result<Array<'o, Record<'o>>, DecodeError> {
-        let n = match self.compression() {
+        let n = self.decompress_into(out)?;
+        decode_records(&out[..n], self.record_count)
+    }
+
+    /// Writes the records section, decompressed, to the start of `out`: its length.
+    pub fn decompress_into(&self, out: &mut [u8]) -> Result<usize, DecodeError> {
+        Ok(match self.compression() {
             Some(Compression::None) => {
                 let dst = out
                     .get_mut(..self.records_data.len())
@@ -628,8 +693,128 @@ impl<'a> RecordBatch<'a> {
             Some(Compression::Lz4) => lz4::decompress(self.records_data, out)?,
             Some(codec) => host_codecs::decompress(codec, self.records_data, out)?,
             None => return Err(DecodeError::Compression),
-        };
-        decode_records(&out[..n], self.record_count)
+        })
+    }
+
+    /// The producer state in the header.
+    pub fn producer_state(&self) -> ProducerState {
+        ProducerState {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            transactional: self.is_transactional(),
+        }
+    }
+}
+
+/// A record's bytes before its fields (length, attributes, timestamp and offset deltas), as
+/// a batch with these deltas stores it, in `out`: their length.
+fn record_prefix(out: &mut [u8; 32], timestamp_delta: i64, offset_delta: i32, fields: usize) -> usize {
+    let body = 1 + varint::len_i64(timestamp_delta) + varint::len_i32(offset_delta) + fields;
+    let mut out = Out { buf: out, pos: 0 };
+    out.varint(body as i64);
+    out.bytes(&[0]);
+    out.varint(timestamp_delta);
+    out.varint(i64::from(offset_delta));
+    out.pos
+}
+
+/// Moves the records at `buf[from..end]` (the rest of a batch whose first records were sent
+/// alone) to the front of `buf`, after room for a header, re-encoded as a batch of their own:
+/// offset deltas from 0, timestamps from the first one's (`base_timestamp` is what their
+/// deltas are relative to now). Their new state; `None`, and `buf` unchanged, if they do not
+/// read back or cannot move in place (a record whose new deltas take more bytes than the room
+/// ahead of it: timestamps running far backwards).
+pub fn compact_records(buf: &mut [u8], from: usize, end: usize, base_timestamp: i64) -> Option<BatchState> {
+    let mut prefix = [0u8; 32];
+    let mut state = BatchState::empty();
+    // Check first that each record's new prefix ends before its old fields start: moving them
+    // then never overwrites a byte not yet moved.
+    let (mut r, mut w) = (from, HEADER_LEN);
+    for record in EncodedRecords::new(buf.get(from..end)?) {
+        let record = record.ok()?;
+        let timestamp = base_timestamp.wrapping_add(record.timestamp_delta);
+        if state.record_count == 0 {
+            state.base_timestamp = timestamp;
+            state.max_timestamp = timestamp;
+        }
+        let delta = timestamp.wrapping_sub(state.base_timestamp);
+        let p = record_prefix(&mut prefix, delta, state.record_count, record.fields.len());
+        let fields_at = r + record.size - record.fields.len();
+        if w + p > fields_at {
+            return None;
+        }
+        state.max_timestamp = state.max_timestamp.max(timestamp);
+        state.record_count += 1;
+        w += p + record.fields.len();
+        r += record.size;
+    }
+    let (count, base) = (state.record_count, state.base_timestamp);
+    let (mut r, mut w) = (from, HEADER_LEN);
+    for offset_delta in 0..count {
+        // Checked above: the record at `r` reads back.
+        let Some(Ok(record)) = EncodedRecords::new(&buf[r..end]).next() else { return None };
+        let (size, fields) = (record.size, record.fields.len());
+        let delta = base_timestamp.wrapping_add(record.timestamp_delta).wrapping_sub(base);
+        let p = record_prefix(&mut prefix, delta, offset_delta, fields);
+        buf.copy_within(r + size - fields..r + size, w + p);
+        buf[w..w + p].copy_from_slice(&prefix[..p]);
+        w += p + fields;
+        r += size;
+    }
+    state.len = w;
+    Some(state)
+}
+
+/// A record of an uncompressed records section, as stored: for moving it to another batch
+/// without decoding its key, value and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedRecord<'a> {
+    /// Timestamp minus the batch's `baseTimestamp`.
+    pub timestamp_delta: i64,
+    /// Everything after the offset delta: key, value and headers, encoded.
+    pub fields: &'a [u8],
+    /// Bytes the whole record takes, its length prefix included.
+    pub size: usize,
+}
+
+/// Walks the records of an uncompressed records section (`RecordBatch::decompress_into`'s
+/// output, or `records_data` of a batch without compression).
+#[derive(Debug, Clone)]
+pub struct EncodedRecords<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> EncodedRecords<'a> {
+    /// The records in `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { r: Reader::new(data) }
+    }
+
+    fn record(&mut self) -> Result<EncodedRecord<'a>, DecodeError> {
+        let start = self.r.position();
+        let len = self.r.get_varint()?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::InvalidLength)?;
+        let mut body = Reader::new(self.r.get_slice(len)?);
+        let _attributes = body.get_i8()?;
+        let timestamp_delta = body.get_varlong()?;
+        let _offset_delta = body.get_varint()?;
+        Ok(EncodedRecord { timestamp_delta, fields: body.rest(), size: self.r.position() - start })
+    }
+}
+
+impl<'a> Iterator for EncodedRecords<'a> {
+    type Item = Result<EncodedRecord<'a>, DecodeError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.r.is_empty() {
+            return None;
+        }
+        let record = self.record();
+        if record.is_err() {
+            // Nothing after a malformed record can be trusted.
+            self.r = Reader::new(&[]);
+        }
+        Some(record)
     }
 }
 
@@ -783,6 +968,38 @@ mod tests {
             prop_assert_eq!(&dst[at..at + src.len()], &src[..]);
             prop_assert!(dst[..at].iter().chain(&dst[at + src.len()..]).all(|&b| b == 0xAA));
         }
+    }
+
+    #[test]
+    fn held_records_move_to_the_front_unless_their_deltas_outgrow_the_room() {
+        let far = 1i64 << 40;
+        let mut buf = vec![0u8; 512];
+        let mut b = BatchBuilder::new(&mut buf).unwrap();
+        for (ts, v) in [(0, "a"), (far, "b"), (far + 5, "c"), (far - 3, "d")] {
+            b.push(ts, None, Some(v.as_bytes()), &[Header { key: "h", value: None }]).unwrap();
+        }
+        let end = b.len();
+        let first = EncodedRecords::new(&buf[HEADER_LEN..end]).next().unwrap().unwrap().size;
+        let state = compact_records(&mut buf, HEADER_LEN + first, end, 0).unwrap();
+        assert_eq!((state.record_count, state.base_timestamp, state.max_timestamp), (3, far, far + 5));
+        let b = BatchBuilder::resume(&mut buf, state);
+        let n = b.finish(Compression::None, ProducerState::NONE, &mut []).unwrap();
+        let want: Vec<OwnedRecord> = [(far, "b"), (far + 5, "c"), (far - 3, "d")]
+            .map(|(t, v)| (t, None, Some(v.as_bytes().to_vec()), vec![("h".into(), None)]))
+            .into();
+        check(&buf[..n], &want, ProducerState::NONE);
+
+        // Timestamps far back from the first held one: no room to move them in place.
+        let mut buf = vec![0u8; 512];
+        let mut b = BatchBuilder::new(&mut buf).unwrap();
+        for ts in [0, far, 0, 0, 0, 0] {
+            b.push(ts, None, Some(b"v"), &[]).unwrap();
+        }
+        let end = b.len();
+        let first = EncodedRecords::new(&buf[HEADER_LEN..end]).next().unwrap().unwrap().size;
+        let before = buf.clone();
+        assert_eq!(compact_records(&mut buf, HEADER_LEN + first, end, 0), None);
+        assert_eq!(buf, before, "unchanged");
     }
 
     #[test]
