@@ -26,9 +26,10 @@ fn cli_produces_lines_to_kafka_and_metadata_shows_the_topic() {
     }
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stdout}");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.is_empty(), "data only on stdout, and none asked for: {stdout}");
+    assert!(stderr.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stderr}");
 
     let got = consume(&kafka.bootstrap(), &[&topic], n, Consumer::Confluent);
     let mut last = [-1i64; 3];
