@@ -9,6 +9,8 @@
 //!   `-T`.
 //! - A missing FILE fails the run before anything is sent, naming it; an unreadable one (a
 //!   directory) fails it with a non-zero exit, naming it.
+//! - Empty records skipped and `-Z` empty values sent null, as kcat does; `-p -1` the
+//!   partitioner's choice; `-X transactional.id=..` one transaction for the whole input, as kcat.
 //! - `bootstrap.servers` from `-F` alone (no `-b`) for `produce` and `metadata -J`; neither
 //!   is a clear error.
 
@@ -16,7 +18,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use picokafka_tests::{cli, consume, Consumer, Kafka};
+use picokafka_tests::{cli, consume, consume_with, Consumer, Kafka};
+
+/// A record's key and value as read back.
+type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Runs `picokafka` with `args`, `input` on its stdin.
 fn run(args: &[&str], input: &[u8]) -> Output {
@@ -249,4 +254,40 @@ fn bootstrap_servers_from_a_properties_file_without_b() {
         assert_eq!(out.status.code(), Some(2), "{cmd:?}");
         assert!(text(&out.stderr).contains("no bootstrap servers: give -b"), "{}", text(&out.stderr));
     }
+}
+
+#[test]
+fn empty_records_are_skipped_z_sends_null_and_x_transactional_id_is_one_transaction() {
+    let kafka = Kafka::shared();
+    let topic = kafka.topic("cli-empty", 1);
+    let out =
+        run(&["produce", "-b", &kafka.plaintext, "-t", &topic, "-K", ":", "-Z", "-p", "-1"], b"a:\n\nv\n");
+    success(&out);
+    assert!(text(&out.stderr).contains("2 records sent, 2 delivered"), "{}", text(&out.stderr));
+
+    let id = format!("cli-kcat-{}", std::process::id());
+    let txn = format!("transactional.id={id}");
+    let out = run(&["produce", "-b", &kafka.plaintext, "-t", &topic, "-X", &txn], b"x\ny\nz\n");
+    success(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("transactions: 1 committed (3 records), 0 aborted"), "{stderr}");
+
+    let got = consume_with(
+        &kafka.plaintext,
+        &[&topic],
+        5,
+        Consumer::Confluent,
+        &[("isolation.level", "read_committed")],
+    );
+    let pairs: Vec<KeyValue<'_>> = got.iter().map(|r| (r.key.as_deref(), r.value.as_deref())).collect();
+    assert_eq!(
+        pairs,
+        [
+            (Some(&b"a"[..]), None),
+            (None, Some(&b"v"[..])),
+            (None, Some(&b"x"[..])),
+            (None, Some(&b"y"[..])),
+            (None, Some(&b"z"[..])),
+        ]
+    );
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! picokafka produce [-b HOST:PORT] -t TOPIC [-D DELIM] [-K DELIM] [-k KEY] [-H NAME=VALUE]...
 //!                   [-p PARTITION] [-z CODEC] [--acks 0|1|all] [--no-idempotence]
-//!                   [-X property=value]... [-F FILE.properties] [-c N] [-T] [-J] [-q] [-v]...
+//!                   [-X property=value]... [-F FILE.properties] [-c N] [-T] [-J] [-Z] [-q] [-v]...
 //!                   [--transactional-id ID [--transaction-records N]] [-l] [FILE]...
 //! picokafka metadata [-b HOST:PORT] [-t TOPIC]... [-X property=value]... [-F FILE.properties] [-J]
 //! ```
@@ -94,8 +94,8 @@ struct ProduceArgs {
     /// A header on every record, NAME=VALUE (repeatable).
     #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
-    /// Send every record to this partition.
-    #[arg(short = 'p', long = "partition")]
+    /// Send every record to this partition (-1: the partitioner chooses, as without -p).
+    #[arg(short = 'p', long = "partition", allow_negative_numbers = true)]
     partition: Option<i32>,
     /// Compression: none, lz4, gzip, snappy or zstd.
     #[arg(short = 'z', long = "compression")]
@@ -112,11 +112,16 @@ struct ProduceArgs {
     config_file: Option<String>,
     /// Write the input in transactions under this transactional.id: committed every
     /// --transaction-records records and at the end of input; SIGINT/SIGTERM aborts the open one.
+    /// A transactional.id from -X or -F does the same.
     #[arg(long = "transactional-id")]
     transactional_id: Option<String>,
-    /// Records per transaction (with --transactional-id).
-    #[arg(long = "transaction-records", default_value_t = 1000, requires = "transactional_id")]
-    transaction_records: u64,
+    /// Records per transaction, with a transactional.id (default 1000 with --transactional-id;
+    /// with -X/-F's, as kcat: one transaction for the whole input).
+    #[arg(long = "transaction-records")]
+    transaction_records: Option<u64>,
+    /// Send empty values as null (tombstones); empty records are skipped either way, as kcat.
+    #[arg(short = 'Z', long = "null-empty")]
+    null_empty: bool,
     /// Send each FILE whole as one record (with -l: split at the delimiter) instead of
     /// reading standard input.
     files: Vec<String>,
@@ -232,6 +237,7 @@ struct Shape {
     key_delimiter: Option<memchr::memmem::Finder<'static>>,
     key: Option<Vec<u8>>,
     headers: Vec<(String, Option<Vec<u8>>)>,
+    partition: Option<i32>,
 }
 
 impl Shape {
@@ -247,7 +253,13 @@ impl Shape {
             .map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec()))))
             .collect::<Option<_>>()
             .ok_or("-H expects NAME=VALUE")?;
+        let partition = match args.partition {
+            Some(-1) | None => None,
+            Some(p) if p < 0 => return Err(format!("-p {p}: a partition is 0 or more (-1: any)")),
+            Some(p) => Some(p),
+        };
         Ok(Self {
+            partition,
             delimiter,
             key_delimiter: key_delimiter.map(|k| memchr::memmem::Finder::new(&k).into_owned()),
             key: args.key.as_ref().map(|k| k.as_bytes().to_vec()),
@@ -278,8 +290,13 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut txn = match &args.transactional_id {
-        Some(_) => match transactions::Transactions::start(&producer, args.transaction_records).await {
+    let every = match (&args.transactional_id, args.transaction_records) {
+        (_, Some(n)) => n,
+        (Some(_), None) => 1000,
+        (None, None) => u64::MAX,
+    };
+    let mut txn = match config.get("transactional.id") {
+        Some(_) => match transactions::Transactions::start(&producer, every).await {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("picokafka: init_transactions: {e}");
@@ -327,6 +344,9 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         let (key, value) = match record {
             input::Record::Split(range) => {
                 let raw = &records.bytes()[range];
+                if raw.is_empty() {
+                    continue;
+                }
                 if args.tee {
                     let mut echo = Vec::with_capacity(raw.len() + records.delimiter().len());
                     echo.extend_from_slice(raw);
@@ -346,14 +366,15 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         read += 1;
         let size = value.len();
         bytes += (size + key.as_ref().map_or(0, Vec::len)) as u64;
-        let mut record = OwnedRecord::new(topic.clone()).value(value);
+        let mut record = OwnedRecord::new(topic.clone());
+        record.value = (!(args.null_empty && value.is_empty())).then_some(value);
         let reported_key = if args.json { key.clone() } else { None };
         record.key = key;
-        record.partition = args.partition;
+        record.partition = shape.partition;
         record.headers = shape.headers.clone();
         let t = tally.clone();
         let reports = stdout.as_ref().filter(|_| args.json).map(report::Stdout::sender);
-        let (report_topic, partition) = (topic.clone(), args.partition);
+        let (report_topic, partition) = (topic.clone(), shape.partition);
         let result = producer
             .send_with_callback(record, move |r| {
                 match &r {
@@ -384,7 +405,7 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
                 if let Some(s) = stdout.as_ref().filter(|_| args.json) {
                     let key = refusal.record.key.clone();
                     let failed = Err(refusal.error);
-                    s.send(report::report(n, topic.clone(), args.partition, key, size, &failed));
+                    s.send(report::report(n, topic.clone(), shape.partition, key, size, &failed));
                 }
             }
         }
