@@ -6,7 +6,7 @@
 //! - Binary records split on `\x00`, keys split off at `-K '\x01'`, with `-J`: every report
 //!   line parses, and its partition and offset hold the record it numbers.
 //! - FILEs sent whole with `-k`; `-l FILE` split at the delimiter, stopped by `-c`, echoed by
-//!   `-T`.
+//!   `-T`, no summary with `-q`.
 //! - A missing FILE fails the run before anything is sent, naming it; an unreadable one (a
 //!   directory) fails it with a non-zero exit, naming it.
 //! - Empty records skipped and `-Z` empty values sent null, as kcat does; `-p -1` the
@@ -175,9 +175,10 @@ fn files_whole_with_a_fixed_key_then_a_file_split_counted_and_echoed() {
     success(&out);
 
     let lines = TempFile::new("lines.txt", b"one\ntwo\nthree\nfour\nfive\n");
-    let args = ["produce", "-b", &kafka.plaintext, "-t", &topic, "-l", "-c", "3", "-T", lines.path()];
+    let args = ["produce", "-b", &kafka.plaintext, "-t", &topic, "-l", "-c", "3", "-T", "-q", lines.path()];
     let out = run(&args, b"");
     assert_eq!(text(&success(&out)), "one\ntwo\nthree\n", "-T echoes what was produced, -c stops at 3");
+    assert!(out.stderr.is_empty(), "-q: no summary: {}", text(&out.stderr));
 
     let got = consume(&kafka.plaintext, &[&topic], 5, Consumer::Confluent);
     let pairs: Vec<(Option<&[u8]>, &[u8])> =

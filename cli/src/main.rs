@@ -347,17 +347,14 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
                 if raw.is_empty() {
                     continue;
                 }
-                if args.tee {
-                    let mut echo = Vec::with_capacity(raw.len() + records.delimiter().len());
-                    echo.extend_from_slice(raw);
-                    echo.extend_from_slice(records.delimiter());
-                    stdout.iter().for_each(|s| s.send(report::Out::Echo(echo.clone())));
+                if let Some(s) = stdout.as_ref().filter(|_| args.tee) {
+                    s.send(report::Out::Echo([raw, records.delimiter()].concat()));
                 }
                 input::key_value(raw, shape.key_delimiter.as_ref(), shape.key.as_deref())
             }
             input::Record::Whole(value) => {
-                if args.tee {
-                    stdout.iter().for_each(|s| s.send(report::Out::Echo(value.clone())));
+                if let Some(s) = stdout.as_ref().filter(|_| args.tee) {
+                    s.send(report::Out::Echo(value.clone()));
                 }
                 (shape.key.clone(), value)
             }
