@@ -13,6 +13,8 @@
 //!   partitioner's choice; `-X transactional.id=..` one transaction for the whole input, as kcat.
 //! - `bootstrap.servers` from `-F` alone (no `-b`) for `produce` and `metadata -J`; neither
 //!   is a clear error.
+//! - `metadata` against a broker that accepts and never answers gives up after
+//!   `request.timeout.ms`, naming it.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -291,4 +293,29 @@ fn empty_records_are_skipped_z_sends_null_and_x_transactional_id_is_one_transact
             (None, Some(&b"z"[..])),
         ]
     );
+}
+
+#[test]
+fn metadata_gives_up_on_a_silent_broker_after_request_timeout_ms() {
+    // Accepts the connection and never answers (a hung broker, a black-holing middlebox).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hold = std::thread::spawn(move || {
+        let conn = listener.accept();
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        drop(conn);
+    });
+    let bin = cli();
+    let started = std::time::Instant::now();
+    let out =
+        Command::new(bin).args(["metadata", "-b", &addr, "-X", "request.timeout.ms=1500"]).output().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{addr}: no Metadata answer in 1500 ms (request.timeout.ms)")),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    drop(hold);
 }
