@@ -146,8 +146,12 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Produce(args) => produce(args, cli.quiet).await,
         Command::Metadata { brokers, topics, properties, config_file, json } => {
-            let config = match client_config(brokers.as_deref(), config_file.as_deref(), &properties)
-                .and_then(|c| bootstrap(&c).map(|b| (b, c)))
+            let config = match client_config(
+                brokers.as_deref().unwrap_or_default(),
+                config_file.as_deref(),
+                &properties,
+            )
+            .and_then(|c| bootstrap(&c).map(|b| (b, c)))
             {
                 Ok(c) => c,
                 Err(e) => {
@@ -167,17 +171,14 @@ async fn main() -> ExitCode {
 }
 
 /// Properties from `-F`, the environment (`PICOKAFKA_*`), then `-X`, over `bootstrap.servers`.
-fn client_config(
-    brokers: Option<&str>,
-    file: Option<&str>,
-    properties: &[String],
-) -> Result<ClientConfig, String> {
+fn client_config(brokers: &str, file: Option<&str>, properties: &[String]) -> Result<ClientConfig, String> {
     let mut config = match file {
         Some(path) => ClientConfig::from_properties_file(path).map_err(|e| e.to_string())?,
         None => ClientConfig::new(),
     };
     config.merge_env("PICOKAFKA_");
-    if let Some(brokers) = brokers {
+    if !brokers.is_empty() {
+        // Empty: no -b; -F, the environment or -X may set it (`bootstrap` checks).
         config.set("bootstrap.servers", brokers);
     }
     for p in properties {
@@ -196,7 +197,8 @@ fn bootstrap(config: &ClientConfig) -> Result<String, String> {
 }
 
 fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
-    let mut config = client_config(args.brokers.as_deref(), args.config_file.as_deref(), &[])?;
+    let mut config =
+        client_config(args.brokers.as_deref().unwrap_or_default(), args.config_file.as_deref(), &[])?;
     if let Some(z) = &args.compression {
         config.set("compression.type", z);
     }
