@@ -26,9 +26,10 @@ fn cli_produces_lines_to_kafka_and_metadata_shows_the_topic() {
     }
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stdout}");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.is_empty(), "data only on stdout, and none asked for: {stdout}");
+    assert!(stderr.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stderr}");
 
     let got = consume(&kafka.bootstrap(), &[&topic], n, Consumer::Confluent);
     let mut last = [-1i64; 3];
@@ -112,7 +113,7 @@ fn cli_takes_a_java_and_librdkafka_properties_file() {
         &input,
     );
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stdout}");
+    assert!(stderr.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stderr}");
     for key in ["key.serializer", "value.serializer"] {
         let warning = format!("picokafka: warning: {key} is not used by picokafka");
         assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");

@@ -61,7 +61,7 @@ fn cli_sends_a_record_larger_than_batch_size_and_refuses_one_over_max_request_si
     };
     let (status, stdout, stderr) = run(&input);
     assert!(status.success(), "{status}\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 records sent, 1 delivered, 0 failed"), "{stdout}");
+    assert!(stderr.contains("1 records sent, 1 delivered, 0 failed"), "{stderr}");
     let got = consume(&kafka.bootstrap(), &[&topic], 1, Consumer::Confluent);
     assert_eq!(got[0].key.as_deref(), Some(&b"k"[..]));
     assert!(got[0].value.as_deref() == Some(&value[..]), "the value read back is the value sent");
@@ -72,7 +72,7 @@ fn cli_sends_a_record_larger_than_batch_size_and_refuses_one_over_max_request_si
     input.push(b'\n');
     let (status, stdout, stderr) = run(&input);
     assert!(!status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains(" 0 delivered, 1 failed"), "{stdout}");
+    assert!(stderr.contains(" 0 delivered, 1 failed"), "{stderr}");
     assert!(stderr.contains("exceeds max.request.size 1048576"), "{stderr}");
 }
 

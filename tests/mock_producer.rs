@@ -487,7 +487,7 @@ struct Finished {
 }
 
 /// Waits for the CLI (stdin already handed off or closed) up to `timeout`, killing it after, and
-/// parses its summary line `N records sent, D delivered, F failed, ...`.
+/// parses its summary line `N records sent, D delivered, F failed, ...` (on stderr).
 fn finish(mut child: Child, timeout: Duration) -> Finished {
     let pid = child.id();
     let mut out = child.stdout.take().expect("stdout");
@@ -520,10 +520,9 @@ fn finish(mut child: Child, timeout: Duration) -> Finished {
     };
     let stdout = out.join().expect("stdout reader");
     let stderr = err.join().expect("stderr reader");
-    let summary = stdout
-        .lines()
-        .find(|l| l.contains(" records sent, "))
-        .unwrap_or_else(|| panic!("no summary line ({status}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    let summary = stderr.lines().find(|l| l.contains(" records sent, ")).unwrap_or_else(|| {
+        panic!("no summary line on stderr ({status}); stdout:\n{stdout}\nstderr:\n{stderr}")
+    });
     let mut numbers = summary.split(", ").map(|part| {
         part.split_whitespace()
             .next()
@@ -669,7 +668,7 @@ fn cli_sigint_flushes_and_reports() {
     eprintln!(
         "CLI SIGINT: {present} records in the log, SIGINT at {interrupted_at:.2?}, exit {:.2?}: {}",
         started.elapsed(),
-        f.stdout.trim()
+        f.stderr.trim()
     );
     assert!(f.stderr.contains("interrupted"), "{f:?}");
     check_exit(&f);
@@ -716,7 +715,7 @@ fn cli_sigint_while_streaming() {
     writer.join().expect("writer");
     eprintln!(
         "CLI SIGINT while streaming: SIGINT at {interrupted_at:.2?}, exit {exited_at:.2?}: {}",
-        f.stdout.trim()
+        f.stderr.trim()
     );
     assert!(f.stderr.contains("interrupted"), "SIGINT noticed: {f:?}");
     assert!(f.sent < LINES as u64, "stopped reading at SIGINT: {f:?}");

@@ -422,7 +422,7 @@ async fn bad_credentials_fail_fast_with_a_clear_error() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "the CLI succeeded with a wrong password: {stdout}{stderr}");
     assert!(took < Duration::from_secs(10), "the CLI took {took:?}: {stdout}{stderr}");
-    assert!(stdout.contains(", 0 delivered, "), "{stdout}");
+    assert!(stderr.contains(", 0 delivered, "), "{stderr}");
     for needle in ["SCRAM-SHA-256", "alice", "invalid credentials"] {
         assert!(stderr.contains(needle), "the CLI's stderr does not name {needle:?}: {stderr}");
     }
@@ -458,9 +458,9 @@ fn cli_produces_and_shows_metadata_over_sasl() {
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&file);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stdout}");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("{n} records sent, {n} delivered, 0 failed")), "{stderr}");
     let read = consume_with(&kafka.sasl_ssl, &[&topic], n, Consumer::Confluent, &borrowed(&props));
     let values: BTreeSet<Vec<u8>> = read.into_iter().filter_map(|r| r.value).collect();
     assert_eq!(values.len(), n);

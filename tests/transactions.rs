@@ -375,7 +375,7 @@ async fn the_cli_aborts_its_open_transaction_on_sigint_and_counts_it() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("interrupted; aborting the open transaction (40 records)"), "{stderr}");
-    assert!(stdout.contains("transactions: 0 committed (0 records), 1 aborted (40 records)"), "{stdout}");
+    assert!(stderr.contains("transactions: 0 committed (0 records), 1 aborted (40 records)"), "{stderr}");
 
     // The same id again commits 25 lines, in transactions of 10, the last at the end of input.
     let mut child = cli_produce("10").spawn().unwrap();
@@ -385,9 +385,9 @@ async fn the_cli_aborts_its_open_transaction_on_sigint_and_counts_it() {
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("transactions: 3 committed (25 records), 0 aborted (0 records)"), "{stdout}");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("transactions: 3 committed (25 records), 0 aborted (0 records)"), "{stderr}");
     let committed = read(kafka, &[&topic], 25, "read_committed");
     assert!(committed.iter().all(|r| r.value.as_deref().is_some_and(|v| v.starts_with(b"committed-"))));
 }

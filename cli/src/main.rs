@@ -1,12 +1,12 @@
-//! `picokafka`: produce records from lines of text, or show a cluster's metadata. Flags follow
-//! kcat where they can.
+//! `picokafka`: produce records from bytes (standard input or files), or show a cluster's
+//! metadata. Flags follow kcat's `-P` and `-L` where they can.
 //!
 //! ```text
-//! picokafka produce -b HOST:PORT -t TOPIC [-K DELIM] [-H NAME=VALUE]... [-p PARTITION]
-//!                   [-z CODEC] [--acks 0|1|all] [--no-idempotence] [-X property=value]...
-//!                   [-F FILE.properties] [--transactional-id ID [--transaction-records N]]
-//!                   [FILE]
-//! picokafka metadata -b HOST:PORT [-t TOPIC]... [-X property=value]... [-F FILE.properties]
+//! picokafka produce [-b HOST:PORT] -t TOPIC [-D DELIM] [-K DELIM] [-k KEY] [-H NAME=VALUE]...
+//!                   [-p PARTITION] [-z CODEC] [--acks 0|1|all] [--no-idempotence]
+//!                   [-X property=value]... [-F FILE.properties] [-c N] [-T] [-J] [-Z] [-q] [-v]...
+//!                   [--transactional-id ID [--transaction-records N]] [-l] [FILE]...
+//! picokafka metadata [-b HOST:PORT] [-t TOPIC]... [-X property=value]... [-F FILE.properties] [-J]
 //! ```
 
 #![deny(missing_docs)]
@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+mod input;
 mod metadata;
+mod report;
 mod transactions;
 
 #[derive(Parser)]
@@ -29,17 +30,23 @@ mod transactions;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Quiet: no summary, no progress, the log at errors only.
+    #[arg(short = 'q', long = "quiet", global = true)]
+    quiet: bool,
+    /// More log: -v info, -vv debug, -vvv trace (default: warnings, or RUST_LOG).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Produce one record per input line.
-    Produce(ProduceArgs),
+    /// Produce one record per delimited piece of standard input, or one per FILE.
+    Produce(Box<ProduceArgs>),
     /// Print brokers, topics, partitions and leaders.
     Metadata {
-        /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
+        /// Bootstrap servers, HOST:PORT[,HOST:PORT...] (else bootstrap.servers of -F or -X).
         #[arg(short = 'b', long = "brokers")]
-        brokers: String,
+        brokers: Option<String>,
         /// Only these topics (default: all).
         #[arg(short = 't', long = "topic")]
         topics: Vec<String>,
@@ -49,24 +56,46 @@ enum Command {
         /// A .properties file of client properties.
         #[arg(short = 'F')]
         config_file: Option<String>,
+        /// JSON on one line: brokers, topics, partitions and leaders.
+        #[arg(short = 'J', long = "json")]
+        json: bool,
     },
 }
 
 #[derive(clap::Args)]
 struct ProduceArgs {
-    /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
+    /// Bootstrap servers, HOST:PORT[,HOST:PORT...] (else bootstrap.servers of -F or -X).
     #[arg(short = 'b', long = "brokers")]
-    brokers: String,
+    brokers: Option<String>,
     #[arg(short = 't', long = "topic")]
     topic: String,
-    /// Split each line at the first DELIM into key and value.
+    /// The record delimiter: bytes, with escapes \n \r \t \0 \\ \xNN.
+    #[arg(short = 'D', long = "delimiter", default_value = "\\n")]
+    delimiter: String,
+    /// Split each record at the first DELIM (escapes as -D) into key and value.
     #[arg(short = 'K', long = "key-delimiter")]
     key_delimiter: Option<String>,
+    /// The key of every record (one split by -K keeps its own).
+    #[arg(short = 'k', long = "key")]
+    key: Option<String>,
+    /// FILEs are split at the delimiter, as standard input is (else each is one record).
+    #[arg(short = 'l', requires = "files")]
+    split_files: bool,
+    /// Echo each record produced to stdout, as read (tee).
+    #[arg(short = 'T', long = "tee")]
+    tee: bool,
+    /// Stop after N records.
+    #[arg(short = 'c', long = "count")]
+    count: Option<u64>,
+    /// A JSON delivery report per record on stdout: record, topic, partition, offset, ts, key,
+    /// size, or error.
+    #[arg(short = 'J', long = "json")]
+    json: bool,
     /// A header on every record, NAME=VALUE (repeatable).
     #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
-    /// Send every record to this partition.
-    #[arg(short = 'p', long = "partition")]
+    /// Send every record to this partition (-1: the partitioner chooses, as without -p).
+    #[arg(short = 'p', long = "partition", allow_negative_numbers = true)]
     partition: Option<i32>,
     /// Compression: none, lz4, gzip, snappy or zstd.
     #[arg(short = 'z', long = "compression")]
@@ -83,35 +112,51 @@ struct ProduceArgs {
     config_file: Option<String>,
     /// Write the input in transactions under this transactional.id: committed every
     /// --transaction-records records and at the end of input; SIGINT/SIGTERM aborts the open one.
+    /// A transactional.id from -X or -F does the same.
     #[arg(long = "transactional-id")]
     transactional_id: Option<String>,
-    /// Records per transaction (with --transactional-id).
-    #[arg(long = "transaction-records", default_value_t = 1000, requires = "transactional_id")]
-    transaction_records: u64,
+    /// Records per transaction, with a transactional.id (default 1000 with --transactional-id;
+    /// with -X/-F's, as kcat: one transaction for the whole input).
+    #[arg(long = "transaction-records")]
+    transaction_records: Option<u64>,
+    /// Send empty values as null (tombstones); empty records are skipped either way, as kcat.
+    #[arg(short = 'Z', long = "null-empty")]
+    null_empty: bool,
     /// Serve Prometheus metrics (/metrics) and a health check (/health) on HOST:PORT while
     /// producing.
     #[arg(long = "metrics-addr")]
     metrics_addr: Option<String>,
-    /// Read lines from this file instead of standard input.
-    file: Option<String>,
+    /// Send each FILE whole as one record (with -l: split at the delimiter) instead of
+    /// reading standard input.
+    files: Vec<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // The configuration's warnings are printed by `print_warnings`, once, not logged again.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,picokafka_tokio::config=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Produce(args) => produce(args).await,
-        Command::Metadata { brokers, topics, properties, config_file } => {
-            let config = match client_config(&brokers, config_file.as_deref(), &properties) {
+    let cli = Cli::parse();
+    // -q / -v override RUST_LOG; without them RUST_LOG filters, warnings by default. The
+    // configuration's warnings are printed by `print_warnings`, once, not logged again.
+    let filter = match (cli.quiet, cli.verbose) {
+        (true, _) => tracing_subscriber::EnvFilter::new("error"),
+        (false, 0) => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,picokafka_tokio::config=error")),
+        (false, 1) => tracing_subscriber::EnvFilter::new("info"),
+        (false, 2) => tracing_subscriber::EnvFilter::new("debug"),
+        (false, _) => tracing_subscriber::EnvFilter::new("trace"),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match cli.command {
+        Command::Produce(args) => produce(args, cli.quiet).await,
+        Command::Metadata { brokers, topics, properties, config_file, json } => {
+            let config = match client_config(
+                brokers.as_deref().unwrap_or_default(),
+                config_file.as_deref(),
+                &properties,
+            )
+            .and_then(|c| bootstrap(&c).map(|b| (b, c)))
+            {
                 Ok(c) => {
-                    print_warnings(&c);
+                    print_warnings(&c.1);
                     c
                 }
                 Err(e) => {
@@ -119,7 +164,7 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match metadata::print(&brokers, &topics, &config).await {
+            match metadata::print(&config.0, &topics, &config.1, json).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("picokafka: {e}");
@@ -141,7 +186,10 @@ fn client_config(brokers: &str, file: Option<&str>, properties: &[String]) -> Re
         None => ClientConfig::new(),
     };
     config.merge_env(ENV_PREFIX);
-    config.set("bootstrap.servers", brokers);
+    if !brokers.is_empty() {
+        // Empty: no -b; -F, the environment or -X may set it (`bootstrap` checks).
+        config.set("bootstrap.servers", brokers);
+    }
     for p in properties {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
         config.set(k, v);
@@ -156,8 +204,17 @@ fn print_warnings(config: &ClientConfig) {
     }
 }
 
+/// `bootstrap.servers`, from `-b`, `-F` or `-X`: one of them must set it.
+fn bootstrap(config: &ClientConfig) -> Result<String, String> {
+    match config.get("bootstrap.servers").map(str::trim) {
+        Some(b) if !b.is_empty() => Ok(b.to_string()),
+        _ => Err("no bootstrap servers: give -b HOST:PORT, or bootstrap.servers in -F FILE or -X".into()),
+    }
+}
+
 fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
-    let mut config = client_config(&args.brokers, args.config_file.as_deref(), &[])?;
+    let mut config =
+        client_config(args.brokers.as_deref().unwrap_or_default(), args.config_file.as_deref(), &[])?;
     if let Some(z) = &args.compression {
         config.set("compression.type", z);
     }
@@ -174,6 +231,7 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         let (k, v) = p.split_once('=').ok_or_else(|| format!("-X {p}: expected property=value"))?;
         config.set(k, v);
     }
+    bootstrap(&config)?;
     print_warnings(&config);
     Ok(config)
 }
@@ -185,23 +243,62 @@ struct Tally {
     first_error: Mutex<Option<String>>,
 }
 
-async fn produce(args: ProduceArgs) -> ExitCode {
-    let config = match build_config(&args) {
+impl Tally {
+    fn error(&self, e: String) {
+        let mut first = self.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert(e);
+    }
+}
+
+/// What the flags make of each record read.
+struct Shape {
+    delimiter: Vec<u8>,
+    key_delimiter: Option<memchr::memmem::Finder<'static>>,
+    key: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    partition: Option<i32>,
+}
+
+impl Shape {
+    fn new(args: &ProduceArgs) -> Result<Self, String> {
+        let delimiter = input::unescape(&args.delimiter).map_err(|e| format!("-D: {e}"))?;
+        let key_delimiter = match &args.key_delimiter {
+            Some(k) => Some(input::unescape(k).map_err(|e| format!("-K: {e}"))?),
+            None => None,
+        };
+        let headers = args
+            .headers
+            .iter()
+            .map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec()))))
+            .collect::<Option<_>>()
+            .ok_or("-H expects NAME=VALUE")?;
+        let partition = match args.partition {
+            Some(-1) | None => None,
+            Some(p) if p < 0 => return Err(format!("-p {p}: a partition is 0 or more (-1: any)")),
+            Some(p) => Some(p),
+        };
+        Ok(Self {
+            partition,
+            delimiter,
+            key_delimiter: key_delimiter.map(|k| memchr::memmem::Finder::new(&k).into_owned()),
+            key: args.key.as_ref().map(|k| k.as_bytes().to_vec()),
+            headers,
+        })
+    }
+}
+
+async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
+    let (config, shape) = match build_config(&args).and_then(|c| Ok((c, Shape::new(&args)?))) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("picokafka: {e}");
             return ExitCode::from(2);
         }
     };
-    let headers: Vec<(String, Option<Vec<u8>>)> = match args
-        .headers
-        .iter()
-        .map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec()))))
-        .collect::<Option<_>>()
-    {
-        Some(h) => h,
-        None => {
-            eprintln!("picokafka: -H expects NAME=VALUE");
+    let mut records = match input::Records::open(&args.files, shape.delimiter.clone(), args.split_files) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("picokafka: {e}");
             return ExitCode::from(2);
         }
     };
@@ -225,18 +322,13 @@ async fn produce(args: ProduceArgs) -> ExitCode {
         },
         None => None,
     };
-    let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.file {
-        Some(path) => match tokio::fs::File::open(path).await {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                eprintln!("picokafka: cannot open {path}: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Box::new(tokio::io::stdin()),
+    let every = match (&args.transactional_id, args.transaction_records) {
+        (_, Some(n)) => n,
+        (Some(_), None) => 1000,
+        (None, None) => u64::MAX,
     };
-    let mut txn = match &args.transactional_id {
-        Some(_) => match transactions::Transactions::start(&producer, args.transaction_records).await {
+    let mut txn = match config.get("transactional.id") {
+        Some(_) => match transactions::Transactions::start(&producer, every).await {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("picokafka: init_transactions: {e}");
@@ -245,23 +337,25 @@ async fn produce(args: ProduceArgs) -> ExitCode {
         },
         None => None,
     };
+    let stdout = (args.tee || args.json).then(report::Stdout::start);
     let mut txn_error = None;
-    let mut lines = BufReader::with_capacity(1 << 16, input).lines();
+    let mut input_error = None;
     let tally = Arc::new(Tally::default());
     let topic: Arc<str> = args.topic.as_str().into();
     let started = Instant::now();
-    let progress = std::io::stderr().is_terminal();
+    let progress = !quiet && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
     let (mut sent, mut bytes, mut refused) = (0u64, 0u64, 0u64);
+    let mut read = 0u64;
     let mut interrupted = false;
     // Both listeners exist for the whole run: a signal that arrives while no listener exists is
     // dropped by tokio.
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
 
-    loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line,
+    while args.count.is_none_or(|c| read < c) {
+        let next = tokio::select! {
+            next = records.next() => next,
             _ = async { match sigint.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
                 interrupted = true;
                 break;
@@ -271,36 +365,56 @@ async fn produce(args: ProduceArgs) -> ExitCode {
                 break;
             }
         };
-        let line = match line {
-            Ok(Some(line)) => line,
+        let record = match next {
+            Ok(Some(record)) => record,
             Ok(None) => break,
             Err(e) => {
-                eprintln!("picokafka: reading input: {e}");
+                input_error = Some(e);
                 break;
             }
         };
-        let (key, value) = match &args.key_delimiter {
-            Some(d) => match line.split_once(d.as_str()) {
-                Some((k, v)) => (Some(k.to_string()), v.to_string()),
-                None => (None, line),
-            },
-            None => (None, line),
-        };
-        bytes += (value.len() + key.as_ref().map_or(0, String::len)) as u64;
-        let mut record = OwnedRecord::new(topic.clone()).value(value);
-        record.key = key.map(String::into_bytes);
-        record.partition = args.partition;
-        record.headers = headers.clone();
-        let t = tally.clone();
-        let result = producer
-            .send_with_callback(record, move |r| match r {
-                Ok(_) => {
-                    t.delivered.fetch_add(1, Ordering::Relaxed);
+        let (key, value) = match record {
+            input::Record::Split(range) => {
+                let raw = &records.bytes()[range];
+                if raw.is_empty() {
+                    continue;
                 }
-                Err(e) => {
-                    t.failed.fetch_add(1, Ordering::Relaxed);
-                    let mut first = t.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    first.get_or_insert_with(|| e.to_string());
+                if let Some(s) = stdout.as_ref().filter(|_| args.tee) {
+                    s.send(report::Out::Echo([raw, records.delimiter()].concat()));
+                }
+                input::key_value(raw, shape.key_delimiter.as_ref(), shape.key.as_deref())
+            }
+            input::Record::Whole(value) => {
+                if let Some(s) = stdout.as_ref().filter(|_| args.tee) {
+                    s.send(report::Out::Echo(value.clone()));
+                }
+                (shape.key.clone(), value)
+            }
+        };
+        let n = read;
+        read += 1;
+        let size = value.len();
+        bytes += (size + key.as_ref().map_or(0, Vec::len)) as u64;
+        let mut record = OwnedRecord::new(topic.clone());
+        record.value = (!(args.null_empty && value.is_empty())).then_some(value);
+        let reported_key = if args.json { key.clone() } else { None };
+        record.key = key;
+        record.partition = shape.partition;
+        record.headers = shape.headers.clone();
+        let t = tally.clone();
+        let reports = stdout.as_ref().filter(|_| args.json).map(report::Stdout::sender);
+        let (report_topic, partition) = (topic.clone(), shape.partition);
+        let result = producer
+            .send_with_callback(record, move |r| {
+                match &r {
+                    Ok(_) => t.delivered.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        t.error(e.to_string());
+                        t.failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                if let Some(tx) = reports {
+                    let _ = tx.send(report::report(n, report_topic, partition, reported_key, size, &r));
                 }
             })
             .await;
@@ -314,10 +428,14 @@ async fn produce(args: ProduceArgs) -> ExitCode {
                     }
                 }
             }
-            Err(e) => {
+            Err(refusal) => {
                 refused += 1;
-                let mut first = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                first.get_or_insert_with(|| e.to_string());
+                tally.error(refusal.error.to_string());
+                if let Some(s) = stdout.as_ref().filter(|_| args.json) {
+                    let key = refusal.record.key.clone();
+                    let failed = Err(refusal.error);
+                    s.send(report::report(n, topic.clone(), shape.partition, key, size, &failed));
+                }
             }
         }
         if progress && last_progress.elapsed() >= Duration::from_millis(500) {
@@ -328,6 +446,9 @@ async fn produce(args: ProduceArgs) -> ExitCode {
                 tally.delivered.load(Ordering::Relaxed)
             );
         }
+    }
+    if let Some(e) = &input_error {
+        eprintln!("picokafka: {e}");
     }
     if let Some(t) = txn.as_mut().filter(|_| txn_error.is_none()) {
         let open = t.open();
@@ -353,20 +474,22 @@ async fn produce(args: ProduceArgs) -> ExitCode {
     if progress {
         eprintln!();
     }
-    println!(
-        "{sent} records sent, {delivered} delivered, {failed} failed, {bytes} bytes in {elapsed:.2} s ({:.0} records/s, {:.2} MB/s)",
-        delivered as f64 / elapsed.max(1e-9),
-        bytes as f64 / elapsed.max(1e-9) / 1e6
-    );
-    if let Some(t) = &txn {
-        println!(
-            "transactions: {} committed ({} records), {} aborted ({} records), {} records in none",
-            t.committed_txns,
-            t.committed_records,
-            t.aborted_txns,
-            t.aborted_records,
-            t.open()
+    if !quiet {
+        eprintln!(
+            "{sent} records sent, {delivered} delivered, {failed} failed, {bytes} bytes in {elapsed:.2} s ({:.0} records/s, {:.2} MB/s)",
+            delivered as f64 / elapsed.max(1e-9),
+            bytes as f64 / elapsed.max(1e-9) / 1e6
         );
+        if let Some(t) = &txn {
+            eprintln!(
+                "transactions: {} committed ({} records), {} aborted ({} records), {} records in none",
+                t.committed_txns,
+                t.committed_records,
+                t.aborted_txns,
+                t.aborted_records,
+                t.open()
+            );
+        }
     }
     let first_error = tally.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     if let Some(e) = &first_error {
@@ -377,9 +500,14 @@ async fn produce(args: ProduceArgs) -> ExitCode {
             eprintln!("picokafka: last error: {last}");
         }
     }
+    // The producer is closed: every callback has run, and its report is queued.
+    drop(producer);
+    if let Some(s) = stdout {
+        s.finish();
+    }
     let txn_clean =
         txn.as_ref().is_none_or(|t| t.aborted_records == 0 && t.open() == 0 && txn_error.is_none());
-    let code = if failed > 0 || delivered != sent || !txn_clean { 1 } else { 0 };
+    let code = if failed > 0 || delivered != sent || !txn_clean || input_error.is_some() { 1 } else { 0 };
     // Exit now: a read of stdin may still be blocked on a runtime thread (an interrupted run with
     // the pipe still open), and the runtime would wait for it at shutdown.
     use std::io::Write as _;

@@ -1,16 +1,34 @@
 //! `picokafka metadata`: one connection to a bootstrap broker (TLS and SASL as configured, through
 //! `picokafka_tokio::BrokerConnection`), then Metadata for all topics (or the ones named),
-//! printed as a table. A one-shot query needs no producer.
+//! printed as a table or (`-J`) as one line of JSON. A one-shot query needs no producer; it
+//! gives up after `request.timeout.ms` (30 s unless set) per bootstrap broker.
 
 use picokafka::protocol::metadata::{MetadataRequest, MetadataResponse};
 use picokafka::protocol::ApiKey;
 use picokafka_tokio::{BrokerConnection, ClientConfig};
+use serde_json::json;
 
-pub async fn print(bootstrap: &str, topics: &[String], config: &ClientConfig) -> Result<(), String> {
+pub async fn print(
+    bootstrap: &str,
+    topics: &[String],
+    config: &ClientConfig,
+    json: bool,
+) -> Result<(), String> {
+    let timeout_ms = match config.get("request.timeout.ms") {
+        Some(t) => t.trim().parse().map_err(|_| format!("request.timeout.ms={t}: not a number"))?,
+        None => 30_000,
+    };
     let mut last_error = String::from("no bootstrap server");
     for entry in picokafka::producer::bootstrap::parse(bootstrap) {
         let (host, port) = entry.map_err(|_| format!("bad bootstrap address in {bootstrap}"))?;
-        match query(host, port, topics, config).await {
+        let timeout = std::time::Duration::from_millis(timeout_ms);
+        let answer = tokio::time::timeout(timeout, query(host, port, topics, config, json)).await;
+        let answer = answer.unwrap_or_else(|_| {
+            Err(picokafka_tokio::Error::Connection(format!(
+                "{host}:{port}: no Metadata answer in {timeout_ms} ms (request.timeout.ms)"
+            )))
+        });
+        match answer {
             Ok(()) => return Ok(()),
             // A refused authentication will not go better at the next broker.
             Err(e @ picokafka_tokio::Error::Authentication(_) | e @ picokafka_tokio::Error::Config(_)) => {
@@ -27,6 +45,7 @@ async fn query(
     port: u16,
     topics: &[String],
     config: &ClientConfig,
+    json: bool,
 ) -> Result<(), picokafka_tokio::Error> {
     let mut broker = BrokerConnection::connect(config, host, port).await?;
     let v = broker.negotiate(ApiKey::Metadata, 1, 12).ok_or_else(|| {
@@ -40,6 +59,10 @@ async fn query(
     let body = broker.call(v, &request).await?;
     let m = MetadataResponse::decode(&body, v)
         .map_err(|e| picokafka_tokio::Error::Connection(format!("{host}:{port}: malformed Metadata: {e}")))?;
+    if json {
+        println!("{}", to_json(&m, &format!("{host}:{port}")));
+        return Ok(());
+    }
     println!("cluster {} (controller {})", m.cluster_id.unwrap_or("-"), m.controller_id);
     println!("{} brokers:", m.brokers.len());
     for b in m.brokers.iter() {
@@ -68,4 +91,59 @@ async fn query(
         }
     }
     Ok(())
+}
+
+/// kcat's `-L -J` layout where the response has it (`controllerid`, `brokers` with `id` and
+/// `name`, `topics` with `topic` and `partitions` with `partition` and `leader`); replicas and
+/// in-sync replicas are counts (`replica_count`, `isr_count`), not kcat's lists of ids.
+fn to_json(m: &MetadataResponse<'_>, from: &str) -> serde_json::Value {
+    let brokers: Vec<_> = m
+        .brokers
+        .iter()
+        .map(|b| {
+            json!({
+                "id": b.node_id,
+                "name": format!("{}:{}", b.host, b.port),
+                "host": b.host,
+                "port": b.port,
+                "rack": b.rack,
+            })
+        })
+        .collect();
+    let topics: Vec<_> = m
+        .topics
+        .iter()
+        .map(|t| {
+            let mut topic = json!({ "topic": t.name, "internal": t.is_internal });
+            if !t.error_code.is_ok() {
+                topic["error"] = t.error_code.to_string().into();
+            }
+            let partitions: Vec<_> = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut partition = json!({
+                        "partition": p.partition_index,
+                        "leader": p.leader_id,
+                        "leader_epoch": p.leader_epoch,
+                        "replica_count": p.replica_count,
+                        "isr_count": p.isr_count,
+                    });
+                    if !p.error_code.is_ok() {
+                        partition["error"] = p.error_code.to_string().into();
+                    }
+                    partition
+                })
+                .collect();
+            topic["partitions"] = partitions.into();
+            topic
+        })
+        .collect();
+    json!({
+        "originating_broker": from,
+        "cluster_id": m.cluster_id,
+        "controllerid": m.controller_id,
+        "brokers": brokers,
+        "topics": topics,
+    })
 }
