@@ -14,10 +14,12 @@ use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
 use crate::error::DeliveryError;
-use crate::protocol::record_batch::{
-    self, BatchBuilder, BatchState, Codec, Compression, EncodedRecords, ProducerState, PushError, HEADER_LEN,
-};
-use crate::protocol::{DecodeError, ErrorCode};
+use crate::protocol::record_batch::{self, BatchBuilder, BatchState, Codec, Compression, ProducerState, PushError};
+#[cfg(feature = "split-batches")]
+use crate::protocol::record_batch::{EncodedRecords, HEADER_LEN};
+use crate::protocol::ErrorCode;
+#[cfg(feature = "split-batches")]
+use crate::protocol::DecodeError;
 use crate::time::Instant;
 
 /// A batch slot. `u16::MAX - 1` slots at most (checked in `Producer::new`). Kept as index + 1
@@ -358,6 +360,7 @@ impl<'a> BatchTable<'a> {
     /// chain with its tokens and sequence numbers following `b`'s (so that later batches keep
     /// theirs). Both are sealed again with `compression`. `Ok(None)` when no slot is free
     /// (nothing changed); an error if `b`'s bytes do not read back (a bug here).
+    #[cfg(feature = "split-batches")]
     pub(crate) fn split(
         &mut self,
         b: BatchId,
@@ -422,6 +425,7 @@ impl<'a> BatchTable<'a> {
     /// Splits sealed batch `b`, of two records or more, in two without a second slot: the first
     /// half of its records is sealed alone, the rest held in its buffer, behind them, until
     /// they are reported (`unhold`). Its tokens and sequence numbers are unchanged.
+    #[cfg(feature = "split-batches")]
     pub(crate) fn hold_half(&mut self, b: BatchId, compression: Compression) -> Result<(), DecodeError> {
         let (start, cap) = self.region(b);
         let buf = &mut self.memory[start..start + cap];
@@ -634,6 +638,7 @@ mod tests {
         assert_eq!(t.open(0, Instant::ZERO, 0).map(BatchId::index), Some(1));
     }
 
+    #[cfg(feature = "split-batches")]
     fn sealed_with(
         t: &mut BatchTable<'_>,
         values: &[&[u8]],
@@ -651,6 +656,7 @@ mod tests {
         b
     }
 
+    #[cfg(feature = "split-batches")]
     fn read_back(t: &BatchTable<'_>, b: BatchId) -> (ProducerState, std::vec::Vec<(i64, std::vec::Vec<u8>)>) {
         let (batch, rest) = RecordBatch::decode(t.sealed_bytes(b)).unwrap();
         assert!(rest.is_empty());
@@ -669,6 +675,7 @@ mod tests {
         (batch.producer_state(), got)
     }
 
+    #[cfg(feature = "split-batches")]
     #[test]
     fn a_split_batch_keeps_its_records_tokens_and_sequences_in_order() {
         for compression in [Compression::None, Compression::Lz4] {
@@ -705,6 +712,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "split-batches")]
     #[test]
     fn a_split_without_a_free_slot_changes_nothing() {
         let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 1], [0u8; 512], [0u8; 0]);
@@ -724,6 +732,7 @@ mod tests {
         assert_eq!(read_back(&t, second).1, [(1010, b"two".to_vec()), (1020, b"three".to_vec())]);
     }
 
+    #[cfg(feature = "split-batches")]
     #[test]
     fn a_split_in_place_sends_the_first_half_then_the_held_rest() {
         for compression in [Compression::None, Compression::Lz4] {
@@ -771,6 +780,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "split-batches")]
     #[test]
     fn held_records_fail_with_the_batch_before_them() {
         let (mut slots, mut memory, mut scratch) = ([BatchSlot::EMPTY; 1], [0u8; 512], [0u8; 0]);

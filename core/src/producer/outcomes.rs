@@ -116,6 +116,7 @@ impl Producer<'_> {
             // Too large for the broker (`max.message.bytes`): as the Java client does, the batch
             // is split in two and the halves sent again; only a record too large on its own
             // fails. The broker wrote none of it, so the halves keep its sequence numbers.
+            #[cfg(feature = "split-batches")]
             ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge
                 if self.batches[b].builder.record_count > 1 =>
             {
@@ -144,6 +145,7 @@ impl Producer<'_> {
     /// send now: into a second slot if one is free (both can be in flight), else in place (the
     /// second half waits in `b`'s buffer until the first is reported). A batch already holding
     /// records splits in place, so that they stay behind it.
+    #[cfg(feature = "split-batches")]
     pub(crate) fn split_batch(&mut self, now: Instant, b: BatchId) {
         let code = self.batches[b].last_error.unwrap_or(ErrorCode::MessageTooLarge);
         let compression = self.config.compression;
