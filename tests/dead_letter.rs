@@ -98,3 +98,35 @@ async fn the_copies_kept_are_bounded() {
     assert_eq!(queue.stats(), DeadLetterStats { delivered: 0, dead_lettered: 0, failed: 1 });
     producer.close(Duration::from_millis(100)).await;
 }
+
+/// The CLI's `--dead-letter-topic`: the one line too large for the topic lands in the
+/// dead-letter topic, the others where they were sent, and the run succeeds.
+#[test]
+fn the_cli_dead_letters_what_the_topic_refuses() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let kafka = Kafka::shared();
+    let topic = format!("small-cli-{}", std::process::id());
+    kafka.create_topic_with(&topic, 1, &[("max.message.bytes", "2000")]);
+    let dlq = kafka.topic("small-cli-dlq", 1);
+    let mut child = Command::new(picokafka_tests::cli())
+        .args(["produce", "-b", &kafka.bootstrap(), "-t", &topic, "--dead-letter-topic", &dlq])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn picokafka");
+    let big = "x".repeat(5000);
+    let input = format!("one\ntwo\n{big}\nthree\n");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("4 records sent, 3 delivered, 1 failed"), "{stderr}");
+    assert!(stderr.contains(&format!("1 of the failed records dead-lettered to {dlq}")), "{stderr}");
+    let got = consume(&kafka.bootstrap(), &[&dlq], 1, Consumer::Confluent);
+    assert_eq!(got[0].value.as_deref(), Some(big.as_bytes()));
+    let error = got[0].headers.iter().find(|(k, _)| k == HEADER_ERROR).and_then(|(_, v)| v.clone()).unwrap();
+    assert!(String::from_utf8(error).unwrap().contains("MESSAGE_TOO_LARGE"));
+    assert_eq!(consume(&kafka.bootstrap(), &[&topic], 3, Consumer::Confluent).len(), 3);
+}

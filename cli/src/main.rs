@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use picokafka_tokio::{ClientConfig, OwnedRecord, Producer};
+use picokafka_tokio::{ClientConfig, DeadLetterOutcome, DeadLetterQueue, OwnedRecord, Producer};
 
 mod input;
 mod metadata;
@@ -126,6 +126,11 @@ struct ProduceArgs {
     /// producing.
     #[arg(long = "metrics-addr")]
     metrics_addr: Option<String>,
+    /// Records that fail for good (too large for the topic, unauthorized, timed out) are
+    /// produced to this topic instead, with headers naming the topic, partition, error and
+    /// attempts; the run then succeeds if every record was delivered or dead-lettered.
+    #[arg(long = "dead-letter-topic")]
+    dead_letter_topic: Option<String>,
     /// Send each FILE whole as one record (with -l: split at the delimiter) instead of
     /// reading standard input.
     files: Vec<String>,
@@ -240,6 +245,8 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
 struct Tally {
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Of the failed, those in the dead-letter topic.
+    dead_lettered: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
@@ -308,6 +315,16 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
             eprintln!("picokafka: {e}");
             return ExitCode::from(2);
         }
+    };
+    let dead_letters = match &args.dead_letter_topic {
+        Some(t) => match DeadLetterQueue::new(&producer, t, 64 << 20) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                eprintln!("picokafka: --dead-letter-topic: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
     let _metrics = match &args.metrics_addr {
         Some(addr) => match picokafka_tokio::MetricsServer::bind(addr.as_str(), producer.clone()).await {
@@ -404,20 +421,32 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         let t = tally.clone();
         let reports = stdout.as_ref().filter(|_| args.json).map(report::Stdout::sender);
         let (report_topic, partition) = (topic.clone(), shape.partition);
-        let result = producer
-            .send_with_callback(record, move |r| {
-                match &r {
-                    Ok(_) => t.delivered.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        t.error(e.to_string());
-                        t.failed.fetch_add(1, Ordering::Relaxed)
+        let tell = move |r: Result<picokafka_tokio::Delivery, picokafka_tokio::Error>, dead: bool| {
+            match &r {
+                Ok(_) => t.delivered.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    t.error(e.to_string());
+                    if dead {
+                        t.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     }
-                };
-                if let Some(tx) = reports {
-                    let _ = tx.send(report::report(n, report_topic, partition, reported_key, size, &r));
+                    t.failed.fetch_add(1, Ordering::Relaxed)
                 }
-            })
-            .await;
+            };
+            if let Some(tx) = reports {
+                let _ = tx.send(report::report(n, report_topic, partition, reported_key, size, &r));
+            }
+        };
+        let result = match &dead_letters {
+            None => producer.send_with_callback(record, move |r| tell(r, false)).await,
+            Some(dlq) => {
+                dlq.send_with_callback(record, move |outcome| match outcome {
+                    DeadLetterOutcome::Delivered(d) => tell(Ok(d), false),
+                    DeadLetterOutcome::DeadLettered { error, .. } => tell(Err(error), true),
+                    DeadLetterOutcome::Failed { error, .. } => tell(Err(error), false),
+                })
+                .await
+            }
+        };
         match result {
             Ok(()) => {
                 sent += 1;
@@ -467,10 +496,17 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
     if let Some(e) = &txn_error {
         eprintln!("picokafka: transaction failed: {e}");
     }
+    if let Some(dlq) = &dead_letters {
+        // The copies go out before the producer closes.
+        if let Err(e) = dlq.flush(Duration::from_secs(30)).await {
+            eprintln!("picokafka: {e}");
+        }
+    }
     producer.close(Duration::from_secs(30)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let delivered = tally.delivered.load(Ordering::Relaxed);
     let failed = tally.failed.load(Ordering::Relaxed) + refused;
+    let dead_lettered = tally.dead_lettered.load(Ordering::Relaxed);
     if progress {
         eprintln!();
     }
@@ -480,6 +516,9 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
             delivered as f64 / elapsed.max(1e-9),
             bytes as f64 / elapsed.max(1e-9) / 1e6
         );
+        if let Some(dlq) = &args.dead_letter_topic {
+            eprintln!("{dead_lettered} of the failed records dead-lettered to {dlq}");
+        }
         if let Some(t) = &txn {
             eprintln!(
                 "transactions: {} committed ({} records), {} aborted ({} records), {} records in none",
@@ -501,13 +540,20 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         }
     }
     // The producer is closed: every callback has run, and its report is queued.
+    drop(dead_letters);
     drop(producer);
     if let Some(s) = stdout {
         s.finish();
     }
     let txn_clean =
         txn.as_ref().is_none_or(|t| t.aborted_records == 0 && t.open() == 0 && txn_error.is_none());
-    let code = if failed > 0 || delivered != sent || !txn_clean || input_error.is_some() { 1 } else { 0 };
+    // A record in the dead-letter topic is accounted for: only the others fail the run.
+    let lost = failed - dead_lettered;
+    let code = if lost > 0 || delivered + dead_lettered != sent || !txn_clean || input_error.is_some() {
+        1
+    } else {
+        0
+    };
     // Exit now: a read of stdin may still be blocked on a runtime thread (an interrupted run with
     // the pipe still open), and the runtime would wait for it at shutdown.
     use std::io::Write as _;

@@ -14,12 +14,14 @@ use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
 use crate::error::DeliveryError;
-use crate::protocol::record_batch::{self, BatchBuilder, BatchState, Codec, Compression, ProducerState, PushError};
+use crate::protocol::record_batch::{
+    self, BatchBuilder, BatchState, Codec, Compression, ProducerState, PushError,
+};
 #[cfg(feature = "split-batches")]
 use crate::protocol::record_batch::{EncodedRecords, HEADER_LEN};
-use crate::protocol::ErrorCode;
 #[cfg(feature = "split-batches")]
 use crate::protocol::DecodeError;
+use crate::protocol::ErrorCode;
 use crate::time::Instant;
 
 /// A batch slot. `u16::MAX - 1` slots at most (checked in `Producer::new`). Kept as index + 1
