@@ -124,6 +124,10 @@ fn the_cli_dead_letters_what_the_topic_refuses() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("4 records sent, 3 delivered, 1 failed"), "{stderr}");
     assert!(stderr.contains(&format!("1 of the failed records dead-lettered to {dlq}")), "{stderr}");
+    // The broker's error code is named with the broker that answered it.
+    let last = stderr.lines().find(|l| l.starts_with("picokafka: last error: ")).unwrap_or_default();
+    assert!(last.contains("MESSAGE_TOO_LARGE (10) from broker "), "{stderr}");
+    assert!(last.ends_with(&format!(" at {}", kafka.bootstrap())), "{stderr}");
     let got = consume(&kafka.bootstrap(), &[&dlq], 1, Consumer::Confluent);
     assert_eq!(got[0].value.as_deref(), Some(big.as_bytes()));
     let error = got[0].headers.iter().find(|(k, _)| k == HEADER_ERROR).and_then(|(_, v)| v.clone()).unwrap();

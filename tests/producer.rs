@@ -290,7 +290,7 @@ async fn unknown_topic_fails_after_max_block() {
     assert_eq!(
         err.to_string(),
         format!(
-            "topic {topic} not present in metadata after 1500 ms (max.block.ms): \
+            "topic {topic} not present in metadata after 1500 ms: \
              the brokers answer UNKNOWN_TOPIC_OR_PARTITION (3)"
         )
     );

@@ -354,7 +354,18 @@ impl Driver<'_> {
                         if waiting {
                             return;
                         }
-                        let error = if self.closing.is_some() && !metadata { Error::Closed } else { error };
+                        let error = match error {
+                            // The close deadline came before max.block.ms: say how long it was.
+                            Error::MetadataTimeout { topic, cause, .. } if !blocked => {
+                                Error::MetadataTimeout {
+                                    topic,
+                                    waited_ms: s.enqueued.elapsed().as_millis() as u64,
+                                    cause,
+                                }
+                            }
+                            _ if self.closing.is_some() && !metadata => Error::Closed,
+                            error => error,
+                        };
                         self.complete_pending(error);
                     }
                     Err((false, _, error)) => self.complete_pending(error),

@@ -16,7 +16,8 @@ pub enum Error {
     MetadataTimeout {
         /// The topic that never appeared.
         topic: String,
-        /// How long the record waited (`max.block.ms`).
+        /// How long the record waited: `max.block.ms`, or less when the producer's close deadline
+        /// came first.
         waited_ms: u64,
         /// Why, as far as the producer knows: no broker reachable (naming the address and the
         /// socket's error), a TLS or SASL failure, the broker's error code for the topic.
@@ -98,7 +99,7 @@ impl fmt::Display for Error {
             Self::Config(m) => write!(f, "configuration: {m}"),
             Self::QueueFull => f.write_str("queue full for max.block.ms"),
             Self::MetadataTimeout { topic, waited_ms, cause } => {
-                write!(f, "topic {topic} not present in metadata after {waited_ms} ms (max.block.ms)")?;
+                write!(f, "topic {topic} not present in metadata after {waited_ms} ms")?;
                 match cause {
                     Some(cause) => write!(f, ": {cause}"),
                     None => Ok(()),

@@ -405,14 +405,26 @@ impl Producer {
                 brokers: Vec::new(),
             };
         };
+        // A broker's error code names the broker that answered it, and its address.
+        let named = |node: Option<i32>| {
+            node.map_or(String::new(), |node| match brokers.iter().find(|b| b.node_id == node) {
+                Some(b) => format!(" from broker {node} at {}", b.address),
+                None => format!(" from broker {node}"),
+            })
+        };
+        let (from, refused_by) = (named(m.last_broker_error_from), named(m.last_refused_by));
         let (ready, known, brokers) = if stopped { (0, 0, Vec::new()) } else { (ready, known, brokers) };
         // The most telling first: a TLS or SASL refusal, then a connection that cannot be made
         // (with its address), then what the brokers said.
+        let delivery_error = m.last_delivery_error.map(|e| match e {
+            picokafka::DeliveryError::Broker(_) => format!("{e}{refused_by}"),
+            e => e.to_string(),
+        });
         let last_error = tls_error
             .or(auth_error.clone())
             .or(conn_error)
-            .or(m.last_delivery_error.map(|e| e.to_string()))
-            .or(m.last_broker_error.map(|e| e.to_string()))
+            .or(delivery_error)
+            .or(m.last_broker_error.map(|e| format!("{e}{from}")))
             .or(m.last_connection_error.map(|e| e.to_string()));
         Health {
             brokers_ready: ready,

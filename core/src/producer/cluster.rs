@@ -32,7 +32,7 @@ impl Producer<'_> {
                 Some(tm) if tm.error_code.is_ok() => again |= self.update_topic(t, &tm),
                 Some(tm) => {
                     again |= tm.error_code.is_retriable();
-                    self.metrics.last_broker_error = Some(tm.error_code);
+                    self.note_broker_error(tm.error_code);
                     if !matches!(self.topics[t].state, TopicState::Known { .. }) {
                         debug!("metadata for {}: {}", name.as_str(), tm.error_code);
                         self.topics[t].state = TopicState::Error(tm.error_code);

@@ -202,7 +202,7 @@ impl Producer<'_> {
                 debug!("{}:{} authenticated ({})", c.host.as_str(), c.port, self.auth.mechanism_name());
             }
             AuthStep::Retry(code) => {
-                self.metrics.last_broker_error = Some(code);
+                self.note_broker_error(code);
                 self.auth.release(i);
                 self.close_conn(now, i, ConnError::Disconnected);
             }
@@ -225,7 +225,7 @@ impl Producer<'_> {
                 e.broker_message
             );
         }
-        self.metrics.last_broker_error = Some(code);
+        self.note_broker_error(code);
         self.set_fatal(code);
         self.conns.close_all();
     }

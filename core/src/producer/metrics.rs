@@ -53,6 +53,10 @@ pub struct Metrics {
     pub request_latency_buckets: [u64; LATENCY_BUCKETS_MS.len()],
     /// The last error code a broker answered with (Produce, Metadata or InitProducerId).
     pub last_broker_error: Option<ErrorCode>,
+    /// The id of the broker that answered it, when known.
+    pub last_broker_error_from: Option<i32>,
+    /// The id of the broker that last refused a batch for good (`DeliveryError::Broker`).
+    pub last_refused_by: Option<i32>,
     /// Why the last failed record failed.
     pub last_delivery_error: Option<DeliveryError>,
     /// Why the last connection closed on an error or was lost.
@@ -134,4 +138,12 @@ pub struct ConnectionState<'a> {
     pub state: ConnPhase,
     /// Requests on this connection not yet answered.
     pub in_flight: u32,
+}
+
+impl super::Producer<'_> {
+    /// A broker answered `code`: kept for health views, with the broker that said it.
+    pub(super) fn note_broker_error(&mut self, code: ErrorCode) {
+        self.metrics.last_broker_error = Some(code);
+        self.metrics.last_broker_error_from = self.answering;
+    }
 }

@@ -127,6 +127,8 @@ pub struct Producer<'a> {
     /// Where the next drain starts, so that no partition starves.
     drain_cursor: usize,
     metrics: Metrics,
+    /// The broker whose response is being read, for `Metrics::last_broker_error_from`.
+    answering: Option<i32>,
 }
 
 impl core::fmt::Debug for Producer<'_> {
@@ -218,6 +220,7 @@ impl<'a> Producer<'a> {
             unix_offset_ms: 0,
             drain_cursor: 0,
             metrics: Metrics::default(),
+            answering: None,
         })
     }
 

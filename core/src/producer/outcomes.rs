@@ -82,7 +82,7 @@ impl Producer<'_> {
     ) {
         let idempotent = self.idempotence.is_on();
         if !code.is_ok() {
-            self.metrics.last_broker_error = Some(code);
+            self.note_broker_error(code);
             if self.txn.is_on() && self.on_txn_produce_error(now, b, code) {
                 return;
             }
@@ -130,6 +130,7 @@ impl Producer<'_> {
     /// The broker refused batch `b` with `code`, for good: its sequence numbers are not in the
     /// log, so the partition's later batches must be renumbered under a new producer id.
     fn refuse_batch(&mut self, b: BatchId, code: ErrorCode) {
+        self.metrics.last_refused_by = self.answering;
         let slot = usize::from(self.batches[b].partition);
         let renumber = self.idempotence.is_on() && self.batches[b].base_sequence >= 0;
         // The batch fails first: in a transaction, the record's error is the one the commit

@@ -442,19 +442,19 @@ impl<'a> Producer<'a> {
 
     /// The producer cannot go on: every record and the operation waited on fail.
     pub(super) fn txn_fatal(&mut self, code: ErrorCode) {
-        self.metrics.last_broker_error = Some(code);
+        self.note_broker_error(code);
         self.set_fatal(code);
     }
 
     fn txn_abortable(&mut self, code: ErrorCode) {
-        self.metrics.last_broker_error = Some(code);
+        self.note_broker_error(code);
         self.txn.answered();
         self.txn.abortable(TxnError::Abortable(code), false);
     }
 
     /// Handles a coordinator error the common way; `Abortable` and `Fatal` end the request.
     fn txn_error(&mut self, now: Instant, code: ErrorCode) {
-        self.metrics.last_broker_error = Some(code);
+        self.note_broker_error(code);
         match classify(code) {
             Class::Retry { lost } => self.txn_retry(now, lost),
             Class::Abortable => self.txn_abortable(code),
@@ -625,7 +625,7 @@ impl<'a> Producer<'a> {
                 self.txn.offsets_done(Ok(()));
             }
             Some((code, Class::Retry { lost })) => {
-                self.metrics.last_broker_error = Some(code);
+                self.note_broker_error(code);
                 if lost || code == ErrorCode::RequestTimedOut {
                     self.txn.offsets.coordinator_lost();
                 }
@@ -673,7 +673,7 @@ impl<'a> Producer<'a> {
             {
                 // Fenced, or the broker aborted the transaction itself (and bumped the epoch):
                 // InitProducerId with the current epoch tells which.
-                self.metrics.last_broker_error = Some(code);
+                self.note_broker_error(code);
                 self.leave_transaction();
                 self.txn.abort_by_bump();
                 self.idempotence.request_new_id();
@@ -681,7 +681,7 @@ impl<'a> Producer<'a> {
             ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch | ErrorCode::InvalidTxnState
                 if self.timed_out(now) =>
             {
-                self.metrics.last_broker_error = Some(code);
+                self.note_broker_error(code);
                 self.txn.answered();
                 self.txn.abortable(TxnError::TimedOut, true);
             }

@@ -110,6 +110,7 @@ impl<'a> Producer<'a> {
             self.metrics.request_latency_buckets[b] += 1;
         }
         let api_key = request_api_key(request.kind);
+        self.answering = Some(self.conns[i].node_id).filter(|&n| n >= 0);
         let mut r = Reader::new(frame);
         let result = ResponseHeader::decode(&mut r, api_key, request.version).and_then(|_| {
             let body = r.rest();
@@ -149,6 +150,7 @@ impl<'a> Producer<'a> {
                 }
             }
         });
+        self.answering = None;
         if let Err(e) = result {
             warn!("malformed response from {}:{}: {}", self.conns[i].host.as_str(), self.conns[i].port, e);
             self.fail_request(now, i, request);
@@ -180,10 +182,10 @@ impl<'a> Producer<'a> {
             InitAnswer::Retry { failures } => {
                 let at = now + self.retry_backoff(failures);
                 self.idempotence.retry_at(at);
-                self.metrics.last_broker_error = Some(resp.error_code);
+                self.note_broker_error(resp.error_code);
             }
             InitAnswer::Fatal(code) => {
-                self.metrics.last_broker_error = Some(code);
+                self.note_broker_error(code);
                 self.set_fatal(code);
             }
         }
