@@ -228,17 +228,35 @@ impl<'a> BatchTable<'a> {
     /// Opens a free slot for partition slot `partition`: `None` when every slot is taken.
     pub(crate) fn open(&mut self, partition: u16, now: Instant, first_token: u64) -> Option<BatchId> {
         let i = self.slots.iter().position(|s| s.status == BatchStatus::Free)?;
+        Some(self.occupy(i, 1, 0, partition, now, first_token))
+    }
+
+    /// Opens slot `i` for a batch over `span` slots (`extent`: see [`BatchSlot::extent`]), the
+    /// ones after it marked as its parts.
+    fn occupy(
+        &mut self,
+        i: usize,
+        span: usize,
+        extent: u16,
+        partition: u16,
+        now: Instant,
+        first_token: u64,
+    ) -> BatchId {
         self.slots[i] = BatchSlot {
             status: BatchStatus::Open,
             partition,
             builder: BatchState::empty(),
             created: now,
             first_token,
+            extent,
             ..BatchSlot::EMPTY
         };
-        self.used += 1;
+        for s in &mut self.slots[i + 1..i + span] {
+            s.status = BatchStatus::Part;
+        }
+        self.used += span;
         self.live += 1;
-        Some(BatchId::new(i))
+        BatchId::new(i)
     }
 
     /// Opens a batch for one record of `bytes` bytes (header included), larger than
@@ -264,23 +282,8 @@ impl<'a> BatchTable<'a> {
                 break;
             }
         }
-        let i = at?;
-        self.slots[i] = BatchSlot {
-            status: BatchStatus::Open,
-            partition,
-            builder: BatchState::empty(),
-            created: now,
-            first_token,
-            // `span <= slots.len() < u16::MAX`.
-            extent: span as u16,
-            ..BatchSlot::EMPTY
-        };
-        for s in &mut self.slots[i + 1..i + span] {
-            s.status = BatchStatus::Part;
-        }
-        self.used += span;
-        self.live += 1;
-        Some(BatchId::new(i))
+        // `span <= slots.len() < u16::MAX`.
+        Some(self.occupy(at?, span, span as u16, partition, now, first_token))
     }
 
     /// Appends a record to open batch `b`'s buffer.

@@ -405,6 +405,12 @@ impl<'a> BatchBuilder<'a> {
         }
         debug_assert_eq!(out.pos, size);
         self.state.len = start + size;
+        self.counted(offset_delta, timestamp);
+        Ok(())
+    }
+
+    /// Counts the record just written at `offset_delta`, with its timestamp.
+    fn counted(&mut self, offset_delta: i32, timestamp: i64) {
         if offset_delta == 0 {
             self.state.base_timestamp = timestamp;
             self.state.max_timestamp = timestamp;
@@ -412,7 +418,6 @@ impl<'a> BatchBuilder<'a> {
             self.state.max_timestamp = timestamp;
         }
         self.state.record_count = offset_delta + 1;
-        Ok(())
     }
 
     /// Appends a record whose key, value and headers are already encoded (`fields`, as
@@ -439,13 +444,7 @@ impl<'a> BatchBuilder<'a> {
         out.varint(i64::from(offset_delta));
         out.bytes(fields);
         self.state.len = start + size;
-        if offset_delta == 0 {
-            self.state.base_timestamp = timestamp;
-            self.state.max_timestamp = timestamp;
-        } else if timestamp > self.state.max_timestamp {
-            self.state.max_timestamp = timestamp;
-        }
-        self.state.record_count = offset_delta + 1;
+        self.counted(offset_delta, timestamp);
         Ok(())
     }
 
