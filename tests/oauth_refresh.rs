@@ -42,23 +42,24 @@ async fn tokens_are_asked_for_at_start_and_before_they_expire() {
             async move {
                 assert_eq!(config, "scope=produce", "the callback is given sasl.oauthbearer.config");
                 calls.fetch_add(1, Ordering::SeqCst);
-                let life = Duration::from_secs(3);
+                let life = Duration::from_secs(5);
                 Ok(OAuthBearerToken { value: unsecured_jwt("alice", life), lifetime: life })
             }
         })
         .build()
         .unwrap();
-    // Records for about 6 s: two refreshes fall inside (at 2.4 s and 4.8 s).
+    // Records for about 9 s: two refreshes fall inside (at 4 s and 8 s), well before expiry
+    // (a slow machine may take a while to connect: the token is valid for 5 s).
     let started = Instant::now();
     let mut n = 0u32;
-    while started.elapsed() < Duration::from_secs(6) {
+    while started.elapsed() < Duration::from_secs(9) {
         producer.send(OwnedRecord::new(topic.as_str()).value(n.to_string())).await.expect("delivered");
         n += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let asked = calls.load(Ordering::SeqCst);
     eprintln!("{n} records in {:?}; the callback was asked {asked} times", started.elapsed());
-    assert!((2..=4).contains(&asked), "asked {asked} times in 6 s for 3 s tokens");
+    assert!((2..=4).contains(&asked), "asked {asked} times in 9 s for 5 s tokens");
     producer.close(Duration::from_secs(10)).await;
     assert_eq!(consume(&kafka.plaintext, &[&topic], n as usize, Consumer::Confluent).len(), n as usize);
 }
