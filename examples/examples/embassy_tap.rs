@@ -43,16 +43,19 @@ static NET: StaticCell<StackResources<4>> = StaticCell::new();
 static RESOURCES: StaticCell<Resources<8, 4096, 4600, 2, 4096, 1, 8>> = StaticCell::new();
 static STATE: StaticCell<State<'static, NoopRawMutex, 16>> = StaticCell::new();
 static SOCKETS: StaticCell<SocketBuffers<2, 4096, 4096>> = StaticCell::new();
+static RNG: StaticCell<rand_core::OsRng> = StaticCell::new();
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    let args: Vec<String> = std::env::args().collect();
+    // `KEY=VALUE` arguments are producer properties (security.protocol, sasl.*); the rest are
+    // positional.
+    let (props, args): (Vec<String>, Vec<String>) = std::env::args().partition(|a| a.contains('='));
     let (tap, broker, topic, count, dns, txn_id) = match &args[..] {
         [_, tap, broker, topic, count] => (tap, broker, topic, count, None, None),
         [_, tap, broker, topic, count, dns] => (tap, broker, topic, count, Some(dns), None),
         [_, tap, broker, topic, count, dns, id] => (tap, broker, topic, count, Some(dns), Some(id)),
         _ => {
-            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER [TRANSACTIONAL_ID]]");
+            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER [TRANSACTIONAL_ID]] [KEY=VALUE..]");
             std::process::exit(2);
         }
     };
@@ -81,9 +84,18 @@ async fn main(spawner: Spawner) {
     if let Some(id) = txn_id {
         config.set("transactional.id", id).expect("valid transactional.id");
     }
+    let props: &'static [String] = props.leak();
+    for (k, v) in props.iter().filter_map(|p| p.split_once('=')) {
+        if let Err(e) = config.set(k, v) {
+            eprintln!("embassy_tap: {k}: {e}");
+            std::process::exit(2);
+        }
+    }
     let now = picokafka::Instant::from_millis(Instant::now().as_millis());
-    let producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)
+    let mut producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)
         .expect("producer fits its resources");
+    // SCRAM's nonces: the host's CSPRNG (getrandom) here; firmware gives its board's TRNG.
+    producer.set_crypto_rng(RNG.init(rand_core::OsRng));
     let (kafka, runner) = picokafka_embassy::new(
         stack,
         producer,
@@ -107,6 +119,7 @@ async fn main(spawner: Spawner) {
         let record = Record::new(topic).key(key.as_bytes()).value(value.as_bytes()).headers(&headers);
         if let Err(e) = kafka.send(record).await {
             eprintln!("record {i} refused: {e}");
+            give_up_if_fatal(kafka);
             refused += 1;
         }
     }
@@ -170,6 +183,15 @@ async fn main(spawner: Spawner) {
     let secs = started.elapsed().as_millis() as f64 / 1000.0;
     println!("embassy-net over TAP: {delivered} delivered, {failed} failed of {expected} in {secs:.2} s");
     std::process::exit(if delivered == expected && failed == 0 && queue_full > 0 { 0 } else { 1 });
+}
+
+/// Ends the run with the reason, once the producer has failed for good (a refused login): the
+/// records it still holds can never be delivered.
+fn give_up_if_fatal(kafka: KafkaHandle) {
+    if let Some(why) = kafka.auth_error(|e| e.to_string()) {
+        eprintln!("embassy_tap: {why}");
+        std::process::exit(1);
+    }
 }
 
 /// Sends record `i` (keyed, its number in a `seq` header) with `send(..).await`.

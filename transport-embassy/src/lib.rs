@@ -11,6 +11,12 @@
 //! `begin_transaction`, `send_offsets_to_transaction`, `commit_transaction`,
 //! `abort_transaction`, as the Java client names them.
 //!
+//! With feature `sasl`, `security.protocol=SASL_PLAINTEXT` also speaks SCRAM-SHA-256 and
+//! SCRAM-SHA-512 (PLAIN needs no feature): the core runs the exchange; give the producer a
+//! cryptographically secure RNG for its nonces with `Producer::set_crypto_rng` before
+//! [`new`] — the board's TRNG on hardware, never a seeded PRNG. A refused password makes the
+//! producer fatal: [`Handle::auth_error`] says why.
+//!
 //! The runner only moves bytes, opens and closes sockets, resolves names and keeps the core's one
 //! timer. Every protocol decision is the core's.
 //!
@@ -312,6 +318,13 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
     /// The core's counters and gauges.
     pub fn metrics(&self) -> Metrics {
         self.with(|p| p.metrics()).unwrap_or_default()
+    }
+
+    /// Why SASL authentication failed, once it has (the producer is then fatal: records fail
+    /// with `DeliveryError::Fatal`, sends are refused): `f` gets the mechanism, the user and the
+    /// broker's words, borrowed from the producer, and its result comes back.
+    pub fn auth_error<R>(&self, f: impl FnOnce(&picokafka::AuthError<'_>) -> R) -> Option<R> {
+        self.with(|p| p.auth_error().map(|e| f(&e))).flatten()
     }
 
     /// Whether `close` has finished: every record reported, every connection closed.
