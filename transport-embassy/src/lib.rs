@@ -351,9 +351,11 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
             self.state.wake.signal(());
             match result {
                 // A broker TLS refuses will not become trusted by waiting: the error back now,
-                // the reason in `tls_error`.
+                // the reason in `tls_error`. (A timeout or a broken connection may pass.)
                 #[cfg(feature = "tls")]
-                Err(e) if e.is_retriable() && self.tls_error().is_some() => return Err(e),
+                Err(e) if e.is_retriable() && self.tls_error().is_some_and(TlsFailure::is_refusal) => {
+                    return Err(e)
+                }
                 Err(e) if e.is_retriable() => {
                     self.state.progress.reset();
                     if with_timeout(
@@ -422,8 +424,9 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
         self.with(|p| p.auth_error().map(|e| f(&e))).flatten()
     }
 
-    /// Why the last TLS handshake failed (an untrusted or misnamed certificate, an alert),
-    /// until one succeeds. Meanwhile `send` hands its error back at once instead of waiting.
+    /// Why the last TLS handshake failed (an untrusted or misnamed certificate, an alert, a
+    /// timeout), until one succeeds. Meanwhile, after a refusal (not a timeout or a lost
+    /// connection), `send` hands its error back at once instead of waiting.
     #[cfg(feature = "tls")]
     pub fn tls_error(&self) -> Option<TlsFailure> {
         self.state.tls_error.lock(core::cell::Cell::get)

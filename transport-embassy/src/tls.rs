@@ -120,6 +120,12 @@ impl core::fmt::Display for TlsFailure {
 impl core::error::Error for TlsFailure {}
 
 impl TlsFailure {
+    /// Whether the broker (or its certificate) was refused, rather than the link failing:
+    /// trying again will not help until the configuration changes.
+    pub fn is_refusal(self) -> bool {
+        matches!(self, Self::Untrusted | Self::Alert(_) | Self::Protocol)
+    }
+
     fn of(e: TlsError) -> Self {
         match e {
             TlsError::InvalidCertificate | TlsError::InvalidSignature | TlsError::InvalidSignatureScheme => {
