@@ -616,16 +616,16 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
             #[cfg(not(feature = "tls"))]
             let ended = self.session(lane, conn, &mut slot.socket).await;
             match ended {
-                Ended::Asked => {
-                    if let Some(Request::Close { conn: c }) = &*lane.request.borrow() {
-                        if *c == conn {
-                            // Gracefully: bytes already handed over (acks=0 records the core
-                            // reported delivered) still go out before the FIN. A later
-                            // `Connect` on this slot aborts whatever is left.
-                            slot.socket.close();
-                        }
-                    }
-                }
+                Ended::Asked => match &*lane.request.borrow() {
+                    // Gracefully: bytes already handed over (acks=0 records the core reported
+                    // delivered) still go out before the FIN. A later `Connect` on this slot
+                    // aborts whatever is left.
+                    Some(Request::Close { conn: c }) if *c == conn => slot.socket.close(),
+                    // Aborted when the loop takes it.
+                    Some(Request::Connect { .. }) => {}
+                    // A stale close: this connection goes too, and the core hears of it.
+                    _ => self.lost(slot, conn),
+                },
                 // A loss the core already asked for (it closed or moved on) is no news to it.
                 Ended::Lost if lane.request.borrow().is_some() => slot.socket.abort(),
                 Ended::Lost => self.lost(slot, conn),

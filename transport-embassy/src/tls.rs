@@ -258,6 +258,10 @@ pub(crate) async fn session<'d, M: RawMutex, const REPORTS: usize>(
         ctx.state.tls_error.lock(|e| e.set(Some(failure)));
         return Ended::Lost;
     }
+    if lane.request.borrow().is_some() {
+        // The core moved on during the handshake: it knows nothing of this connection.
+        return Ended::Asked;
+    }
     ctx.state.tls_error.lock(|e| e.set(None));
     ctx.state.tls_handshake_ms.lock(|t| t.set(started.elapsed().as_millis() as u32));
     ctx.with(|p| p.handle_connected(now(), conn));
