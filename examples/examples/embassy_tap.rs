@@ -18,7 +18,7 @@ use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::{Duration, Instant, Timer};
 use picokafka::{Config, GroupMetadata, Header, Record, Resources, SendError, TopicPartitionOffset};
-use picokafka_embassy::{Handle, Report, Runner, Settings, SocketBuffers, State};
+use picokafka_embassy::{Handle, Report, Runner, Settings, SocketBuffers, State, TlsBuffers, RECORD_MAX};
 use static_cell::StaticCell;
 
 type Kafka = Runner<'static, NoopRawMutex, 2, 16>;
@@ -43,16 +43,21 @@ static NET: StaticCell<StackResources<4>> = StaticCell::new();
 static RESOURCES: StaticCell<Resources<8, 4096, 4600, 2, 4096, 1, 8>> = StaticCell::new();
 static STATE: StaticCell<State<'static, NoopRawMutex, 16>> = StaticCell::new();
 static SOCKETS: StaticCell<SocketBuffers<2, 4096, 4096>> = StaticCell::new();
+static RNG: StaticCell<rand_core::OsRng> = StaticCell::new();
+static TLS_RNG: StaticCell<rand_core::OsRng> = StaticCell::new();
+static TLS_BUFFERS: StaticCell<TlsBuffers<2, RECORD_MAX, 4096>> = StaticCell::new();
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    let args: Vec<String> = std::env::args().collect();
+    // `KEY=VALUE` arguments are producer properties (security.protocol, sasl.*); the rest are
+    // positional.
+    let (props, args): (Vec<String>, Vec<String>) = std::env::args().partition(|a| a.contains('='));
     let (tap, broker, topic, count, dns, txn_id) = match &args[..] {
         [_, tap, broker, topic, count] => (tap, broker, topic, count, None, None),
         [_, tap, broker, topic, count, dns] => (tap, broker, topic, count, Some(dns), None),
         [_, tap, broker, topic, count, dns, id] => (tap, broker, topic, count, Some(dns), Some(id)),
         _ => {
-            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER [TRANSACTIONAL_ID]]");
+            eprintln!("usage: embassy_tap TAP BROKER:PORT TOPIC COUNT [DNS_SERVER [TRANSACTIONAL_ID]] [KEY=VALUE..]");
             std::process::exit(2);
         }
     };
@@ -81,17 +86,52 @@ async fn main(spawner: Spawner) {
     if let Some(id) = txn_id {
         config.set("transactional.id", id).expect("valid transactional.id");
     }
+    let props: &'static [String] = props.leak();
+    // `ssl.ca.location` is the transport's (the CA the broker's chain must end in), not the core's.
+    let mut ca = None;
+    for (k, v) in props.iter().filter_map(|p| p.split_once('=')) {
+        if k == "ssl.ca.location" {
+            ca = Some(read_ca(v));
+            continue;
+        }
+        if let Err(e) = config.set(k, v) {
+            eprintln!("embassy_tap: {k}: {e}");
+            std::process::exit(2);
+        }
+    }
     let now = picokafka::Instant::from_millis(Instant::now().as_millis());
-    let producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)
+    let mut producer = picokafka::Producer::new(config, RESOURCES.init(Resources::new()).storage(), now)
         .expect("producer fits its resources");
-    let (kafka, runner) = picokafka_embassy::new(
-        stack,
-        producer,
-        STATE.init(State::new()),
-        SOCKETS.init(SocketBuffers::new()),
-        Settings { reports: false, ..Settings::default() },
-    )
-    .expect("a configuration this transport can carry");
+    // SCRAM's nonces: the host's CSPRNG (getrandom) here; firmware gives its board's TRNG.
+    producer.set_crypto_rng(RNG.init(rand_core::OsRng));
+    let settings = Settings { reports: false, ..Settings::default() };
+    let (state, sockets) = (STATE.init(State::new()), SOCKETS.init(SocketBuffers::new()));
+    let made = if producer.config().security_protocol.uses_tls() {
+        let Some(ca) = ca else {
+            eprintln!(
+                "embassy_tap: TLS needs ssl.ca.location=CA.pem (the CA the broker's chain must end in)"
+            );
+            std::process::exit(2);
+        };
+        // The handshake's randomness: the host's CSPRNG (getrandom) here; firmware gives its
+        // board's TRNG.
+        let tls = picokafka_embassy::Tls { ca: ca.leak(), rng: TLS_RNG.init(rand_core::OsRng) };
+        picokafka_embassy::new_tls(
+            stack,
+            producer,
+            state,
+            sockets,
+            TLS_BUFFERS.init(TlsBuffers::new()),
+            tls,
+            settings,
+        )
+    } else {
+        picokafka_embassy::new(stack, producer, state, sockets, settings)
+    };
+    let (kafka, runner) = made.unwrap_or_else(|e| {
+        eprintln!("embassy_tap: {e}");
+        std::process::exit(2);
+    });
     spawner.spawn(kafka_task(runner).expect("kafka task"));
     if txn_id.is_some() {
         std::process::exit(if transactions(kafka, topic, count).await { 0 } else { 1 });
@@ -107,6 +147,7 @@ async fn main(spawner: Spawner) {
         let record = Record::new(topic).key(key.as_bytes()).value(value.as_bytes()).headers(&headers);
         if let Err(e) = kafka.send(record).await {
             eprintln!("record {i} refused: {e}");
+            give_up_if_fatal(kafka);
             refused += 1;
         }
     }
@@ -169,7 +210,43 @@ async fn main(spawner: Spawner) {
     let expected = count + synced.len() as u32 + accepted.len() as u32;
     let secs = started.elapsed().as_millis() as f64 / 1000.0;
     println!("embassy-net over TAP: {delivered} delivered, {failed} failed of {expected} in {secs:.2} s");
+    if kafka.tls_handshake_ms() > 0 {
+        println!("TLS 1.3 handshake (the last one): {} ms", kafka.tls_handshake_ms());
+    }
     std::process::exit(if delivered == expected && failed == 0 && queue_full > 0 { 0 } else { 1 });
+}
+
+/// Ends the run with the reason, once the producer has failed for good (a refused login): the
+/// records it still holds can never be delivered.
+fn give_up_if_fatal(kafka: KafkaHandle) {
+    if let Some(why) = kafka.auth_error(|e| e.to_string()) {
+        eprintln!("embassy_tap: {why}");
+        std::process::exit(1);
+    }
+    if let Some(why) = kafka.tls_error() {
+        eprintln!("embassy_tap: {why}");
+        std::process::exit(1);
+    }
+}
+
+/// The CA certificate at `path`, PEM or DER, as DER.
+fn read_ca(path: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        eprintln!("embassy_tap: ssl.ca.location {path}: {e}");
+        std::process::exit(2);
+    });
+    let Ok(text) = std::str::from_utf8(&bytes) else { return bytes };
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_else(|e| {
+        eprintln!("embassy_tap: ssl.ca.location {path}: not a PEM certificate: {e}");
+        std::process::exit(2);
+    })
 }
 
 /// Sends record `i` (keyed, its number in a `seq` header) with `send(..).await`.

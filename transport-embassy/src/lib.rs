@@ -11,6 +11,24 @@
 //! `begin_transaction`, `send_offsets_to_transaction`, `commit_transaction`,
 //! `abort_transaction`, as the Java client names them.
 //!
+//! With feature `sasl`, `security.protocol=SASL_PLAINTEXT` also speaks SCRAM-SHA-256 and
+//! SCRAM-SHA-512 (PLAIN needs no feature): the core runs the exchange; give the producer a
+//! cryptographically secure RNG for its nonces with `Producer::set_crypto_rng` before
+//! [`new`] — the board's TRNG on hardware, never a seeded PRNG. A refused password makes the
+//! producer fatal: [`Handle::auth_error`] says why.
+//!
+//! With feature `tls`, [`new_tls`] runs TLS 1.3 (embedded-tls) on every broker connection
+//! (`security.protocol=SSL` or `SASL_SSL`): each broker's certificate chain must end in the CA
+//! the application gives ([`Tls::ca`], DER) and name the host connected to; there is no mode
+//! that accepts any certificate. The handshake's randomness is the application's
+//! ([`Tls::rng`]: the board's TRNG), the record buffers are caller-owned ([`TlsBuffers`],
+//! 16,640 + a few KiB per socket). A refused handshake is kept in [`Handle::tls_error`] and
+//! `send` then hands its error back at once instead of waiting `max_block`.
+//!
+//! Each socket has its driver: it connects when the core asks, then reads into the core and
+//! writes what the core has — each in its own future, so that a TLS read waiting for a whole
+//! record never holds up a write.
+//!
 //! The runner only moves bytes, opens and closes sockets, resolves names and keeps the core's one
 //! timer. Every protocol decision is the core's.
 //!
@@ -31,10 +49,16 @@
 
 use core::cell::RefCell;
 
-use embassy_futures::select::{select, select3, select_array};
-use embassy_net::tcp::{State as TcpState, TcpSocket};
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub use tls::{Tls, TlsBuffers, TlsFailure, RECORD_MAX};
+
+use embassy_futures::join::{join, join_array};
+use embassy_futures::select::{select, select3, Either};
+use embassy_net::tcp::TcpSocket;
 use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Stack};
-use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
@@ -111,6 +135,12 @@ pub struct State<'d, M: RawMutex, const REPORTS: usize> {
     txn_result: Mutex<M, core::cell::Cell<Option<TxnEnd>>>,
     #[cfg(feature = "transactions")]
     txn_done: Signal<M, ()>,
+    /// Why the last TLS handshake failed (cleared by the next that succeeds), and how long the
+    /// last successful one took.
+    #[cfg(feature = "tls")]
+    tls_error: Mutex<M, core::cell::Cell<Option<TlsFailure>>>,
+    #[cfg(feature = "tls")]
+    tls_handshake_ms: Mutex<M, core::cell::Cell<u32>>,
 }
 
 impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
@@ -130,6 +160,10 @@ impl<M: RawMutex, const REPORTS: usize> State<'_, M, REPORTS> {
             txn_result: Mutex::new(core::cell::Cell::new(None)),
             #[cfg(feature = "transactions")]
             txn_done: Signal::new(),
+            #[cfg(feature = "tls")]
+            tls_error: Mutex::new(core::cell::Cell::new(None)),
+            #[cfg(feature = "tls")]
+            tls_handshake_ms: Mutex::new(core::cell::Cell::new(0)),
         }
     }
 }
@@ -165,8 +199,9 @@ fn now() -> picokafka::Instant {
 }
 
 /// Creates the handle and the runner. The producer's connection slots map one to one onto the
-/// sockets. Refuses `security.protocol=SSL` / `SASL_SSL`: this transport has no TLS yet, and a
-/// producer that sent in the clear what was configured to be encrypted would be worse than none.
+/// sockets. Refuses `security.protocol=SSL` / `SASL_SSL`, which need `new_tls` (feature
+/// `tls`): a producer that sent in the clear what was configured to be encrypted would be worse
+/// than none.
 pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, const REPORTS: usize>(
     stack: Stack<'d>,
     producer: Producer<'d>,
@@ -177,9 +212,58 @@ pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, co
     if producer.config().security_protocol.uses_tls() {
         return Err(picokafka::ConfigError::Unsupported {
             property: "security.protocol",
-            why: "picokafka-embassy has no TLS yet (PLAINTEXT or SASL_PLAINTEXT)",
+            why: "TLS needs picokafka-embassy's feature `tls` and `new_tls` (with the CA)",
         });
     }
+    Ok(build(stack, producer, state, buffers, settings))
+}
+
+/// [`new`] with TLS 1.3 on every connection (`security.protocol=SSL` or `SASL_SSL`): each
+/// broker's certificate chain must end in `tls.ca` and name the host connected to (see the
+/// verification notes of [`Tls`]); `tls_buffers` holds each socket's TLS records.
+#[cfg(feature = "tls")]
+#[allow(clippy::type_complexity)]
+pub fn new_tls<
+    'd,
+    M: RawMutex,
+    const N: usize,
+    const RX: usize,
+    const TX: usize,
+    const REPORTS: usize,
+    const READ: usize,
+    const WRITE: usize,
+>(
+    stack: Stack<'d>,
+    producer: Producer<'d>,
+    state: &'d State<'d, M, REPORTS>,
+    buffers: &'d mut SocketBuffers<N, RX, TX>,
+    tls_buffers: &'d mut TlsBuffers<N, READ, WRITE>,
+    tls: Tls<'d>,
+    settings: Settings,
+) -> Result<(Handle<'d, M, REPORTS>, Runner<'d, M, N, REPORTS>), picokafka::ConfigError> {
+    if !producer.config().security_protocol.uses_tls() {
+        return Err(picokafka::ConfigError::Unsupported {
+            property: "security.protocol",
+            why: "new_tls runs TLS: set SSL or SASL_SSL (or use new for PLAINTEXT / SASL_PLAINTEXT)",
+        });
+    }
+    let (handle, mut runner) = build(stack, producer, state, buffers, settings);
+    for (slot, (read, write)) in
+        runner.sockets.iter_mut().zip(tls_buffers.read.iter_mut().zip(tls_buffers.write.iter_mut()))
+    {
+        slot.tls = Some((read, write));
+    }
+    runner.tls = Some(tls::Shared::new(tls));
+    Ok((handle, runner))
+}
+
+fn build<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, const REPORTS: usize>(
+    stack: Stack<'d>,
+    producer: Producer<'d>,
+    state: &'d State<'d, M, REPORTS>,
+    buffers: &'d mut SocketBuffers<N, RX, TX>,
+    settings: Settings,
+) -> (Handle<'d, M, REPORTS>, Runner<'d, M, N, REPORTS>) {
     let setup = Duration::from_millis(u64::from(producer.config().socket_connection_setup_timeout_ms));
     state.producer.lock(|p| *p.borrow_mut() = Some(producer));
     let mut sockets = heapless::Vec::new();
@@ -187,9 +271,22 @@ pub fn new<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, co
         let mut socket = TcpSocket::new(stack, rx, tx);
         socket.set_nagle_enabled(false);
         // `N` sockets for `N` buffers: the vector's capacity is exactly that.
-        let _ = sockets.push(Slot { socket, conn: None, phase: Phase::Idle, blocked: false });
+        let _ = sockets.push(Slot {
+            socket,
+            #[cfg(feature = "tls")]
+            tls: None,
+        });
     }
-    Ok((Handle { state, settings }, Runner { stack, state, sockets, settings, setup }))
+    let runner = Runner {
+        stack,
+        state,
+        sockets,
+        settings,
+        setup,
+        #[cfg(feature = "tls")]
+        tls: None,
+    };
+    (Handle { state, settings }, runner)
 }
 
 /// The application's side.
@@ -253,6 +350,12 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
                 .unwrap_or(Err(SendError::Closed));
             self.state.wake.signal(());
             match result {
+                // A broker TLS refuses will not become trusted by waiting: the error back now,
+                // the reason in `tls_error`. (A timeout or a broken connection may pass.)
+                #[cfg(feature = "tls")]
+                Err(e) if e.is_retriable() && self.tls_error().is_some_and(TlsFailure::is_refusal) => {
+                    return Err(e)
+                }
                 Err(e) if e.is_retriable() => {
                     self.state.progress.reset();
                     if with_timeout(
@@ -312,6 +415,27 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
     /// The core's counters and gauges.
     pub fn metrics(&self) -> Metrics {
         self.with(|p| p.metrics()).unwrap_or_default()
+    }
+
+    /// Why SASL authentication failed, once it has (the producer is then fatal: records fail
+    /// with `DeliveryError::Fatal`, sends are refused): `f` gets the mechanism, the user and the
+    /// broker's words, borrowed from the producer, and its result comes back.
+    pub fn auth_error<R>(&self, f: impl FnOnce(&picokafka::AuthError<'_>) -> R) -> Option<R> {
+        self.with(|p| p.auth_error().map(|e| f(&e))).flatten()
+    }
+
+    /// Why the last TLS handshake failed (an untrusted or misnamed certificate, an alert, a
+    /// timeout), until one succeeds. Meanwhile, after a refusal (not a timeout or a lost
+    /// connection), `send` hands its error back at once instead of waiting.
+    #[cfg(feature = "tls")]
+    pub fn tls_error(&self) -> Option<TlsFailure> {
+        self.state.tls_error.lock(core::cell::Cell::get)
+    }
+
+    /// How long the last successful TLS handshake took, in milliseconds (0 before one).
+    #[cfg(feature = "tls")]
+    pub fn tls_handshake_ms(&self) -> u32 {
+        self.state.tls_handshake_ms.lock(core::cell::Cell::get)
     }
 
     /// Whether `close` has finished: every record reported, every connection closed.
@@ -386,18 +510,24 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
     }
 }
 
-enum Phase {
-    Idle,
-    Connect { host: String<HOST_MAX>, port: u16 },
-    Connected,
+/// What the core asked of one socket, for that socket's driver.
+enum Request {
+    Connect { conn: ConnId, host: String<HOST_MAX>, port: u16 },
+    Close { conn: ConnId },
+}
+
+/// One socket's mailbox: the newest request, and the signal that wakes its driver (a request,
+/// or bytes the core may have for it).
+struct Lane {
+    request: RefCell<Option<Request>>,
+    wake: Signal<NoopRawMutex, ()>,
 }
 
 struct Slot<'d> {
     socket: TcpSocket<'d>,
-    conn: Option<ConnId>,
-    phase: Phase,
-    /// The send buffer filled up while the core still had bytes: wait for room.
-    blocked: bool,
+    /// The TLS record buffers of this socket (read, write), with feature `tls`.
+    #[cfg(feature = "tls")]
+    tls: Option<(&'d mut [u8], &'d mut [u8])>,
 }
 
 /// Moves bytes between the producer and the sockets. Run it in its own task.
@@ -408,119 +538,29 @@ pub struct Runner<'d, M: RawMutex, const N: usize, const REPORTS: usize> {
     sockets: heapless::Vec<Slot<'d>, N>,
     settings: Settings,
     setup: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<tls::Shared<'d>>,
 }
 
-/// Bytes moved per socket read or write.
+/// Bytes encrypted per TLS record written (feature `tls`).
+#[cfg(feature = "tls")]
 const CHUNK: usize = 512;
 
-impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REPORTS> {
+/// What the drivers share with the runner's own loop.
+struct Ctx<'r, 'd, M: RawMutex, const REPORTS: usize> {
+    #[cfg_attr(not(feature = "dns"), allow(dead_code))]
+    stack: Stack<'d>,
+    state: &'d State<'d, M, REPORTS>,
+    setup: Duration,
+    /// Wakes the runner's loop: a driver fed the core or changed a connection's state.
+    kick: &'r Signal<NoopRawMutex, ()>,
+    #[cfg(feature = "tls")]
+    tls: Option<&'r tls::Shared<'d>>,
+}
+
+impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
     fn with<R>(&self, f: impl FnOnce(&mut Producer<'d>) -> R) -> Option<R> {
         self.state.producer.lock(|p| p.borrow_mut().as_mut().map(f))
-    }
-
-    /// Runs the producer's I/O forever.
-    pub async fn run(&mut self) -> ! {
-        let mut buf = [0u8; CHUNK];
-        loop {
-            self.pump_events();
-            self.connect_pending().await;
-            self.read_all(&mut buf).await;
-            self.write_all(&mut buf).await;
-            self.pump_events();
-            self.state.progress.signal(());
-            self.wait().await;
-            self.with(|p| p.handle_timeout(now()));
-        }
-    }
-
-    /// Takes events from the core: socket requests and delivery reports.
-    fn pump_events(&mut self) {
-        let sockets = &mut self.sockets;
-        let state = self.state;
-        let reports = self.settings.reports;
-        state.producer.lock(|p| {
-            let mut p = p.borrow_mut();
-            let Some(p) = p.as_mut() else { return };
-            while let Some(event) = p.poll_event() {
-                let report = match event {
-                    Event::Connect { conn, host, port } => {
-                        if let Some(slot) = sockets.get_mut(conn.index()) {
-                            slot.socket.abort();
-                            slot.conn = Some(conn);
-                            let mut h = String::new();
-                            // Host names longer than the core keeps cannot occur.
-                            let _ = h.push_str(host);
-                            slot.phase = Phase::Connect { host: h, port };
-                        }
-                        continue;
-                    }
-                    Event::Close { conn } => {
-                        if let Some(slot) = sockets.get_mut(conn.index()) {
-                            if slot.conn == Some(conn) {
-                                // Gracefully: bytes already handed over (acks=0 records the
-                                // core reported delivered) still go out before the FIN. A later
-                                // `Connect` on this slot aborts whatever is left.
-                                slot.socket.close();
-                                slot.conn = None;
-                                slot.phase = Phase::Idle;
-                            }
-                        }
-                        continue;
-                    }
-                    Event::Delivered { token, partition, offset, log_append_time } => {
-                        Report { token, partition, outcome: Ok(Delivered { offset, log_append_time }) }
-                    }
-                    Event::Failed { token, partition, error, .. } => {
-                        Report { token, partition, outcome: Err(error) }
-                    }
-                    #[cfg(feature = "transactions")]
-                    Event::Transaction { op, result } => {
-                        state.txn_result.lock(|r| r.set(Some((op, result))));
-                        state.txn_done.signal(());
-                        continue;
-                    }
-                    // Events a newer core may add concern no socket and no report.
-                    _ => continue,
-                };
-                if state.awaited.lock(|a| a.get() == Some(report.token)) {
-                    state.awaited.lock(|a| a.set(None));
-                    state.awaited_report.lock(|r| r.set(Some(report)));
-                    state.awaited_done.signal(());
-                } else if reports && state.reports.try_send(report).is_err() {
-                    state.reports_dropped.lock(|d| d.set(d.get().wrapping_add(1)));
-                }
-            }
-        });
-    }
-
-    /// Resolves and connects the sockets the core asked for, one after another.
-    async fn connect_pending(&mut self) {
-        for i in 0..self.sockets.len() {
-            let Phase::Connect { host, port } = &self.sockets[i].phase else { continue };
-            let (host, port) = (host.clone(), *port);
-            let Some(conn) = self.sockets[i].conn else { continue };
-            let ok = match self.resolve(&host).await {
-                Some(addr) => {
-                    let socket = &mut self.sockets[i].socket;
-                    let endpoint = IpEndpoint::new(addr, port);
-                    matches!(with_timeout(self.setup, socket.connect(endpoint)).await, Ok(Ok(())))
-                }
-                None => false,
-            };
-            let slot = &mut self.sockets[i];
-            if slot.conn != Some(conn) {
-                continue;
-            }
-            if ok {
-                slot.phase = Phase::Connected;
-                self.with(|p| p.handle_connected(now(), conn));
-            } else {
-                slot.socket.abort();
-                slot.phase = Phase::Idle;
-                slot.conn = None;
-                self.with(|p| p.handle_disconnected(now(), conn));
-            }
-        }
     }
 
     /// The address of a broker: an IPv4 literal as is, a name through DNS (feature `dns`).
@@ -535,96 +575,253 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
         None
     }
 
-    /// Hands received bytes to the core; reports sockets the peer closed.
-    async fn read_all(&mut self, buf: &mut [u8]) {
-        for i in 0..self.sockets.len() {
-            let slot = &mut self.sockets[i];
-            let (Phase::Connected, Some(conn)) = (&slot.phase, slot.conn) else { continue };
-            let mut lost = !matches!(slot.socket.state(), TcpState::Established) && !slot.socket.may_recv();
-            while !lost && slot.socket.can_recv() {
-                match slot.socket.read(buf).await {
-                    Ok(0) | Err(_) => lost = true,
-                    Ok(n) => {
-                        let mut at = 0;
-                        while at < n {
-                            let used = self.state.producer.lock(|p| {
-                                p.borrow_mut()
-                                    .as_mut()
-                                    .map_or(n, |p| p.handle_input(now(), conn, &buf[at..n]))
-                            });
-                            if used == 0 {
-                                break;
-                            }
-                            at += used;
-                        }
-                    }
+    /// Drives one socket forever: connects it when the core asks, then moves its bytes until
+    /// the connection ends, and again.
+    async fn drive(&self, slot: &mut Slot<'d>, lane: &Lane) -> ! {
+        loop {
+            let (conn, host, port) = loop {
+                match lane.request.borrow_mut().take() {
+                    Some(Request::Connect { conn, host, port }) => break (conn, host, port),
+                    // Nothing open to close.
+                    Some(Request::Close { .. }) | None => {}
                 }
-            }
-            if lost {
+                lane.wake.wait().await;
+            };
+            slot.socket.abort();
+            let ok = match self.resolve(&host).await {
+                Some(addr) => {
+                    let endpoint = IpEndpoint::new(addr, port);
+                    matches!(with_timeout(self.setup, slot.socket.connect(endpoint)).await, Ok(Ok(())))
+                }
+                None => false,
+            };
+            if lane.request.borrow().is_some() {
+                // The core moved on while this one connected: it knows nothing of it.
                 slot.socket.abort();
-                slot.phase = Phase::Idle;
-                slot.conn = None;
-                self.with(|p| p.handle_disconnected(now(), conn));
+                continue;
+            }
+            if !ok {
+                self.lost(slot, conn);
+                continue;
+            }
+            #[cfg(feature = "tls")]
+            let ended = match (self.tls, slot.tls.as_mut()) {
+                (Some(shared), Some((read, write))) => {
+                    let (rd, wr) = slot.socket.split();
+                    let wire = tls::Wire::new(rd, wr);
+                    tls::session(self, lane, conn, &host, shared, &wire, read, write).await
+                }
+                _ => self.session(lane, conn, &mut slot.socket).await,
+            };
+            #[cfg(not(feature = "tls"))]
+            let ended = self.session(lane, conn, &mut slot.socket).await;
+            match ended {
+                Ended::Asked => match &*lane.request.borrow() {
+                    // Gracefully: bytes already handed over (acks=0 records the core reported
+                    // delivered) still go out before the FIN. A later `Connect` on this slot
+                    // aborts whatever is left.
+                    Some(Request::Close { conn: c }) if *c == conn => slot.socket.close(),
+                    // Aborted when the loop takes it.
+                    Some(Request::Connect { .. }) => {}
+                    // A stale close: this connection goes too, and the core hears of it.
+                    _ => self.lost(slot, conn),
+                },
+                // A loss the core already asked for (it closed or moved on) is no news to it.
+                Ended::Lost if lane.request.borrow().is_some() => slot.socket.abort(),
+                Ended::Lost => self.lost(slot, conn),
             }
         }
     }
 
-    /// Writes what the core has for each socket, as far as its send buffer has room.
-    async fn write_all(&mut self, buf: &mut [u8]) {
-        for i in 0..self.sockets.len() {
-            let slot = &mut self.sockets[i];
-            let (Phase::Connected, Some(conn)) = (&slot.phase, slot.conn) else { continue };
-            slot.blocked = false;
+    /// A connection failed or was lost: the core hears of it.
+    fn lost(&self, slot: &mut Slot<'d>, conn: ConnId) {
+        slot.socket.abort();
+        self.with(|p| p.handle_disconnected(now(), conn));
+        self.kick.signal(());
+    }
+
+    /// A connected plain TCP socket, until the core asks for something else or it is lost.
+    async fn session(&self, lane: &Lane, conn: ConnId, socket: &mut TcpSocket<'d>) -> Ended {
+        self.with(|p| p.handle_connected(now(), conn));
+        self.kick.signal(());
+        let (mut rd, mut wr) = socket.split();
+        // Both ways without a buffer of ours: the core reads from the socket's receive buffer
+        // and writes into its send buffer (each time a contiguous part of the socket's ring).
+        let reader = async {
             loop {
-                let free = slot.socket.send_capacity() - slot.socket.send_queue();
-                if free == 0 {
-                    slot.blocked = true;
-                    break;
-                }
-                let room = free.min(buf.len());
-                let len = self.state.producer.lock(|p| {
-                    p.borrow_mut().as_mut().and_then(|p| p.poll_transmit_to(now(), conn, &mut buf[..room]))
+                let fed = rd.read_with(|bytes| {
+                    self.feed(lane, conn, bytes);
+                    (bytes.len(), ())
                 });
-                let Some(len) = len else { break };
-                // `len <= free`, so the socket takes it all without waiting.
-                let mut at = 0;
-                while at < len {
-                    match slot.socket.write(&buf[at..len]).await {
-                        Ok(n) if n > 0 => at += n,
-                        _ => break,
+                if fed.await.is_err() {
+                    return Ended::Lost;
+                }
+            }
+        };
+        let writer = async {
+            loop {
+                let mut blocked = false;
+                loop {
+                    if wr.send_capacity() == wr.send_queue() {
+                        blocked = true;
+                        break;
+                    }
+                    // The socket has room, so this does not wait.
+                    let wrote = wr.write_with(|room| {
+                        let len = self.with(|p| p.poll_transmit_to(now(), conn, room)).flatten().unwrap_or(0);
+                        (len, len > 0)
+                    });
+                    match wrote.await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(_) => return Ended::Lost,
                     }
                 }
+                self.kick.signal(());
+                if blocked {
+                    select(lane.wake.wait(), wr.wait_write_ready()).await;
+                } else {
+                    lane.wake.wait().await;
+                }
+                if lane.request.borrow().is_some() {
+                    return Ended::Asked;
+                }
             }
+        };
+        match select(reader, writer).await {
+            Either::First(e) | Either::Second(e) => e,
         }
     }
 
-    /// Sleeps until the core's timer, a socket event, or a wake from the handle.
-    async fn wait(&mut self) {
-        let deadline = self.with(|p| p.poll_timeout()).flatten();
-        let timer = match deadline {
-            Some(t) => Timer::at(Instant::from_millis(t.as_millis())),
-            None => Timer::after(Duration::from_secs(3600)),
-        };
-        if self.sockets.iter().any(|s| matches!(s.phase, Phase::Connect { .. })) {
-            return;
+    /// Hands received bytes to the core; the driver's writer may have an answer to send.
+    fn feed(&self, lane: &Lane, conn: ConnId, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            let used = self.with(|p| p.handle_input(now(), conn, &bytes[at..])).unwrap_or(bytes.len());
+            if used == 0 {
+                break;
+            }
+            at += used;
         }
-        let sockets = &self.sockets;
-        // One future type for every socket: readable, or writable again if it was full; never,
-        // if it is not connected.
-        let ready: [_; N] = core::array::from_fn(|i| async move {
-            let Some(slot) = sockets.get(i) else { return core::future::pending::<()>().await };
-            match (&slot.phase, slot.blocked) {
-                (Phase::Connected, true) => {
-                    select(slot.socket.wait_read_ready(), slot.socket.wait_write_ready()).await;
+        lane.wake.signal(());
+        self.kick.signal(());
+    }
+}
+
+/// How a connection's session ended.
+enum Ended {
+    /// The core asked to close it or to connect elsewhere.
+    Asked,
+    /// The peer closed it, it failed, or TLS refused it: the core must hear of it.
+    Lost,
+}
+
+impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REPORTS> {
+    /// Runs the producer's I/O forever: one driver per socket, and the loop that takes the
+    /// core's events and keeps its timer.
+    pub async fn run(&mut self) -> ! {
+        let kick = Signal::<NoopRawMutex, ()>::new();
+        let lanes: [Lane; N] =
+            core::array::from_fn(|_| Lane { request: RefCell::new(None), wake: Signal::new() });
+        let ctx = Ctx {
+            stack: self.stack,
+            state: self.state,
+            setup: self.setup,
+            kick: &kick,
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_ref(),
+        };
+        let (ctx, lanes) = (&ctx, &lanes);
+        let mut slots = self.sockets.iter_mut();
+        let mut index = 0;
+        let drivers: [_; N] = core::array::from_fn(|_| {
+            let (slot, lane) = (slots.next(), &lanes[index]);
+            index += 1;
+            async move {
+                match slot {
+                    Some(slot) => ctx.drive(slot, lane).await,
+                    None => core::future::pending::<()>().await,
                 }
-                (Phase::Connected, false) => slot.socket.wait_read_ready().await,
-                _ => core::future::pending::<()>().await,
             }
         });
-        let sockets = select_array(ready);
-        // Whichever comes first, the loop looks at everything again.
-        let _ = select3(self.state.wake.wait(), timer, sockets).await;
+        let state = self.state;
+        let reports = self.settings.reports;
+        let main = async {
+            loop {
+                pump_events(state, lanes, reports);
+                state.progress.signal(());
+                let deadline = ctx.with(|p| p.poll_timeout()).flatten();
+                let timer = match deadline {
+                    Some(t) => Timer::at(Instant::from_millis(t.as_millis())),
+                    None => Timer::after(Duration::from_secs(3600)),
+                };
+                // Whichever comes first, the loop looks at everything again.
+                let _ = select3(state.wake.wait(), timer, kick.wait()).await;
+                ctx.with(|p| p.handle_timeout(now()));
+                for lane in lanes {
+                    lane.wake.signal(());
+                }
+            }
+        };
+        join(main, join_array(drivers)).await;
+        loop {
+            core::future::pending::<()>().await;
+        }
     }
+}
+
+/// Takes events from the core: socket requests for the drivers, delivery reports.
+fn pump_events<M: RawMutex, const REPORTS: usize>(
+    state: &State<'_, M, REPORTS>,
+    lanes: &[Lane],
+    reports: bool,
+) {
+    state.producer.lock(|p| {
+        let mut p = p.borrow_mut();
+        let Some(p) = p.as_mut() else { return };
+        while let Some(event) = p.poll_event() {
+            let report = match event {
+                Event::Connect { conn, host, port } => {
+                    if let Some(lane) = lanes.get(conn.index()) {
+                        let mut h = String::new();
+                        // Host names longer than the core keeps cannot occur.
+                        let _ = h.push_str(host);
+                        *lane.request.borrow_mut() = Some(Request::Connect { conn, host: h, port });
+                        lane.wake.signal(());
+                    }
+                    continue;
+                }
+                Event::Close { conn } => {
+                    if let Some(lane) = lanes.get(conn.index()) {
+                        *lane.request.borrow_mut() = Some(Request::Close { conn });
+                        lane.wake.signal(());
+                    }
+                    continue;
+                }
+                Event::Delivered { token, partition, offset, log_append_time } => {
+                    Report { token, partition, outcome: Ok(Delivered { offset, log_append_time }) }
+                }
+                Event::Failed { token, partition, error, .. } => {
+                    Report { token, partition, outcome: Err(error) }
+                }
+                #[cfg(feature = "transactions")]
+                Event::Transaction { op, result } => {
+                    state.txn_result.lock(|r| r.set(Some((op, result))));
+                    state.txn_done.signal(());
+                    continue;
+                }
+                // Events a newer core may add concern no socket and no report.
+                _ => continue,
+            };
+            if state.awaited.lock(|a| a.get() == Some(report.token)) {
+                state.awaited.lock(|a| a.set(None));
+                state.awaited_report.lock(|r| r.set(Some(report)));
+                state.awaited_done.signal(());
+            } else if reports && state.reports.try_send(report).is_err() {
+                state.reports_dropped.lock(|d| d.set(d.get().wrapping_add(1)));
+            }
+        }
+    });
 }
 
 impl<M: RawMutex, const R: usize> core::fmt::Debug for State<'_, M, R> {
