@@ -15,8 +15,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut out = vec![0u8; 4096];
     let _ = host_codecs::decompress(codec, data, &mut out);
+    // The default level, the fastest, the smallest, and one past what gzip takes.
+    let level = [None, Some(1), Some(9), Some(19)][usize::from(selector / 3) % 4];
     let mut packed = vec![0u8; host_codecs::scratch_len(codec, data.len()) + 64];
-    if let Some(n) = host_codecs::compress(codec, data, &mut packed) {
+    if let Some(n) = host_codecs::compress(codec, level, data, &mut packed) {
         let mut back = vec![0u8; data.len()];
         assert_eq!(host_codecs::decompress(codec, &packed[..n], &mut back), Ok(data.len()));
         assert_eq!(back, data);
