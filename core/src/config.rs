@@ -14,8 +14,9 @@ pub const CLIENT_ID_MAX: usize = 64;
 /// Longest `transactional.id` kept.
 pub const TRANSACTIONAL_ID_MAX: usize = 128;
 
-/// Every property [`Config::set`] takes (`sasl.*` included), for tools that check names before
-/// setting them or suggest the nearest one for a typo. Unused, it costs firmware no flash.
+/// Every property [`Config::set`] takes but the `sasl.*` ones ([`SASL_PROPERTIES`]), for tools
+/// that check names before setting them or suggest the nearest one for a typo. Unused, it costs
+/// firmware no flash.
 pub const PROPERTIES: &[&str] = &[
     "bootstrap.servers",
     "client.id",
@@ -50,14 +51,10 @@ pub const PROPERTIES: &[&str] = &[
     "transaction.timeout.ms",
     "random.seed",
     "security.protocol",
-    "sasl.mechanism",
-    "sasl.mechanisms",
-    "sasl.username",
-    "sasl.password",
-    "sasl.jaas.config",
-    "enable.sasl.oauthbearer.unsecure.jwt",
-    "sasl.oauthbearer.config",
 ];
+
+/// The `sasl.*` properties [`Config::set`] takes besides [`PROPERTIES`].
+pub const SASL_PROPERTIES: &[&str] = &crate::sasl::PROPERTIES;
 
 /// `acks`: how many replicas must have the records before the leader answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,7 +605,7 @@ mod tests {
 
     #[test]
     fn every_listed_property_is_known() {
-        for p in PROPERTIES {
+        for p in PROPERTIES.iter().chain(SASL_PROPERTIES) {
             let mut c = Config::default();
             assert_ne!(c.set(p, "x"), Err(ConfigError::UnknownProperty), "{p}");
         }

@@ -20,7 +20,7 @@ pub const USERNAME_MAX: usize = if cfg!(feature = "sasl") { 128 } else { 0 };
 pub const PASSWORD_MAX: usize = if cfg!(feature = "sasl") { 128 } else { 0 };
 
 /// The properties [`SaslConfig`] reads.
-const PROPERTIES: [&str; 7] = [
+pub(crate) const PROPERTIES: [&str; 7] = [
     "sasl.mechanism",
     "sasl.mechanisms",
     "sasl.username",

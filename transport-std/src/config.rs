@@ -112,6 +112,7 @@ fn canonical(key: &str) -> &str {
 fn known_names() -> impl Iterator<Item = &'static str> {
     picokafka::config::PROPERTIES
         .iter()
+        .chain(picokafka::config::SASL_PROPERTIES)
         .chain(HOST_PROPERTIES)
         .chain(crate::tls::PROPERTIES)
         .copied()

@@ -386,16 +386,7 @@ impl<'a> BatchBuilder<'a> {
         if body > i32::MAX as usize {
             return Err(PushError::TooLarge);
         }
-        let size = varint::len_i32(body as i32) + body;
-        if size > self.buf.len() - self.state.len {
-            return Err(PushError::Full { required: size });
-        }
-        let start = self.state.len;
-        let mut out = Out { buf: &mut self.buf[start..start + size], pos: 0 };
-        out.varint(body as i64);
-        out.bytes(&[0]); // record attributes: unused
-        out.varint(ts_delta);
-        out.varint(i64::from(offset_delta));
+        let mut out = self.open_record(body, ts_delta, offset_delta)?;
         out.opt(key);
         out.opt(value);
         out.varint(headers.len() as i64);
@@ -403,10 +394,27 @@ impl<'a> BatchBuilder<'a> {
             out.opt(Some(h.key.as_bytes()));
             out.opt(h.value);
         }
-        debug_assert_eq!(out.pos, size);
-        self.state.len = start + size;
+        debug_assert_eq!(out.pos, out.buf.len());
         self.counted(offset_delta, timestamp);
         Ok(())
+    }
+
+    /// Makes room for a record whose body (attributes to headers) is `body` bytes: writes its
+    /// length, attributes and deltas and returns where its fields go, already counted in the
+    /// batch's length (the caller fills all of it). `Full` if it does not fit.
+    fn open_record(&mut self, body: usize, ts_delta: i64, offset_delta: i32) -> Result<Out<'_>, PushError> {
+        let size = varint::len_i32(body as i32) + body;
+        if size > self.buf.len() - self.state.len {
+            return Err(PushError::Full { required: size });
+        }
+        let start = self.state.len;
+        self.state.len = start + size;
+        let mut out = Out { buf: &mut self.buf[start..start + size], pos: 0 };
+        out.varint(body as i64);
+        out.bytes(&[0]); // record attributes: unused
+        out.varint(ts_delta);
+        out.varint(i64::from(offset_delta));
+        Ok(out)
     }
 
     /// Counts the record just written at `offset_delta`, with its timestamp.
@@ -432,18 +440,7 @@ impl<'a> BatchBuilder<'a> {
         let base = if offset_delta == 0 { timestamp } else { self.state.base_timestamp };
         let ts_delta = timestamp.wrapping_sub(base);
         let body = 1 + varint::len_i64(ts_delta) + varint::len_i32(offset_delta) + fields.len();
-        let size = varint::len_i32(body as i32) + body;
-        if size > self.buf.len() - self.state.len {
-            return Err(PushError::Full { required: size });
-        }
-        let start = self.state.len;
-        let mut out = Out { buf: &mut self.buf[start..start + size], pos: 0 };
-        out.varint(body as i64);
-        out.bytes(&[0]);
-        out.varint(ts_delta);
-        out.varint(i64::from(offset_delta));
-        out.bytes(fields);
-        self.state.len = start + size;
+        self.open_record(body, ts_delta, offset_delta)?.bytes(fields);
         self.counted(offset_delta, timestamp);
         Ok(())
     }
