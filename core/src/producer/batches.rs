@@ -14,11 +14,9 @@ use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
 use crate::error::DeliveryError;
-use crate::protocol::record_batch::{
-    self, BatchBuilder, BatchState, Codec, Compression, ProducerState, PushError,
-};
 #[cfg(feature = "split-batches")]
-use crate::protocol::record_batch::{EncodedRecords, HEADER_LEN};
+use crate::protocol::record_batch::{self, EncodedRecords, HEADER_LEN};
+use crate::protocol::record_batch::{BatchBuilder, BatchState, Codec, Compression, ProducerState, PushError};
 #[cfg(feature = "split-batches")]
 use crate::protocol::DecodeError;
 use crate::protocol::ErrorCode;
@@ -103,6 +101,7 @@ pub struct BatchSlot {
     /// free slot, `hold_half`): sent as a batch of their own once this one is reported.
     pub(crate) held: i32,
     /// Where the held records end (they start at `builder.len`).
+    #[cfg(feature = "split-batches")]
     pub(crate) held_end: u32,
     /// The held records fail with this, whatever becomes of the sealed ones (`close`'s deadline,
     /// a fatal error).
@@ -131,6 +130,7 @@ impl BatchSlot {
         last_error: None,
         sent: false,
         held: 0,
+        #[cfg(feature = "split-batches")]
         held_end: 0,
         held_error: None,
         extent: 0,
@@ -472,6 +472,7 @@ impl<'a> BatchTable<'a> {
     /// Done batch `b`'s reports are all handed out: if it holds records, they become the batch
     /// in its slot, sealed and ready to send (`Some(None)`), or, if `b` failed, failed the same
     /// way, their reports next (`Some(Some(error))`). `None` if it held none.
+    #[cfg(feature = "split-batches")]
     pub(crate) fn unhold(&mut self, b: BatchId, compression: Compression) -> Option<Option<DeliveryError>> {
         let s = &self.slots[b.index()];
         if s.held == 0 {
@@ -521,6 +522,12 @@ impl<'a> BatchTable<'a> {
         let sealed = self.seal(b, compression, ProducerState { base_sequence, ..producer });
         debug_assert!(sealed.is_ok());
         Some(None)
+    }
+
+    /// Only a split holds records: without one, none are ever held.
+    #[cfg(not(feature = "split-batches"))]
+    pub(crate) fn unhold(&mut self, _: BatchId, _: Compression) -> Option<Option<DeliveryError>> {
+        None
     }
 
     /// The batches of a partition's chain, from `head`, in creation order.
