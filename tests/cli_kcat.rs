@@ -11,8 +11,8 @@
 //!   directory) fails it with a non-zero exit, naming it.
 //! - Empty records skipped and `-Z` empty values sent null, as kcat does; `-p -1` the
 //!   partitioner's choice; `-X transactional.id=..` one transaction for the whole input, as kcat.
-//! - `bootstrap.servers` from `-F` alone (no `-b`) for `produce` and `metadata -J`; neither
-//!   is a clear error.
+//! - `bootstrap.servers` from `-F` alone (no `-b`) for `produce` and `metadata -J` (replica and
+//!   in-sync replica ids listed as kcat lists them); neither is a clear error.
 //! - `metadata` against a broker that accepts and never answers gives up after
 //!   `request.timeout.ms`, naming it.
 
@@ -250,6 +250,9 @@ fn bootstrap_servers_from_a_properties_file_without_b() {
     ids.sort();
     assert_eq!(ids, [0, 1], "{m}");
     assert!(partitions.iter().all(|p| p["leader"].as_i64() == Some(broker_id)), "{m}");
+    // kcat's lists of replica and in-sync replica ids: the one broker in both.
+    let one = serde_json::json!([{ "id": broker_id }]);
+    assert!(partitions.iter().all(|p| p["replicas"] == one && p["isrs"] == one), "{m}");
 
     // Neither -b, -F nor -X names a broker: said so, before any connection.
     for cmd in [&["produce", "-t", &topic][..], &["metadata"][..]] {

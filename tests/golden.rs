@@ -522,7 +522,8 @@ fn check_metadata_response(frame: &[u8], v: i16) {
     let events = &topics[0];
     assert_eq!((i16::from(events.error_code), events.name, events.is_internal), (0, Some("events"), false));
     assert_eq!(events.topic_id, if v >= 10 { TOPIC_ID } else { [0; 16] });
-    let partitions: Vec<(i16, i32, i32, i32, usize, usize)> = events
+    type Ids = Vec<i32>;
+    let partitions: Vec<(i16, i32, i32, i32, Ids, Ids, Ids)> = events
         .partitions
         .iter()
         .map(|p| {
@@ -531,14 +532,20 @@ fn check_metadata_response(frame: &[u8], v: i16) {
                 p.partition_index,
                 p.leader_id,
                 p.leader_epoch,
-                p.replica_count,
-                p.isr_count,
+                p.replicas.iter().collect(),
+                p.isr.iter().collect(),
+                p.offline_replicas.iter().collect(),
             )
         })
         .collect();
-    let want: Vec<(i16, i32, i32, i32, usize, usize)> = PARTITIONS
+    // Offline replicas exist from v5 on.
+    let want: Vec<(i16, i32, i32, i32, Ids, Ids, Ids)> = PARTITIONS
         .iter()
-        .map(|&(e, i, l, epoch, r, isr, _)| (e, i, l, if v >= 7 { epoch } else { -1 }, r.len(), isr.len()))
+        .map(|&(e, i, l, epoch, r, isr, offline)| {
+            let epoch = if v >= 7 { epoch } else { -1 };
+            let offline = if v >= 5 { offline.to_vec() } else { vec![] };
+            (e, i, l, epoch, r.to_vec(), isr.to_vec(), offline)
+        })
         .collect();
     assert_eq!(partitions, want);
     let metrics = &topics[1];

@@ -1258,8 +1258,8 @@ fn check_metadata_body(body: &[u8], case: &MetaCase, version: i16) {
             assert_eq!(gp.partition_index, wp.index);
             assert_eq!(gp.leader_id, wp.leader);
             assert_eq!(gp.leader_epoch, if v >= 7 { wp.epoch } else { -1 }, "v{v}");
-            assert_eq!(gp.replica_count, wp.replicas.len());
-            assert_eq!(gp.isr_count, wp.isr.len());
+            assert_eq!(gp.replicas.iter().collect::<Vec<_>>(), wp.replicas, "v{v}");
+            assert_eq!(gp.isr.iter().collect::<Vec<_>>(), wp.isr, "v{v}");
         }
     }
     if let Some(first) = case.topics.iter().find_map(|t| t.name.as_deref()) {

@@ -84,18 +84,28 @@ async fn query(
         println!("  topic \"{name}\" with {} partitions:", t.partitions.len());
         for p in t.partitions.iter() {
             let err = if p.error_code.is_ok() { String::new() } else { format!(", {}", p.error_code) };
+            // kcat's line: `partition 0, leader 1, replicas: 1,2,3, isrs: 1,2`.
             println!(
-                "    partition {}, leader {}, epoch {}, replicas {}, isrs {}{err}",
-                p.partition_index, p.leader_id, p.leader_epoch, p.replica_count, p.isr_count
+                "    partition {}, leader {}, epoch {}, replicas: {}, isrs: {}{err}",
+                p.partition_index,
+                p.leader_id,
+                p.leader_epoch,
+                ids(p.replicas),
+                ids(p.isr)
             );
         }
     }
     Ok(())
 }
 
-/// kcat's `-L -J` layout where the response has it (`controllerid`, `brokers` with `id` and
-/// `name`, `topics` with `topic` and `partitions` with `partition` and `leader`); replicas and
-/// in-sync replicas are counts (`replica_count`, `isr_count`), not kcat's lists of ids.
+/// Broker ids as kcat lists them: `1,2,3`.
+fn ids(list: picokafka::protocol::codec::Array<'_, i32>) -> String {
+    list.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// kcat's `-L -J` layout (`controllerid`, `brokers` with `id` and `name`, `topics` with `topic`
+/// and `partitions` with `partition`, `leader`, and `replicas` / `isrs` as lists of `{"id": N}`),
+/// with what Metadata adds (`leader_epoch`, `offline_replicas`, broker `host`, `port`, `rack`).
 fn to_json(m: &MetadataResponse<'_>, from: &str) -> serde_json::Value {
     let brokers: Vec<_> = m
         .brokers
@@ -126,8 +136,9 @@ fn to_json(m: &MetadataResponse<'_>, from: &str) -> serde_json::Value {
                         "partition": p.partition_index,
                         "leader": p.leader_id,
                         "leader_epoch": p.leader_epoch,
-                        "replica_count": p.replica_count,
-                        "isr_count": p.isr_count,
+                        "replicas": p.replicas.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+                        "isrs": p.isr.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+                        "offline_replicas": p.offline_replicas.iter().collect::<Vec<_>>(),
                     });
                     if !p.error_code.is_ok() {
                         partition["error"] = p.error_code.to_string().into();

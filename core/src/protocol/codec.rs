@@ -520,6 +520,20 @@ impl<T: fmt::Debug> fmt::Debug for Array<'_, T> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<T: defmt::Format> defmt::Format for Array<'_, T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "[");
+        for (i, element) in self.iter().enumerate() {
+            if i > 0 {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{}", element);
+        }
+        defmt::write!(f, "]");
+    }
+}
+
 impl<'a, T> Array<'a, T> {
     /// Reads an array's length and validates every element. A null array reads as empty.
     pub fn decode(
@@ -531,6 +545,20 @@ impl<'a, T> Array<'a, T> {
     ) -> Result<Self, DecodeError> {
         let len = r.get_array_len(compact, min_element_len)?.unwrap_or(0);
         Self::decode_elements(r, len, version, decode)
+    }
+
+    /// Reads an array of fixed-size elements (`element_len` bytes each, every bit pattern valid,
+    /// as for broker ids): its bytes are taken whole, without a walk. A null array reads as empty.
+    pub fn decode_fixed(
+        r: &mut Reader<'a>,
+        version: i16,
+        compact: bool,
+        element_len: usize,
+        decode: fn(&mut Reader<'a>, i16) -> Result<T, DecodeError>,
+    ) -> Result<Self, DecodeError> {
+        let len = r.get_array_len(compact, element_len)?.unwrap_or(0);
+        let raw = r.get_slice(len * element_len)?;
+        Ok(Self { raw, len, version, decode })
     }
 
     /// Validates `len` elements that follow a length read elsewhere.

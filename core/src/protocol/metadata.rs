@@ -83,7 +83,7 @@ fn decode_broker<'a>(r: &mut Reader<'a>, version: i16) -> Result<Broker<'a>, Dec
 /// A partition's leadership as Metadata describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct PartitionMetadata {
+pub struct PartitionMetadata<'a> {
     /// `ErrorCode`: the partition's error (LEADER_NOT_AVAILABLE, say), NONE if none.
     pub error_code: ErrorCode,
     /// `PartitionIndex`: the partition's number.
@@ -92,33 +92,44 @@ pub struct PartitionMetadata {
     pub leader_id: i32,
     /// `LeaderEpoch` (v7+): the partition's leader epoch (KIP-320), -1 if unknown.
     pub leader_epoch: i32,
-    /// How many brokers host the partition (`ReplicaNodes`).
-    pub replica_count: usize,
-    /// How many replicas are in sync with the leader (`IsrNodes`).
-    pub isr_count: usize,
+    /// `ReplicaNodes`: the ids of the brokers that host the partition.
+    pub replicas: Array<'a, i32>,
+    /// `IsrNodes`: the ids of the replicas in sync with the leader.
+    pub isr: Array<'a, i32>,
+    /// `OfflineReplicas` (v5+): the ids of the replicas that are offline; empty before v5.
+    pub offline_replicas: Array<'a, i32>,
 }
 
-fn skip_i32_array(r: &mut Reader<'_>, flexible: bool) -> Result<usize, DecodeError> {
-    let n = r.get_array_len(flexible, 4)?.unwrap_or(0);
-    r.get_slice(n * 4)?;
-    Ok(n)
+fn node_id(r: &mut Reader<'_>, _: i16) -> Result<i32, DecodeError> {
+    r.get_i32()
 }
 
-fn decode_partition(r: &mut Reader<'_>, version: i16) -> Result<PartitionMetadata, DecodeError> {
+fn node_ids<'a>(r: &mut Reader<'a>, version: i16) -> Result<Array<'a, i32>, DecodeError> {
+    Array::decode_fixed(r, version, version >= 9, 4, node_id)
+}
+
+fn decode_partition<'a>(r: &mut Reader<'a>, version: i16) -> Result<PartitionMetadata<'a>, DecodeError> {
     let flexible = version >= 9;
     let error_code = ErrorCode::from(r.get_i16()?);
     let partition_index = r.get_i32()?;
     let leader_id = r.get_i32()?;
     let leader_epoch = if version >= 7 { r.get_i32()? } else { -1 };
-    let replica_count = skip_i32_array(r, flexible)?;
-    let isr_count = skip_i32_array(r, flexible)?;
-    if version >= 5 {
-        skip_i32_array(r, flexible)?; // offline replicas
-    }
+    let replicas = node_ids(r, version)?;
+    let isr = node_ids(r, version)?;
+    let offline_replicas =
+        if version >= 5 { node_ids(r, version)? } else { Array::decode_elements(r, 0, version, node_id)? };
     if flexible {
         r.get_tags()?;
     }
-    Ok(PartitionMetadata { error_code, partition_index, leader_id, leader_epoch, replica_count, isr_count })
+    Ok(PartitionMetadata {
+        error_code,
+        partition_index,
+        leader_id,
+        leader_epoch,
+        replicas,
+        isr,
+        offline_replicas,
+    })
 }
 
 /// A topic as Metadata describes it.
@@ -134,7 +145,7 @@ pub struct TopicMetadata<'a> {
     /// `IsInternal`: whether the topic is one Kafka keeps for itself (`__consumer_offsets`, ...).
     pub is_internal: bool,
     /// `Partitions`: each partition of the topic.
-    pub partitions: Array<'a, PartitionMetadata>,
+    pub partitions: Array<'a, PartitionMetadata<'a>>,
 }
 
 fn decode_topic<'a>(r: &mut Reader<'a>, version: i16) -> Result<TopicMetadata<'a>, DecodeError> {
