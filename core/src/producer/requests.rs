@@ -32,13 +32,28 @@ impl Producer<'_> {
         let mut size = REQUEST_OVERHEAD + self.config.client_id.len() + self.transactional_id_len();
         let mut head = None;
         let n = self.partitions.len();
+        let led = |p: &super::topics::PartitionSlot| !p.is_free() && p.leader == node;
+        // As the Java client drains a broker: once one of its batches is ready, the first batch
+        // of every partition it leads goes along, lingered or not (a retry still waits for its
+        // backoff). One request instead of several, and partitions whose batches fell out of
+        // step (one full while another lingers) are back in step after one round trip, instead
+        // of taking turns with small batches while records wait for their buffers.
+        if !(0..n).any(|pi| led(&self.partitions[pi]) && self.sendable(now, pi, i, linger).is_some()) {
+            return None;
+        }
         let start = self.drain_cursor % n;
         for k in 0..n {
             let pi = (start + k) % n;
-            if self.partitions[pi].is_free() || self.partitions[pi].leader != node {
+            if !led(&self.partitions[pi]) {
                 continue;
             }
-            let Some(b) = self.sendable(now, pi, i, linger) else { continue };
+            let Some(b) = self
+                .candidate(pi, i, linger)
+                .filter(|&(b, at)| at <= now || self.batches[b].status == BatchStatus::Open)
+                .map(|(b, _)| b)
+            else {
+                continue;
+            };
             // Sealing never grows a batch (compression is kept only if it shrinks it), so the
             // unsealed length bounds the sealed one: check the size before taking sequences.
             let s = &self.batches[b];
