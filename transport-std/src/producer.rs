@@ -345,10 +345,10 @@ impl Producer {
             Ok(_) => Ok(()),
             Err(_) => {
                 let queued = self.health().await.queued_records;
-                Err(Error::Timeout(format!(
-                    "flush: {queued} records still undelivered after {} ms",
-                    timeout.as_millis()
-                )))
+                Err(Error::Timeout(crate::TimeoutError {
+                    operation: crate::TimedOperation::Flush { undelivered: queued },
+                    waited_ms: timeout.as_millis() as u64,
+                }))
             }
         }
     }
