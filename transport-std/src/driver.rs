@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::delivery::Delivery;
-use crate::error::{map_send_error, AuthenticationError, Error, MetadataCause};
+use crate::error::{
+    config_error, map_send_error, AuthenticationError, ConfigError, ConfigErrorKind, Error, MetadataCause,
+};
 use crate::outstanding::{Outstanding, Outstandings};
 use crate::shared::{Shared, Staged};
 use crate::socket::{self, BufPool, Io, Socket, WRITE_TIMEOUT};
@@ -138,7 +140,8 @@ pub(crate) async fn run(
         Ok(core) => core,
         Err(e) => {
             error!("cannot start producer: {e}");
-            fail_everything(&shared, &mut cmds, Error::Config(e.to_string())).await;
+            fail_everything(&shared, &mut cmds, Error::Config(ConfigError::of_core(e, None, e.to_string())))
+                .await;
             return;
         }
     };
@@ -667,11 +670,15 @@ impl Driver<'_> {
             }
             Cmd::OAuthToken(token, tx) => {
                 let result = self.core.set_oauthbearer_token(&token).map_err(|_| {
-                    Error::Config(format!(
-                        "OAUTHBEARER token of {} bytes exceeds {} bytes",
-                        token.len(),
-                        picokafka::producer::TOKEN_MAX
-                    ))
+                    config_error(
+                        ConfigErrorKind::Capacity,
+                        None,
+                        format!(
+                            "OAUTHBEARER token of {} bytes exceeds {} bytes",
+                            token.len(),
+                            picokafka::producer::TOKEN_MAX
+                        ),
+                    )
                 });
                 if result.is_ok() {
                     self.token_error = None;

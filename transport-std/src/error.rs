@@ -8,8 +8,9 @@ use picokafka::{DeliveryError, SendError, SizeLimit};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// A property is unknown or invalid; the message names it.
-    Config(String),
+    /// A property is unknown or invalid, settings contradict each other, a file they name cannot
+    /// be used: which property, what kind of problem, and the message naming it.
+    Config(ConfigError),
     /// The queue stayed full for `max.block.ms`.
     QueueFull,
     /// The topic's metadata did not arrive within `max.block.ms` (it may not exist).
@@ -97,7 +98,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Config(m) => write!(f, "configuration: {m}"),
+            Self::Config(e) => write!(f, "configuration: {e}"),
             Self::QueueFull => f.write_str("queue full for max.block.ms"),
             Self::MetadataTimeout { topic, waited_ms, cause } => {
                 write!(f, "topic {topic} not present in metadata after {waited_ms} ms")?;
@@ -144,6 +145,7 @@ impl std::error::Error for Error {
         match self {
             Self::Delivery(e) => Some(e),
             Self::Transaction(e) => Some(e),
+            Self::Config(e) => Some(e),
             Self::Connection(e) => Some(e),
             Self::Authentication(e) => Some(&**e),
             Self::Tls(e) => Some(e),
@@ -533,3 +535,84 @@ impl fmt::Display for TimeoutError {
 }
 
 impl std::error::Error for TimeoutError {}
+
+/// A configuration this crate cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The property at fault, as given (`ssl.keystore.location`, `queue.buffering.max.ms`),
+    /// when one is.
+    pub property: Option<String>,
+    /// What kind of problem.
+    pub kind: ConfigErrorKind,
+    /// The core's own refusal, when it was the core's ([`std::error::Error::source`] too).
+    pub core: Option<picokafka::ConfigError>,
+    /// The account, naming the property, the value as given and where it was given.
+    pub message: String,
+}
+
+/// What kind of [`ConfigError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// No such property (the message suggests the closest one).
+    UnknownProperty,
+    /// A value that does not parse or is out of range.
+    InvalidValue,
+    /// A property, or a value of it, that picokafka knows and does not implement.
+    Unsupported,
+    /// Settings that contradict each other, or that need one another.
+    Conflict,
+    /// More than the producer's tables or buffers can hold (`picokafka.max.*`).
+    Capacity,
+    /// A `.properties` text that does not parse.
+    Syntax,
+    /// A file the configuration names (properties, certificates, keys) cannot be read or holds
+    /// nothing usable.
+    File,
+    /// rustls refused the TLS settings or the certificates and keys given.
+    Tls,
+    /// What the process could not provide: a runtime, a socket to listen on, a trust store.
+    Environment,
+    /// A call the producer was not made for (`send_with_opaque` without a delivery handler).
+    Usage,
+}
+
+impl ConfigError {
+    /// A configuration error of `kind` about `property`.
+    pub fn new(kind: ConfigErrorKind, property: Option<&str>, message: String) -> Self {
+        Self { property: property.map(str::to_string), kind, core: None, message }
+    }
+
+    /// The core's refusal `core`, of `property` as given if known, told as `message`.
+    pub(crate) fn of_core(core: picokafka::ConfigError, property: Option<&str>, message: String) -> Self {
+        use picokafka::ConfigError as Core;
+        let (kind, named) = match core {
+            Core::UnknownProperty => (ConfigErrorKind::UnknownProperty, None),
+            Core::InvalidValue { property, .. } => (ConfigErrorKind::InvalidValue, Some(property)),
+            Core::Conflict(_) => (ConfigErrorKind::Conflict, None),
+            Core::Capacity(_) => (ConfigErrorKind::Capacity, None),
+            Core::Unsupported { property, .. } => (ConfigErrorKind::Unsupported, Some(property)),
+            _ => (ConfigErrorKind::InvalidValue, None),
+        };
+        let property = property.or(named).map(str::to_string);
+        Self { property, kind, core: Some(core), message }
+    }
+}
+
+/// An [`Error::Config`].
+pub(crate) fn config_error(kind: ConfigErrorKind, property: Option<&str>, message: String) -> Error {
+    Error::Config(ConfigError::new(kind, property, message))
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.core.as_ref().map(|e| e as _)
+    }
+}

@@ -51,8 +51,8 @@ pub use config::ClientConfig;
 pub use dead_letter::{DeadLetterOutcome, DeadLetterQueue, DeadLetterStats};
 pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
 pub use error::{
-    AuthenticationCause, AuthenticationError, ConnectionCause, ConnectionError, Error, MetadataCause,
-    Refused, TimedOperation, TimeoutError, TlsError, TlsErrorKind,
+    AuthenticationCause, AuthenticationError, ConfigError, ConfigErrorKind, ConnectionCause, ConnectionError,
+    Error, MetadataCause, Refused, TimedOperation, TimeoutError, TlsError, TlsErrorKind,
 };
 pub use oauth::OAuthBearerToken;
 pub use picokafka;
