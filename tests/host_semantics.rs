@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use picokafka_tests::cli;
-use picokafka_tokio::{ClientConfig, Error, OwnedRecord, Producer};
+use picokafka_tokio::{ClientConfig, Error, OwnedRecord, Producer, TimedOperation};
 
 /// A loopback port nobody listens on: connecting to it is refused at once.
 fn closed_port() -> u16 {
@@ -67,7 +67,9 @@ async fn flush_with_a_timeout_returns_and_says_what_is_left() {
     let started = Instant::now();
     let err = producer.flush(Duration::from_millis(500)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10), "flush returned at its timeout");
-    assert_eq!(err, Error::Timeout("flush: 1 records still undelivered after 500 ms".into()));
+    let Error::Timeout(timeout) = &err else { panic!("{err:?}") };
+    assert_eq!((timeout.operation, timeout.waited_ms), (TimedOperation::Flush { undelivered: 1 }, 500));
+    assert_eq!(err.to_string(), "flush: 1 records still undelivered after 500 ms");
     // The record is still queued, and still gets its one report when the producer closes.
     producer.close(Duration::from_millis(100)).await;
     assert!(delivery.await.is_err());

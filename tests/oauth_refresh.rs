@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use picokafka_tests::{consume, Consumer, Kafka};
-use picokafka_tokio::{ClientConfig, Error, OAuthBearerToken, OwnedRecord, Producer};
+use picokafka_tokio::{ClientConfig, Error, MetadataCause, OAuthBearerToken, OwnedRecord, Producer};
 
 /// An unsigned JWT (`"alg":"none"`) for `sub`, valid for `life` from now: what Kafka's
 /// unsecured validator accepts.
@@ -75,7 +75,11 @@ async fn a_failing_token_source_is_named() {
         .unwrap();
     let err = producer.send(OwnedRecord::new("t").value("x")).await.unwrap_err();
     let Error::MetadataTimeout { cause: Some(cause), .. } = &err else { panic!("{err:?}") };
-    assert_eq!(cause, "OAUTHBEARER token refresh failed: identity provider down");
+    assert_eq!(
+        cause,
+        &MetadataCause::Token("OAUTHBEARER token refresh failed: identity provider down".into())
+    );
+    assert_eq!(cause.to_string(), "OAUTHBEARER token refresh failed: identity provider down");
     let health = producer.health().await;
     assert_eq!(
         health.last_error.as_deref(),

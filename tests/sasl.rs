@@ -309,7 +309,7 @@ async fn refused(
     let took = start.elapsed();
     let health = producer.health().await;
     let message = match &err {
-        Error::Authentication(m) => m.clone(),
+        Error::Authentication(m) => m.to_string(),
         other => panic!("{case}: expected Error::Authentication, got {other:?} after {took:?}; {health:?}"),
     };
     assert!(took < Duration::from_secs(5), "{case}: the refusal took {took:?}");
@@ -758,7 +758,7 @@ async fn reauthentication_keeps_streaming_and_a_revoked_credential_stops_it() {
     let health = producer.health().await;
     let mut messages: Vec<String> = [&first, &later]
         .into_iter()
-        .filter_map(|e| if let Error::Authentication(m) = e { Some(m.clone()) } else { None })
+        .filter_map(|e| if let Error::Authentication(m) = e { Some(m.to_string()) } else { None })
         .collect();
     messages.extend(health.fatal.clone());
     assert!(!messages.is_empty(), "no authentication message anywhere: {first:?}, {later:?}, {health:?}");

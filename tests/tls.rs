@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use picokafka_tests::Consumer;
 use picokafka_tests::{consume_with, Kafka};
-use picokafka_tokio::{ClientConfig, Error, OwnedRecord, Producer};
+use picokafka_tokio::{ClientConfig, Error, OwnedRecord, Producer, TlsErrorKind};
 
 /// `security.protocol=SSL` to `bootstrap`, trusting `ca`, with the test's client certificate.
 fn config(kafka: &Kafka, bootstrap: &str, ca: &Path, extra: &[(&str, &str)]) -> ClientConfig {
@@ -96,7 +96,10 @@ async fn certificates_are_checked() {
     let strict = Producer::new(&config(&kafka, &kafka.ssl, &kafka.ca, &[])).unwrap();
     let err = strict.send(OwnedRecord::new(topic.as_str()).value("x")).await.unwrap_err();
     match &err {
-        Error::Tls(m) => assert!(m.contains("not valid for name"), "{m}"),
+        Error::Tls(e) => {
+            assert_eq!(e.kind, TlsErrorKind::NotValidForName, "{e}");
+            assert!(e.to_string().contains("not valid for name"), "{e}");
+        }
         other => panic!("a wrong name must not connect, with a clear error: {other:?}"),
     }
     let health = strict.health().await;
@@ -122,7 +125,10 @@ async fn certificates_are_checked() {
     .unwrap();
     let err = untrusted.send(OwnedRecord::new(topic.as_str()).value("z")).await.unwrap_err();
     match &err {
-        Error::Tls(m) => assert!(m.contains("invalid peer certificate"), "{m}"),
+        Error::Tls(e) => {
+            assert_eq!(e.kind, TlsErrorKind::UnknownIssuer, "{e}");
+            assert!(e.to_string().contains("invalid peer certificate"), "{e}");
+        }
         other => panic!("an untrusted CA must not connect, with a clear error: {other:?}"),
     }
     untrusted.close(Duration::from_secs(1)).await;

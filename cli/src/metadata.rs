@@ -5,7 +5,7 @@
 
 use picokafka::protocol::metadata::{MetadataRequest, MetadataResponse};
 use picokafka::protocol::ApiKey;
-use picokafka_tokio::{BrokerConnection, ClientConfig};
+use picokafka_tokio::{BrokerConnection, ClientConfig, ConnectionCause, ConnectionError};
 use serde_json::json;
 
 pub async fn print(
@@ -24,8 +24,9 @@ pub async fn print(
         let timeout = std::time::Duration::from_millis(timeout_ms);
         let answer = tokio::time::timeout(timeout, query(host, port, topics, config, json)).await;
         let answer = answer.unwrap_or_else(|_| {
-            Err(picokafka_tokio::Error::Connection(format!(
-                "{host}:{port}: no Metadata answer in {timeout_ms} ms (request.timeout.ms)"
+            Err(picokafka_tokio::Error::Connection(ConnectionError::new(
+                format!("{host}:{port}"),
+                ConnectionCause::NoAnswer { api: "Metadata", waited_ms: timeout_ms },
             )))
         });
         match answer {
@@ -49,7 +50,10 @@ async fn query(
 ) -> Result<(), picokafka_tokio::Error> {
     let mut broker = BrokerConnection::connect(config, host, port).await?;
     let v = broker.negotiate(ApiKey::Metadata, 1, 12).ok_or_else(|| {
-        picokafka_tokio::Error::Connection(format!("{host}:{port}: broker lacks Metadata v1+"))
+        picokafka_tokio::Error::Connection(ConnectionError::new(
+            format!("{host}:{port}"),
+            ConnectionCause::MissingApi { api: "Metadata", min_version: 1 },
+        ))
     })?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let request = MetadataRequest {
@@ -57,8 +61,10 @@ async fn query(
         allow_auto_topic_creation: false,
     };
     let body = broker.call(v, &request).await?;
-    let m = MetadataResponse::decode(&body, v)
-        .map_err(|e| picokafka_tokio::Error::Connection(format!("{host}:{port}: malformed Metadata: {e}")))?;
+    let m = MetadataResponse::decode(&body, v).map_err(|e| {
+        let cause = ConnectionCause::Malformed { what: "Metadata", error: e };
+        picokafka_tokio::Error::Connection(ConnectionError::new(format!("{host}:{port}"), cause))
+    })?;
     if json {
         println!("{}", to_json(&m, &format!("{host}:{port}")));
         return Ok(());

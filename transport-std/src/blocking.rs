@@ -11,6 +11,7 @@ use picokafka::Metrics;
 
 use crate::config::ClientConfig;
 use crate::delivery::{Delivery, DeliveryFuture};
+use crate::error::{config_error, ConfigErrorKind};
 use crate::error::{Error, Refused};
 use crate::producer::{Producer, ProducerBuilder};
 use crate::record::OwnedRecord;
@@ -46,7 +47,13 @@ impl BlockingProducer {
             .thread_name("picokafka")
             .enable_all()
             .build()
-            .map_err(|e| Error::Config(format!("cannot start the producer's runtime: {e}")))?;
+            .map_err(|e| {
+                config_error(
+                    ConfigErrorKind::Environment,
+                    None,
+                    format!("cannot start the producer's runtime: {e}"),
+                )
+            })?;
         let producer = {
             let _guard = runtime.enter();
             customize(Producer::builder(config)).build()?

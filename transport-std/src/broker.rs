@@ -10,7 +10,9 @@ use picokafka::protocol::{encode_request, ApiKey, ErrorCode, Reader, Request, Re
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::ClientConfig;
-use crate::error::Error;
+use crate::error::{
+    AuthenticationCause, AuthenticationError, ConnectionCause, ConnectionError, Error, TlsError,
+};
 
 /// Largest answer accepted: a large cluster's whole metadata.
 const MAX_RESPONSE: usize = 64 << 20;
@@ -44,13 +46,11 @@ impl BrokerConnection {
         }
         let settings = config.settings()?;
         let peer = format!("{host}:{port}");
-        let io = |e: std::io::Error| Error::Connection(format!("{peer}: {e}"));
+        let io = |e: std::io::Error| Error::Connection(ConnectionError::io(&peer, &e));
         let tcp = crate::socket::connect(host, port, settings.socket_buffers).await.map_err(io)?;
         let stream: Box<dyn Stream> = match &settings.tls {
             Some(tls) => Box::new(
-                tls.connect(host, tcp)
-                    .await
-                    .map_err(|e| Error::Tls(format!("TLS handshake with {peer} failed: {e}")))?,
+                tls.connect(host, tcp).await.map_err(|e| Error::Tls(TlsError::handshake(&peer, &e)))?,
             ),
             None => Box::new(tcp),
         };
@@ -78,25 +78,24 @@ impl BrokerConnection {
         let mut buf = vec![0u8; len];
         let mut w = Writer::new(&mut buf);
         encode_request(&mut w, version, id, client_id, body);
-        w.finish().map_err(|e| Error::Connection(format!("{}: {e}", self.peer)))?;
+        w.finish().map_err(|e| self.failed(ConnectionCause::Encode(e)))?;
         let peer = self.peer.clone();
-        let io = |e: std::io::Error| Error::Connection(format!("{peer}: {e}"));
+        let io = |e: std::io::Error| Error::Connection(ConnectionError::io(&peer, &e));
         self.stream.write_all(&buf).await.map_err(io)?;
         let size = self.stream.read_i32().await.map_err(io)?;
         let size = usize::try_from(size)
             .ok()
             .filter(|&s| s <= MAX_RESPONSE)
-            .ok_or_else(|| Error::Connection(format!("{peer}: response of {size} bytes refused")))?;
+            .ok_or_else(|| self.failed(ConnectionCause::ResponseTooLarge { size }))?;
         let mut frame = vec![0u8; size];
         self.stream.read_exact(&mut frame).await.map_err(io)?;
         let mut r = Reader::new(&frame);
         let header = ResponseHeader::decode(&mut r, R::API_KEY, version)
-            .map_err(|e| Error::Connection(format!("{peer}: {e}")))?;
+            .map_err(|e| self.failed(ConnectionCause::Header(e)))?;
         if header.correlation_id != id {
-            return Err(Error::Connection(format!(
-                "{peer}: correlation id {} does not match request {id}",
-                header.correlation_id
-            )));
+            return Err(
+                self.failed(ConnectionCause::CorrelationId { answered: header.correlation_id, request: id })
+            );
         }
         Ok(r.rest().to_vec())
     }
@@ -119,7 +118,7 @@ impl BrokerConnection {
                     self.versions = (body, version);
                     return Ok(());
                 }
-                code => return Err(Error::Connection(format!("{}: ApiVersions: {code}", self.peer))),
+                code => return Err(self.failed(ConnectionCause::ApiVersions(code))),
             }
         }
     }
@@ -128,17 +127,13 @@ impl BrokerConnection {
         let version = self
             .negotiate(ApiKey::SaslAuthenticate, 0, 2)
             .filter(|_| self.negotiate(ApiKey::SaslHandshake, 1, 1).is_some())
-            .ok_or_else(|| {
-                Error::Authentication(format!("{}: the broker does not speak SaslHandshake v1", self.peer))
-            })?;
+            .ok_or_else(|| self.refused(AuthenticationCause::NoSaslHandshake))?;
         let unix_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         loop {
             let progress = match sasl.next_request() {
-                None => {
-                    return Err(Error::Authentication(format!("{}: no OAUTHBEARER token to send", self.peer)))
-                }
+                None => return Err(self.refused(AuthenticationCause::NoToken)),
                 Some(SaslRequest::Handshake(request)) => {
                     let body = self.call(1, &request).await?;
                     sasl.on_handshake(&body, 1, &mut rand_core::OsRng, unix_s)
@@ -153,16 +148,27 @@ impl BrokerConnection {
                 SaslProgress::Continue => {}
                 SaslProgress::Authenticated { .. } => return Ok(()),
                 SaslProgress::Failed(code) => {
-                    return Err(Error::Authentication(match sasl.error() {
-                        Some(e) => format!("{}: {e}", self.peer),
-                        None => format!("{}: SASL exchange failed: {code}", self.peer),
-                    }))
+                    return Err(Error::Authentication(Box::new(match sasl.error() {
+                        Some(e) => AuthenticationError::from_core(Some(self.peer.clone()), &e),
+                        None => AuthenticationError {
+                            broker: Some(self.peer.clone()),
+                            cause: AuthenticationCause::Code(code),
+                        },
+                    })))
                 }
             }
         }
     }
 
     fn malformed(&self, e: picokafka::protocol::DecodeError) -> Error {
-        Error::Connection(format!("{}: malformed response: {e}", self.peer))
+        self.failed(ConnectionCause::Malformed { what: "response", error: e })
+    }
+
+    fn failed(&self, cause: ConnectionCause) -> Error {
+        Error::Connection(ConnectionError::new(self.peer.clone(), cause))
+    }
+
+    fn refused(&self, cause: AuthenticationCause) -> Error {
+        Error::Authentication(Box::new(AuthenticationError { broker: Some(self.peer.clone()), cause }))
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use picokafka::{Config, ConfigError};
 
 use crate::error::Error;
+use crate::error::{config_error, ConfigErrorKind};
 
 /// Properties only the host transport reads; everything else goes to the core.
 const HOST_PROPERTIES: &[&str] = &[
@@ -260,8 +261,9 @@ impl ClientConfig {
     /// Errors name the file and the line.
     pub fn from_properties_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            config_error(ConfigErrorKind::File, None, format!("cannot read {}: {e}", path.display()))
+        })?;
         let mut c = Self::new();
         c.merge_properties_from(&text, &path.display().to_string())?;
         Ok(c)
@@ -278,10 +280,11 @@ impl ClientConfig {
         for line in lines {
             let line = line.map_err(|e| {
                 let at = e.line_number().map(|n| format!(" line {n}")).unwrap_or_default();
-                Error::Config(format!(
-                    "{source}{at}: {}",
-                    e.to_string().split(" (line_number").next().unwrap_or("")
-                ))
+                config_error(
+                    ConfigErrorKind::Syntax,
+                    None,
+                    format!("{source}{at}: {}", e.to_string().split(" (line_number").next().unwrap_or("")),
+                )
             })?;
             let n = line.line_number();
             if let java_properties::LineContent::KVPair(key, value) = line.consume_content() {
@@ -317,11 +320,15 @@ impl ClientConfig {
             }
             if let Some((_, only, does)) = FIXED.iter().find(|(p, _, _)| p == key) {
                 if !e.value.trim().eq_ignore_ascii_case(only) {
-                    return Err(Error::Config(format!(
-                        "{key}={} is not supported: only {only} ({does}){}",
-                        e.value.trim(),
-                        e.where_given()
-                    )));
+                    return Err(config_error(
+                        ConfigErrorKind::Unsupported,
+                        Some(&e.given),
+                        format!(
+                            "{key}={} is not supported: only {only} ({does}){}",
+                            e.value.trim(),
+                            e.where_given()
+                        ),
+                    ));
                 }
                 continue;
             }
@@ -334,25 +341,33 @@ impl ClientConfig {
                 ConfigError::UnknownProperty => {
                     let hint =
                         suggestion(&e.given).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
-                    Error::Config(format!("unknown property: {}{hint}{}", e.given, e.where_given()))
+                    config_error(
+                        ConfigErrorKind::UnknownProperty,
+                        Some(&e.given),
+                        format!("unknown property: {}{hint}{}", e.given, e.where_given()),
+                    )
                 }
-                err => Error::Config(format!(
-                    "{err} (got {}={}){}",
-                    e.given,
-                    shown(key, &e.value),
-                    e.where_given()
+                err => Error::Config(crate::error::ConfigError::of_core(
+                    err,
+                    Some(&e.given),
+                    format!("{err} (got {}={}){}", e.given, shown(key, &e.value), e.where_given()),
                 )),
             })?;
         }
-        core.validate().map_err(|e| Error::Config(e.to_string()))?;
+        core.validate()
+            .map_err(|e| Error::Config(crate::error::ConfigError::of_core(e, None, e.to_string())))?;
         let invalid = |key: &str, expected: &str| -> Error {
             let e = &self.props[key];
-            Error::Config(format!(
-                "invalid value for {key}: expected {expected} (got {}={}){}",
-                e.given,
-                e.value,
-                e.where_given()
-            ))
+            config_error(
+                ConfigErrorKind::InvalidValue,
+                Some(&e.given),
+                format!(
+                    "invalid value for {key}: expected {expected} (got {}={}){}",
+                    e.given,
+                    e.value,
+                    e.where_given()
+                ),
+            )
         };
         let number = |key: &str, default: usize| -> Result<usize, Error> {
             match self.props.get(key) {
@@ -377,7 +392,7 @@ impl ClientConfig {
         match self.get("client.dns.lookup").map(str::trim) {
             None | Some(DNS_LOOKUP_DEFAULT) => {}
             Some("resolve_canonical_bootstrap_servers_only") => {
-                return Err(Error::Config(format!(
+                return Err(config_error(ConfigErrorKind::Unsupported, Some("client.dns.lookup"), format!(
                     "client.dns.lookup=resolve_canonical_bootstrap_servers_only is not supported: bootstrap names are not expanded to their canonical names; use use_all_dns_ips{}",
                     self.props["client.dns.lookup"].where_given()
                 )))
@@ -393,7 +408,7 @@ impl ClientConfig {
         match self.get("partitioner").map(str::trim) {
             None | Some("murmur2_random") => {}
             Some(other) => {
-                return Err(Error::Config(format!(
+                return Err(config_error(ConfigErrorKind::Unsupported, Some("partitioner"), format!(
                     "partitioner={other} is not supported: picokafka partitions as the Java client does (librdkafka's murmur2_random){}",
                     self.props["partitioner"].where_given()
                 )))
@@ -521,6 +536,40 @@ mod tests {
         c.set("bootstrap.servers", "a:1").set("queue.buffering.max.ms", "soon");
         let err = c.settings().unwrap_err().to_string();
         assert!(err.contains("linger.ms") && err.contains("queue.buffering.max.ms=soon"), "{err}");
+    }
+
+    #[test]
+    fn errors_say_which_property_and_what_kind_of_problem() {
+        use crate::error::{ConfigError, ConfigErrorKind};
+        let kind_of = |props: &[(&str, &str)]| {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", "a:1");
+            for (k, v) in props {
+                c.set(*k, *v);
+            }
+            match c.settings().map(|_| ()).unwrap_err() {
+                Error::Config(ConfigError { property, kind, core, .. }) => (property, kind, core.is_some()),
+                other => panic!("{other:?}"),
+            }
+        };
+        let named = |p: &str| Some(p.to_string());
+        assert_eq!(
+            kind_of(&[("lingr.ms", "5")]),
+            (named("lingr.ms"), ConfigErrorKind::UnknownProperty, false)
+        );
+        assert_eq!(kind_of(&[("acks", "most")]), (named("acks"), ConfigErrorKind::InvalidValue, true));
+        assert_eq!(
+            kind_of(&[("queue.buffering.max.ms", "soon")]),
+            (named("queue.buffering.max.ms"), ConfigErrorKind::InvalidValue, true),
+            "the property as given, not the core's name for it"
+        );
+        assert_eq!(
+            kind_of(&[("partitioner", "random")]),
+            (named("partitioner"), ConfigErrorKind::Unsupported, false)
+        );
+        let mut c = ClientConfig::new();
+        let err = c.merge_properties("a = \\u12").map(|_| ()).unwrap_err();
+        assert!(matches!(err, Error::Config(ConfigError { kind: ConfigErrorKind::Syntax, .. })), "{err:?}");
     }
 
     #[test]

@@ -170,12 +170,11 @@ impl DeadLetterQueue {
             drop(all);
             Ok(())
         };
-        tokio::time::timeout(timeout, all).await.unwrap_or_else(|_| {
-            Err(Error::Timeout(format!(
-                "dead-letter flush: outcomes pending after {} ms",
-                timeout.as_millis()
-            )))
-        })
+        let late = crate::TimeoutError {
+            operation: crate::TimedOperation::DeadLetterFlush,
+            waited_ms: timeout.as_millis() as u64,
+        };
+        tokio::time::timeout(timeout, all).await.unwrap_or(Err(Error::Timeout(late)))
     }
 
     /// Outcomes so far.

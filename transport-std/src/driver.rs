@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::delivery::Delivery;
-use crate::error::{map_send_error, Error};
+use crate::error::{
+    config_error, map_send_error, AuthenticationError, ConfigError, ConfigErrorKind, Error, MetadataCause,
+};
 use crate::outstanding::{Outstanding, Outstandings};
 use crate::shared::{Shared, Staged};
 use crate::socket::{self, BufPool, Io, Socket, WRITE_TIMEOUT};
@@ -67,7 +69,7 @@ struct Driver<'a> {
     /// How each connection is opened: setup timeout, TLS, socket buffer sizes.
     dial: socket::Dial,
     /// The last connection's TLS handshake failure, until a connection succeeds.
-    tls_error: Option<String>,
+    tls_error: Option<crate::error::TlsError>,
     /// The last failure to connect (refused, unresolvable, timed out), naming the address,
     /// until a connection succeeds: why records wait, in their errors and in `health()`.
     conn_error: Option<String>,
@@ -138,7 +140,8 @@ pub(crate) async fn run(
         Ok(core) => core,
         Err(e) => {
             error!("cannot start producer: {e}");
-            fail_everything(&shared, &mut cmds, Error::Config(e.to_string())).await;
+            fail_everything(&shared, &mut cmds, Error::Config(ConfigError::of_core(e, None, e.to_string())))
+                .await;
             return;
         }
     };
@@ -413,28 +416,30 @@ impl Driver<'_> {
     /// any delivery report was handed out (which frees batch buffers).
     /// Why a topic's metadata has not come, as far as the producer can tell: no broker
     /// reachable (with the socket's error), or what the brokers answer for the topic.
-    fn metadata_cause(&self, topic: &str) -> Option<String> {
+    fn metadata_cause(&self, topic: &str) -> Option<MetadataCause> {
         if let Some(e) = &self.token_error {
-            return Some(e.clone());
+            return Some(MetadataCause::Token(e.clone()));
         }
         let ready = (0..)
             .map_while(|i| self.core.connection(i))
             .any(|c| c.state == picokafka::producer::ConnPhase::Ready);
         if let (false, Some(e)) = (ready, &self.conn_error) {
-            return Some(format!("no broker reachable: {e}"));
+            return Some(MetadataCause::NoBrokerReachable(e.clone()));
         }
         if let Some(code) = self.core.topic_error(topic) {
-            return Some(format!("the brokers answer {code}"));
+            return Some(MetadataCause::Topic(code));
         }
         if !ready {
-            return Some("no broker connection is ready".into());
+            return Some(MetadataCause::NoConnectionReady);
         }
         None
     }
 
     /// A refused SASL login, as the error a caller gets.
     fn auth_failure(&self) -> Option<Error> {
-        self.core.auth_error().map(|a| Error::Authentication(a.to_string()))
+        self.core
+            .auth_error()
+            .map(|a| Error::Authentication(Box::new(AuthenticationError::from_core(None, &a))))
     }
 
     /// Once the core has failed for good, new records are refused where they are staged, at
@@ -665,11 +670,15 @@ impl Driver<'_> {
             }
             Cmd::OAuthToken(token, tx) => {
                 let result = self.core.set_oauthbearer_token(&token).map_err(|_| {
-                    Error::Config(format!(
-                        "OAUTHBEARER token of {} bytes exceeds {} bytes",
-                        token.len(),
-                        picokafka::producer::TOKEN_MAX
-                    ))
+                    config_error(
+                        ConfigErrorKind::Capacity,
+                        None,
+                        format!(
+                            "OAUTHBEARER token of {} bytes exceeds {} bytes",
+                            token.len(),
+                            picokafka::producer::TOKEN_MAX
+                        ),
+                    )
                 });
                 if result.is_ok() {
                     self.token_error = None;
@@ -723,7 +732,7 @@ impl Driver<'_> {
             });
         }
         let auth_error = self.core.auth_error().map(|a| a.to_string());
-        let tls_error = self.tls_error.clone();
+        let tls_error = self.tls_error.as_ref().map(ToString::to_string);
         // A failing token source says more than the connection it leaves unauthenticated.
         let conn_error = self.token_error.clone().or_else(|| self.conn_error.clone());
         let waiting = (self.pending.len() + self.shared.lock().records.len()) as u64;

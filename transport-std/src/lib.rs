@@ -50,7 +50,10 @@ pub use broker::BrokerConnection;
 pub use config::ClientConfig;
 pub use dead_letter::{DeadLetterOutcome, DeadLetterQueue, DeadLetterStats};
 pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
-pub use error::{Error, Refused};
+pub use error::{
+    AuthenticationCause, AuthenticationError, ConfigError, ConfigErrorKind, ConnectionCause, ConnectionError,
+    Error, MetadataCause, Refused, TimedOperation, TimeoutError, TlsError, TlsErrorKind,
+};
 pub use oauth::OAuthBearerToken;
 pub use picokafka;
 pub use picokafka::Partitioner;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use crate::config::ClientConfig;
 use crate::delivery::{Delivery, DeliveryFuture, DeliveryHandler, Reply};
 use crate::driver::{self, Cmd};
+use crate::error::{config_error, ConfigErrorKind};
 use crate::error::{Error, Refused};
 use crate::record::OwnedRecord;
 use crate::shared::{Shared, Staged, Staging};
@@ -169,10 +170,14 @@ impl Producer {
         let settings = config.settings()?;
         let brokers = picokafka::producer::bootstrap::parse(&settings.core.bootstrap_servers).count();
         if brokers > settings.max_brokers {
-            return Err(Error::Config(format!(
-                "bootstrap.servers lists {brokers} addresses but picokafka.max.brokers is {}",
-                settings.max_brokers
-            )));
+            return Err(config_error(
+                ConfigErrorKind::Capacity,
+                Some("picokafka.max.brokers"),
+                format!(
+                    "bootstrap.servers lists {brokers} addresses but picokafka.max.brokers is {}",
+                    settings.max_brokers
+                ),
+            ));
         }
         let shared = Arc::new(Shared {
             staging: Mutex::new(Staging::default()),
@@ -240,7 +245,9 @@ impl Producer {
     /// (see [`with_delivery_handler`](Self::with_delivery_handler)); without one, refused.
     pub async fn send_with_opaque(&self, record: OwnedRecord, opaque: u64) -> Result<(), Refused> {
         if self.shared.handler.is_none() {
-            let error = Error::Config(
+            let error = config_error(
+                ConfigErrorKind::Usage,
+                None,
                 "send_with_opaque needs a producer made with Producer::with_delivery_handler".into(),
             );
             return Err(Refused { error, record });
@@ -345,10 +352,10 @@ impl Producer {
             Ok(_) => Ok(()),
             Err(_) => {
                 let queued = self.health().await.queued_records;
-                Err(Error::Timeout(format!(
-                    "flush: {queued} records still undelivered after {} ms",
-                    timeout.as_millis()
-                )))
+                Err(Error::Timeout(crate::TimeoutError {
+                    operation: crate::TimedOperation::Flush { undelivered: queued },
+                    waited_ms: timeout.as_millis() as u64,
+                }))
             }
         }
     }

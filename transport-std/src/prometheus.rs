@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
+use crate::error::{config_error, ConfigErrorKind};
 use crate::producer::{Health, Producer};
 
 /// The HTTP listener serving `/metrics` and `/health` for one producer; stops when dropped.
@@ -42,10 +43,12 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Listens on `addr` (port 0 picks a free one) and serves until dropped.
     pub async fn bind(addr: impl ToSocketAddrs, producer: Producer) -> Result<Self, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Config(format!("metrics endpoint: cannot listen: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| Error::Config(format!("metrics endpoint: {e}")))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            config_error(ConfigErrorKind::Environment, None, format!("metrics endpoint: cannot listen: {e}"))
+        })?;
+        let addr = listener.local_addr().map_err(|e| {
+            config_error(ConfigErrorKind::Environment, None, format!("metrics endpoint: {e}"))
+        })?;
         let task = tokio::spawn(serve(listener, producer));
         Ok(Self { addr, task })
     }

@@ -27,7 +27,7 @@ pub(crate) enum Io {
         cause: String,
         /// A TLS handshake that failed (untrusted certificate, wrong name, ...): it will not
         /// heal by retrying, so records waiting for that broker fail with it.
-        tls_error: Option<String>,
+        tls_error: Option<crate::error::TlsError>,
     },
     Input {
         conn: ConnId,
@@ -273,12 +273,14 @@ pub(crate) fn open(
         let opened = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err((handshake, e))) => {
-                let tls_error = handshake.then(|| format!("TLS handshake with {host}:{port} failed: {e}"));
+                let tls_error =
+                    handshake.then(|| crate::error::TlsError::handshake(&format!("{host}:{port}"), &e));
                 let cause = match &tls_error {
                     // Unlike a refused TCP connection, this will not heal by itself.
-                    Some(message) => {
+                    Some(tls) => {
+                        let message = tls.to_string();
                         warn!("{message}");
-                        message.clone()
+                        message
                     }
                     None => {
                         let cause = format!("connect to {host}:{port} failed: {e}");

@@ -27,6 +27,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::Error;
+use crate::error::{config_error, ConfigErrorKind};
 
 /// The properties this module reads (the host transport's, not the core's).
 pub(crate) const PROPERTIES: &[&str] = &[
@@ -59,9 +60,11 @@ fn protocol_versions<'a>(
     let parse = |property: &str, name: &str| match name.trim() {
         "TLSv1.2" => Ok(&rustls::version::TLS12),
         "TLSv1.3" => Ok(&rustls::version::TLS13),
-        other => {
-            Err(Error::Config(format!("{property}: {other} is not supported (TLSv1.2 and TLSv1.3 are)")))
-        }
+        other => Err(config_error(
+            ConfigErrorKind::Unsupported,
+            Some(property),
+            format!("{property}: {other} is not supported (TLSv1.2 and TLSv1.3 are)"),
+        )),
     };
     let mut versions = match get("ssl.enabled.protocols") {
         None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
@@ -75,13 +78,19 @@ fn protocol_versions<'a>(
         None | Some("TLS" | "TLSv1.3") => {}
         Some("TLSv1.2") => versions.retain(|v| v.version == rustls::ProtocolVersion::TLSv1_2),
         Some(other) => {
-            return Err(Error::Config(format!(
-                "ssl.protocol: {other} is not supported (TLSv1.2, TLSv1.3 or TLS are)"
-            )))
+            return Err(config_error(
+                ConfigErrorKind::Unsupported,
+                Some("ssl.protocol"),
+                format!("ssl.protocol: {other} is not supported (TLSv1.2, TLSv1.3 or TLS are)"),
+            ))
         }
     }
     if versions.is_empty() {
-        return Err(Error::Config("ssl.enabled.protocols / ssl.protocol leave no TLS version".into()));
+        return Err(config_error(
+            ConfigErrorKind::Conflict,
+            Some("ssl.enabled.protocols"),
+            "ssl.enabled.protocols / ssl.protocol leave no TLS version".into(),
+        ));
     }
     Ok(versions)
 }
@@ -101,14 +110,14 @@ fn check_java_stores<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<(), E
         let given = contents.iter().find(|p| get(p).is_some());
         if let (Some(p), false) = (given, kind.as_deref() == Some("PEM")) {
             let kind = kind.unwrap_or_else(|| "JKS (Java's default)".into());
-            return Err(Error::Config(format!(
+            return Err(config_error(ConfigErrorKind::Unsupported, Some(p), format!(
                 "{p} with ssl.{store}.type={kind} is not supported: only PEM stores are read; convert it to PEM and set ssl.{store}.type=PEM, or use {instead}"
             )));
         }
     }
     for p in ["ssl.truststore.password", "ssl.keystore.password", "ssl.key.password"] {
         if get(p).is_some_and(|v| !v.is_empty()) {
-            return Err(Error::Config(format!(
+            return Err(config_error(ConfigErrorKind::Unsupported, Some(p), format!(
                 "{p} is not supported: PEM stores and keys are read unencrypted (decrypt the key with `openssl pkey`)"
             )));
         }
@@ -138,7 +147,7 @@ impl Tls {
             "plaintext" | "sasl_plaintext" => return Ok(None),
             "ssl" | "sasl_ssl" => {}
             _ => {
-                return Err(Error::Config(format!(
+                return Err(config_error(ConfigErrorKind::InvalidValue, Some("security.protocol"), format!(
                     "invalid value for security.protocol: {protocol} (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"
                 )))
             }
@@ -167,7 +176,9 @@ impl Tls {
                 let _ = roots.add(cert);
             }
             if roots.is_empty() {
-                return Err(Error::Config(
+                return Err(config_error(
+                    ConfigErrorKind::Environment,
+                    Some("ssl.ca.location"),
                     "security.protocol=SSL: no CA certificates in the system trust store; set ssl.ca.location"
                         .into(),
                 ));
@@ -179,20 +190,25 @@ impl Tls {
                 Some(v) if v == "https" => true,
                 Some(v) if v == "none" || v.is_empty() => false,
                 Some(v) => {
-                    return Err(Error::Config(format!(
+                    return Err(config_error(
+                        ConfigErrorKind::InvalidValue,
+                        Some("ssl.endpoint.identification.algorithm"),
+                        format!(
                     "invalid value for ssl.endpoint.identification.algorithm: {v} (expected https or none)"
-                )))
+                ),
+                    ))
                 }
             };
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| Error::Config(format!("TLS trust anchors: {e}")))?;
+        let webpki =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| config_error(ConfigErrorKind::Tls, None, format!("TLS trust anchors: {e}")))?;
         let verifier: Arc<dyn ServerCertVerifier> =
             if check_name { webpki } else { Arc::new(ChainOnly(webpki)) };
         let versions = protocol_versions(&get)?;
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
-            .map_err(|e| Error::Config(format!("TLS: {e}")))?
+            .map_err(|e| config_error(ConfigErrorKind::Tls, None, format!("TLS: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let java_key = match (
@@ -203,22 +219,46 @@ impl Tls {
             (Some(path), None, None) => {
                 let chain = CertificateDer::pem_file_iter(path.trim())
                     .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| Error::Config(format!("ssl.keystore.location: {e}")))?;
-                let key = PrivateKeyDer::from_pem_file(path.trim())
-                    .map_err(|e| Error::Config(format!("ssl.keystore.location: no private key: {e}")))?;
+                    .map_err(|e| {
+                        config_error(
+                            ConfigErrorKind::File,
+                            Some("ssl.keystore.location"),
+                            format!("ssl.keystore.location: {e}"),
+                        )
+                    })?;
+                let key = PrivateKeyDer::from_pem_file(path.trim()).map_err(|e| {
+                    config_error(
+                        ConfigErrorKind::File,
+                        Some("ssl.keystore.location"),
+                        format!("ssl.keystore.location: no private key: {e}"),
+                    )
+                })?;
                 Some((chain, key, "ssl.keystore.location"))
             }
             (None, Some(key), Some(chain)) => {
                 let chain = CertificateDer::pem_slice_iter(chain.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Error::Config(format!("ssl.keystore.certificate.chain: {e}")))?;
-                let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-                    .map_err(|e| Error::Config(format!("ssl.keystore.key: {e}")))?;
+                    .map_err(|e| {
+                    config_error(
+                        ConfigErrorKind::File,
+                        Some("ssl.keystore.certificate.chain"),
+                        format!("ssl.keystore.certificate.chain: {e}"),
+                    )
+                })?;
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| {
+                    config_error(
+                        ConfigErrorKind::File,
+                        Some("ssl.keystore.key"),
+                        format!("ssl.keystore.key: {e}"),
+                    )
+                })?;
                 Some((chain, key, "ssl.keystore.certificate.chain"))
             }
             (None, None, None) => None,
             _ => {
-                return Err(Error::Config(
+                return Err(config_error(
+                    ConfigErrorKind::Conflict,
+                    Some("ssl.keystore.location"),
                     "ssl.keystore.location, or ssl.keystore.key with ssl.keystore.certificate.chain".into(),
                 ))
             }
@@ -226,36 +266,48 @@ impl Tls {
         let config = match (get("ssl.certificate.location"), get("ssl.key.location"), java_key) {
             (None, None, Some((chain, key, property))) => {
                 if chain.is_empty() {
-                    return Err(Error::Config(format!("{property}: no certificate")));
+                    return Err(config_error(ConfigErrorKind::File, Some(property), format!("{property}: no certificate")));
                 }
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| Error::Config(format!("{property}: {e}")))?
+                    .map_err(|e| config_error(ConfigErrorKind::Tls, Some(property), format!("{property}: {e}")))?
             }
             (None, None, None) => builder.with_no_client_auth(),
             (Some(_), _, Some((_, _, property))) | (_, Some(_), Some((_, _, property))) => {
-                return Err(Error::Config(format!(
+                return Err(config_error(ConfigErrorKind::Conflict, Some(property), format!(
                     "ssl.certificate.location / ssl.key.location and {property} both set: give the client certificate once"
                 )))
             }
             (Some(cert), Some(key), None) => {
                 let chain = CertificateDer::pem_file_iter(cert.trim())
                     .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| Error::Config(format!("ssl.certificate.location: {e}")))?;
+                    .map_err(|e| config_error(ConfigErrorKind::File, Some("ssl.certificate.location"), format!("ssl.certificate.location: {e}")))?;
                 if chain.is_empty() {
-                    return Err(Error::Config("ssl.certificate.location: no certificate in the file".into()));
+                    return Err(config_error(
+                        ConfigErrorKind::File,
+                        Some("ssl.certificate.location"),
+                        "ssl.certificate.location: no certificate in the file".into(),
+                    ));
                 }
                 let key = PrivateKeyDer::from_pem_file(key.trim())
-                    .map_err(|e| Error::Config(format!("ssl.key.location: {e}")))?;
+                    .map_err(|e| config_error(ConfigErrorKind::File, Some("ssl.key.location"), format!("ssl.key.location: {e}")))?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| Error::Config(format!("ssl.certificate.location / ssl.key.location: {e}")))?
+                    .map_err(|e| config_error(ConfigErrorKind::Tls, Some("ssl.certificate.location"), format!("ssl.certificate.location / ssl.key.location: {e}")))?
             }
             (Some(_), None, None) => {
-                return Err(Error::Config("ssl.certificate.location needs ssl.key.location".into()))
+                return Err(config_error(
+                    ConfigErrorKind::Conflict,
+                    Some("ssl.certificate.location"),
+                    "ssl.certificate.location needs ssl.key.location".into(),
+                ))
             }
             (None, Some(_), None) => {
-                return Err(Error::Config("ssl.key.location needs ssl.certificate.location".into()))
+                return Err(config_error(
+                    ConfigErrorKind::Conflict,
+                    Some("ssl.key.location"),
+                    "ssl.key.location needs ssl.certificate.location".into(),
+                ))
             }
         };
         Ok(Some(Self { connector: TlsConnector::from(Arc::new(config)) }))
@@ -278,13 +330,22 @@ where
     I: Iterator<Item = Result<CertificateDer<'static>, rustls::pki_types::pem::Error>>,
 {
     let mut added = 0;
-    for cert in certs.map_err(|e| Error::Config(format!("{property}: {e}")))? {
-        let cert = cert.map_err(|e| Error::Config(format!("{property}: {e}")))?;
-        roots.add(cert).map_err(|e| Error::Config(format!("{property}: {e}")))?;
+    for cert in
+        certs.map_err(|e| config_error(ConfigErrorKind::File, Some(property), format!("{property}: {e}")))?
+    {
+        let cert = cert
+            .map_err(|e| config_error(ConfigErrorKind::File, Some(property), format!("{property}: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| config_error(ConfigErrorKind::File, Some(property), format!("{property}: {e}")))?;
         added += 1;
     }
     if added == 0 {
-        return Err(Error::Config(format!("{property}: no certificate found")));
+        return Err(config_error(
+            ConfigErrorKind::File,
+            Some(property),
+            format!("{property}: no certificate found"),
+        ));
     }
     Ok(())
 }

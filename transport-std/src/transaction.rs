@@ -68,11 +68,10 @@ impl Producer {
         self.cmd.send(Cmd::Txn(cmd, tx)).map_err(|_| Error::Closed)?;
         let answer = match timeout {
             Some(t) => tokio::time::timeout(t, rx).await.map_err(|_| {
-                Error::Timeout(format!(
-                    "{} did not end within {} ms; call it again to go on waiting",
-                    op.name(),
-                    t.as_millis()
-                ))
+                Error::Timeout(crate::TimeoutError {
+                    operation: crate::TimedOperation::Transaction(op),
+                    waited_ms: t.as_millis() as u64,
+                })
             })?,
             None => rx.await,
         };

@@ -10,6 +10,7 @@
 //! walked with [`BatchTable::partition_chain`] / [`BatchTable::request_chain`] or, where the
 //! walk changes the batches it passes, with the `next_in_*` links read before each change.
 
+use core::cell::Cell;
 use core::num::NonZeroU16;
 use core::ops::{Index, IndexMut};
 
@@ -21,6 +22,8 @@ use crate::protocol::record_batch::{BatchBuilder, BatchState, Codec, Compression
 use crate::protocol::DecodeError;
 use crate::protocol::ErrorCode;
 use crate::time::Instant;
+
+use super::timers::Touched;
 
 /// A batch slot. `u16::MAX - 1` slots at most (checked in `Producer::new`). Kept as index + 1
 /// so that `Option<BatchId>`, the chains' links, is as small as the id (no tag word, no extra
@@ -164,6 +167,8 @@ pub(crate) struct BatchTable<'a> {
     live: usize,
     /// Batches holding records (`held`).
     holding: usize,
+    /// The partitions whose batches changed since the timer table last looked (see `timers`).
+    touched: Cell<Touched>,
 }
 
 impl<'a> BatchTable<'a> {
@@ -178,11 +183,33 @@ impl<'a> BatchTable<'a> {
             *slot = BatchSlot::EMPTY;
         }
         let buffer_size = memory.len() / slots.len();
-        Self { slots, memory, buffer_size, batch_size, scratch, done: 0, used: 0, live: 0, holding: 0 }
+        Self {
+            slots,
+            memory,
+            buffer_size,
+            batch_size,
+            scratch,
+            done: 0,
+            used: 0,
+            live: 0,
+            holding: 0,
+            touched: Cell::new(Touched::ALL),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The partitions whose batches changed since the last call.
+    pub(crate) fn take_touched(&self) -> Touched {
+        self.touched.take()
+    }
+
+    /// Batch `b`'s partition's chain changes.
+    fn touch(&mut self, b: BatchId) {
+        let partition = self.slots[b.index()].partition;
+        self.touched.get_mut().add(partition);
     }
 
     pub(crate) fn ids(&self) -> impl Iterator<Item = BatchId> {
@@ -242,6 +269,7 @@ impl<'a> BatchTable<'a> {
         now: Instant,
         first_token: u64,
     ) -> BatchId {
+        self.touched.get_mut().add(partition);
         self.slots[i] = BatchSlot {
             status: BatchStatus::Open,
             partition,
@@ -295,6 +323,7 @@ impl<'a> BatchTable<'a> {
         value: Option<&[u8]>,
         headers: &[crate::protocol::record_batch::Header<'_>],
     ) -> Result<(), PushError> {
+        self.touch(b);
         let (start, len) = self.region(b);
         let buf = &mut self.memory[start..start + len];
         let mut builder = BatchBuilder::resume(buf, self.slots[b.index()].builder);
@@ -312,6 +341,7 @@ impl<'a> BatchTable<'a> {
         compression: impl Into<Codec>,
         producer: ProducerState,
     ) -> Result<(), crate::protocol::record_batch::FinishError> {
+        self.touch(b);
         let (start, cap) = self.region(b);
         let buf = &mut self.memory[start..start + cap];
         let builder = BatchBuilder::resume(buf, self.slots[b.index()].builder);
@@ -331,12 +361,14 @@ impl<'a> BatchTable<'a> {
 
     /// The final bytes of sealed batch `b`, to rewrite its producer state.
     pub(crate) fn sealed_bytes_mut(&mut self, b: BatchId) -> &mut [u8] {
+        self.touch(b);
         let start = b.index() * self.buffer_size;
         &mut self.memory[start..start + self.slots[b.index()].len]
     }
 
     /// Marks `b` done with `outcome`: `false` (and no change) if it already was, or is free.
     pub(crate) fn finish(&mut self, b: BatchId, outcome: Outcome) -> bool {
+        self.touch(b);
         let s = &mut self.slots[b.index()];
         if matches!(s.status, BatchStatus::Done | BatchStatus::Free | BatchStatus::Part) {
             return false;
@@ -350,6 +382,7 @@ impl<'a> BatchTable<'a> {
 
     /// Every report of done batch `b` was handed out: its slots are free again.
     pub(crate) fn release(&mut self, b: BatchId) {
+        self.touch(b);
         debug_assert_eq!(self.slots[b.index()].held, 0, "held records are unheld first");
         let span = usize::from(self.slots[b.index()].extent).max(1);
         for s in &mut self.slots[b.index()..b.index() + span] {
@@ -371,6 +404,7 @@ impl<'a> BatchTable<'a> {
         b: BatchId,
         compression: Compression,
     ) -> Result<Option<BatchId>, DecodeError> {
+        self.touch(b);
         let Some(j) = self.slots.iter().position(|s| s.status == BatchStatus::Free) else {
             return Ok(None);
         };
@@ -432,6 +466,7 @@ impl<'a> BatchTable<'a> {
     /// they are reported (`unhold`). Its tokens and sequence numbers are unchanged.
     #[cfg(feature = "split-batches")]
     pub(crate) fn hold_half(&mut self, b: BatchId, compression: Compression) -> Result<(), DecodeError> {
+        self.touch(b);
         let (start, cap) = self.region(b);
         let buf = &mut self.memory[start..start + cap];
         let s = &mut self.slots[b.index()];
@@ -474,6 +509,7 @@ impl<'a> BatchTable<'a> {
     /// way, their reports next (`Some(Some(error))`). `None` if it held none.
     #[cfg(feature = "split-batches")]
     pub(crate) fn unhold(&mut self, b: BatchId, compression: Compression) -> Option<Option<DeliveryError>> {
+        self.touch(b);
         let s = &self.slots[b.index()];
         if s.held == 0 {
             return None;
@@ -550,6 +586,7 @@ impl Index<BatchId> for BatchTable<'_> {
 
 impl IndexMut<BatchId> for BatchTable<'_> {
     fn index_mut(&mut self, b: BatchId) -> &mut BatchSlot {
+        self.touch(b);
         &mut self.slots[b.index()]
     }
 }

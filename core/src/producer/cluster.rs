@@ -75,7 +75,7 @@ impl Producer<'_> {
                 resp.brokers.iter().find(|b| b.host == c.host.as_str() && b.port == i32::from(c.port))
             {
                 if self.conns.of_node(b.node_id).is_none() {
-                    self.conns[i].node_id = b.node_id;
+                    self.conns.set_node(i, b.node_id);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! being written. It frames bytes in (size-prefixed responses, bounded by the buffer) and hands
 //! out the `Connect` and `Close` events the transport acts on.
 
+use core::cell::Cell;
 use core::ops::{Index, IndexMut};
 
 use heapless::String;
@@ -267,6 +268,12 @@ pub(crate) struct ConnTable<'a> {
     slots: &'a mut [ConnSlot],
     rx: &'a mut [u8],
     rx_size: usize,
+    /// A slot's state, requests, use or broker may have changed since the timer table last
+    /// looked (see `timers`): set by every change but to receive buffers and pending events.
+    changed: Cell<bool>,
+    /// Bumped whenever a slot's broker changes, so that the timer table knows which
+    /// connection leads what.
+    nodes: u32,
 }
 
 impl<'a> ConnTable<'a> {
@@ -276,7 +283,28 @@ impl<'a> ConnTable<'a> {
             *slot = ConnSlot::EMPTY;
         }
         let rx_size = rx.len() / slots.len();
-        Self { slots, rx, rx_size }
+        Self { slots, rx, rx_size, changed: Cell::new(true), nodes: 0 }
+    }
+
+    /// Whether anything the timer table reads changed since the last call.
+    pub(crate) fn take_changed(&self) -> bool {
+        self.changed.replace(false)
+    }
+
+    fn change(&mut self) {
+        *self.changed.get_mut() = true;
+    }
+
+    /// How many times a slot's broker changed.
+    pub(crate) fn nodes_changed(&self) -> u32 {
+        self.nodes
+    }
+
+    /// Slot `i` is broker `node`'s connection.
+    pub(crate) fn set_node(&mut self, i: usize, node: i32) {
+        self.change();
+        self.nodes = self.nodes.wrapping_add(1);
+        self.slots[i].node_id = node;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -362,6 +390,7 @@ impl<'a> ConnTable<'a> {
     /// broker with silence, by Tansu or the mock with a response: they are dropped either way.
     /// `None` if no request of ours has that id (the connection is confused).
     pub(crate) fn take_answered(&mut self, i: usize, correlation_id: i32, now: Instant) -> Option<InFlight> {
+        self.change();
         self.slots[i].last_used = now;
         let queue = &mut self.slots[i].in_flight;
         loop {
@@ -381,6 +410,7 @@ impl<'a> ConnTable<'a> {
     /// Queues a request on slot `i` under its next correlation id, and starts writing it
     /// (`total` bytes).
     pub(crate) fn start(&mut self, i: usize, kind: RequestKind, version: i16, now: Instant) -> InFlight {
+        self.change();
         let c = &mut self.slots[i];
         c.correlation_id = next_correlation_id(c.correlation_id);
         c.last_used = now;
@@ -432,6 +462,7 @@ impl<'a> ConnTable<'a> {
     /// Slot `i`'s socket opened: the ApiVersions handshake starts (at `api_versions_max`
     /// unless the broker asked for a lower version). `false` if it was not being opened.
     pub(crate) fn connected(&mut self, i: usize, api_versions_max: i16) -> bool {
+        self.change();
         let c = &mut self.slots[i];
         if !matches!(c.state, ConnState::Connecting { .. }) {
             return false;
@@ -445,6 +476,7 @@ impl<'a> ConnTable<'a> {
 
     /// Asks the transport to open idle slot `i`.
     pub(crate) fn connect(&mut self, i: usize, now: Instant) {
+        self.change();
         let c = &mut self.slots[i];
         c.state = ConnState::Connecting { since: now };
         c.connect_pending = true;
@@ -454,6 +486,7 @@ impl<'a> ConnTable<'a> {
     /// retired, its buffers emptied. Returns the number of failures in a row, for the backoff;
     /// the caller then takes its requests ([`ConnTable::pop_request`]) and sets the backoff.
     pub(crate) fn lose(&mut self, i: usize) -> u32 {
+        self.change();
         let c = &mut self.slots[i];
         if c.state.is_open() {
             c.close_pending = Some(ConnId::new(i, c.generation));
@@ -468,12 +501,14 @@ impl<'a> ConnTable<'a> {
     }
 
     pub(crate) fn pop_request(&mut self, i: usize) -> Option<InFlight> {
+        self.change();
         self.slots[i].in_flight.pop_front()
     }
 
     /// After `close`, with every record reported: every open slot is closed at once, nothing
     /// of theirs is retried.
     pub(crate) fn close_all(&mut self) {
+        self.change();
         for (i, c) in self.slots.iter_mut().enumerate() {
             if c.state.is_open() {
                 c.close_pending = Some(ConnId::new(i, c.generation));
@@ -499,6 +534,7 @@ impl<'a> ConnTable<'a> {
     /// retired; it is idle again, to be reopened when there is work for its broker. Not a
     /// failure: no backoff.
     pub(crate) fn close_idle(&mut self, i: usize) {
+        self.change();
         let c = &mut self.slots[i];
         c.close_pending = Some(ConnId::new(i, c.generation));
         c.generation = c.generation.wrapping_add(1);
@@ -526,6 +562,8 @@ impl<'a> ConnTable<'a> {
 
     /// Gives slot `i` to broker `node` at `host:port`, as a fresh idle connection.
     pub(crate) fn assign(&mut self, i: usize, node: i32, host: String<HOST_MAX>, port: u16) {
+        self.change();
+        self.nodes = self.nodes.wrapping_add(1);
         let c = &mut self.slots[i];
         let generation = c.generation.wrapping_add(1);
         *c = ConnSlot { state: ConnState::Idle, generation, node_id: node, host, port, ..ConnSlot::EMPTY };
@@ -541,6 +579,7 @@ impl Index<usize> for ConnTable<'_> {
 
 impl IndexMut<usize> for ConnTable<'_> {
     fn index_mut(&mut self, i: usize) -> &mut ConnSlot {
+        self.change();
         &mut self.slots[i]
     }
 }

@@ -36,7 +36,7 @@ pub(crate) enum InitAnswer {
 }
 
 /// The producer id and epoch, and the InitProducerId request's state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Idempotence {
     state: PidState,
     producer_id: i64,

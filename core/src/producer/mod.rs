@@ -129,6 +129,8 @@ pub struct Producer<'a> {
     metrics: Metrics,
     /// The broker whose response is being read, for `Metrics::last_broker_error_from`.
     answering: Option<i32>,
+    /// The timer table behind `poll_timeout`, brought up to date there.
+    clock: core::cell::Cell<timers::Clock>,
 }
 
 impl core::fmt::Debug for Producer<'_> {
@@ -221,6 +223,7 @@ impl<'a> Producer<'a> {
             drain_cursor: 0,
             metrics: Metrics::default(),
             answering: None,
+            clock: timers::Clock::new(),
         })
     }
 
@@ -388,7 +391,10 @@ impl<'a> Producer<'a> {
     /// act on count: a batch done lingering whose leader is not connected waits for the
     /// connection, not for a timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_deadline()
+        let at = self.next_deadline();
+        #[cfg(debug_assertions)]
+        assert_eq!(at, self.deadline_by_rescan(), "the timer table's minimum is the full rescan's");
+        at
     }
 
     /// Acts on every deadline that has passed: linger, retries, timeouts, refreshes.

@@ -3,12 +3,14 @@
 //! Topic slots idle past `metadata.max.idle.ms` with nothing queued are reclaimed; a topic that
 //! grows moves to a longer run.
 
+use core::cell::Cell;
 use core::ops::{Index, IndexMut};
 
 use heapless::String;
 
 use super::batches::BatchId;
 use super::idempotence::PartitionSequence;
+use super::timers::Touched;
 use super::transactions::Membership;
 use crate::protocol::ErrorCode;
 use crate::time::{Duration, Instant};
@@ -215,6 +217,8 @@ pub(crate) struct PartitionTable<'a> {
     /// The next token namespace: a partition slot's tokens stay unique even after the slot is
     /// reused for another partition.
     next_uid: u32,
+    /// The slots changed since the timer table last looked (see `timers`).
+    touched: Cell<Touched>,
 }
 
 impl<'a> PartitionTable<'a> {
@@ -222,7 +226,7 @@ impl<'a> PartitionTable<'a> {
         for slot in slots.iter_mut() {
             *slot = PartitionSlot::EMPTY;
         }
-        Self { slots, next_uid: 1 }
+        Self { slots, next_uid: 1, touched: Cell::new(Touched::ALL) }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -231,6 +235,11 @@ impl<'a> PartitionTable<'a> {
 
     pub(crate) fn iter(&self) -> core::slice::Iter<'_, PartitionSlot> {
         self.slots.iter()
+    }
+
+    /// The slots changed since the last call.
+    pub(crate) fn take_touched(&self) -> Touched {
+        self.touched.take()
     }
 
     /// Whether broker `node` leads a partition with batches waiting.
@@ -248,6 +257,7 @@ impl<'a> PartitionTable<'a> {
         old: Option<(u16, u16)>,
         moved: &mut dyn FnMut(usize, usize),
     ) -> Option<u16> {
+        *self.touched.get_mut() = Touched::ALL;
         let n = usize::from(count);
         let free_or_old = |i: usize, slots: &[PartitionSlot]| {
             slots[i].is_free() || old.is_some_and(|(f, c)| (usize::from(f)..usize::from(f + c)).contains(&i))
@@ -291,6 +301,8 @@ impl Index<usize> for PartitionTable<'_> {
 
 impl IndexMut<usize> for PartitionTable<'_> {
     fn index_mut(&mut self, p: usize) -> &mut PartitionSlot {
+        // Fewer than `NIL` slots (`Producer::new`).
+        self.touched.get_mut().add(p as u16);
         &mut self.slots[p]
     }
 }
