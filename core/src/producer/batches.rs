@@ -202,6 +202,7 @@ impl<'a> BatchTable<'a> {
     }
 
     /// The partitions whose batches changed since the last call.
+    #[cfg_attr(feature = "compact-code", allow(dead_code))] // read by the timer table only
     pub(crate) fn take_touched(&self) -> Touched {
         self.touched.take()
     }

@@ -238,6 +238,7 @@ impl<'a> PartitionTable<'a> {
     }
 
     /// The slots changed since the last call.
+    #[cfg_attr(feature = "compact-code", allow(dead_code))] // read by the timer table only
     pub(crate) fn take_touched(&self) -> Touched {
         self.touched.take()
     }
