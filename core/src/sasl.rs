@@ -121,6 +121,12 @@ impl fmt::Display for Mechanism {
 pub struct Secret(String<PASSWORD_MAX>);
 
 impl Secret {
+    /// A password set directly (what `sasl.password` sets): for applications that know their
+    /// credentials at build time and leave [`Config::set`](crate::Config::set)'s parser out of
+    /// their flash. Refused if longer than the core keeps.
+    pub fn new(password: &str) -> Result<Self, ConfigError> {
+        Ok(Self(bounded_raw(password, "sasl.password")?))
+    }
     /// The password itself, for the mechanism that sends or hashes it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -95,10 +95,28 @@ pub fn run_executor(init: impl FnOnce(Spawner)) -> ! {
         unsafe { executor.poll() };
         cortex_m::interrupt::free(|_| {
             if !WOKEN.swap(false, Ordering::AcqRel) {
+                #[cfg(feature = "tls")]
+                let slept = crate::time_driver::cycles();
                 cortex_m::asm::wfi();
+                #[cfg(feature = "tls")]
+                IDLE.store(
+                    IDLE.load(Ordering::Relaxed).wrapping_add((crate::time_driver::cycles() - slept) as u32),
+                    Ordering::Relaxed,
+                );
             }
         });
     }
+}
+
+/// Core clock cycles spent asleep in WFI (feature `tls`: the handshake's busy time is the time
+/// it took less this). Wraps after 171 s of sleep at 25 MHz: take differences over shorter spans.
+#[cfg(feature = "tls")]
+static IDLE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Cycles spent asleep so far (see `IDLE`).
+#[cfg(feature = "tls")]
+pub fn idle_cycles() -> u32 {
+    IDLE.load(Ordering::Relaxed)
 }
 
 // ---- stack use ---------------------------------------------------------------------------

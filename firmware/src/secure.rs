@@ -1,0 +1,221 @@
+//! The secure firmware's parts (features `tls`, `sasl`; `secure` is both): SASL_SSL to the broker.
+//!
+//! Build-time settings (each read by `option_env!`; build.rs reruns when one changes):
+//! - `FIRMWARE_CA`: the CA certificate (PEM or DER file) the broker's chain must end in;
+//!   required with `tls`, embedded as DER. There is no way to accept any certificate.
+//! - `FIRMWARE_BROKER`: the broker's host name (default `broker.test`), the bootstrap server.
+//!   The TLS check matches it (and the names the broker advertises) against the certificate's
+//!   DNS names, as a real device does: it reaches its broker by name through DNS (the stack's
+//!   server is the gateway's, 10.0.2.3 under QEMU's user network) and checks that name, never
+//!   an IP address (embedded-tls matches DNS names only).
+//! - `FIRMWARE_SASL_MECHANISM`: `SCRAM-SHA-512` (default) or `SCRAM-SHA-256`;
+//!   `FIRMWARE_SASL_USERNAME`, `FIRMWARE_SASL_PASSWORD` (default `alice` / `alice-secret`, the
+//!   test bed's user). A credential in flash is what a test bed affords; a product keeps it in
+//!   provisioned storage, ideally in a secure element.
+
+#[cfg(feature = "sasl")]
+use picokafka::sasl::Mechanism;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use static_cell::StaticCell;
+
+use crate::console::print;
+use crate::KafkaHandle;
+
+/// The CA (DER) from `FIRMWARE_CA`, converted by build.rs.
+#[cfg(feature = "tls")]
+pub const CA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ca.der"));
+
+/// The broker's name: bootstrap server and TLS server name.
+#[cfg(feature = "tls")]
+pub const BROKER: &str = match option_env!("FIRMWARE_BROKER") {
+    Some(b) => b,
+    None => "broker.test",
+};
+
+#[cfg(feature = "sasl")]
+const MECHANISM: Mechanism = match option_env!("FIRMWARE_SASL_MECHANISM") {
+    None => Mechanism::ScramSha512,
+    Some(m) if eq(m, "SCRAM-SHA-512") => Mechanism::ScramSha512,
+    Some(m) if eq(m, "SCRAM-SHA-256") => Mechanism::ScramSha256,
+    Some(_) => panic!("FIRMWARE_SASL_MECHANISM: SCRAM-SHA-512 or SCRAM-SHA-256"),
+};
+#[cfg(feature = "sasl")]
+const USERNAME: &str = match option_env!("FIRMWARE_SASL_USERNAME") {
+    Some(u) => u,
+    None => "alice",
+};
+#[cfg(feature = "sasl")]
+const PASSWORD: &str = match option_env!("FIRMWARE_SASL_PASSWORD") {
+    Some(p) => p,
+    None => "alice-secret",
+};
+
+#[cfg(feature = "sasl")]
+const fn eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Sets the security protocol and the SASL login (fields set directly, as the rest of the
+/// firmware's configuration: `Config::set`'s parser stays out of flash).
+pub fn configure(config: &mut picokafka::Config) -> Result<(), u32> {
+    use picokafka::SecurityProtocol;
+    config.security_protocol = match (cfg!(feature = "tls"), cfg!(feature = "sasl")) {
+        (true, true) => SecurityProtocol::SaslSsl,
+        (true, false) => SecurityProtocol::Ssl,
+        _ => SecurityProtocol::SaslPlaintext,
+    };
+    #[cfg(feature = "sasl")]
+    {
+        config.sasl.mechanism = Some(MECHANISM);
+        config.sasl.username.clear();
+        let user = config.sasl.username.push_str(USERNAME);
+        let password = picokafka::sasl::Secret::new(PASSWORD);
+        match (user, password) {
+            (Ok(()), Ok(p)) => config.sasl.password = p,
+            _ => {
+                print("SASL username or password longer than the producer keeps\n");
+                return Err(4);
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- randomness ------------------------------------------------------------------------------
+
+/// TLS's key exchange and SCRAM's nonces need unpredictable bytes. QEMU's mps2-an386 has no
+/// TRNG (the AN386 FPGA image has none; QEMU models none), so this test firmware seeds a
+/// ChaCha20 CSPRNG with 32 bytes of the host's `/dev/urandom`, read through ARM semihosting
+/// (SYS_OPEN / SYS_READ: QEMU opens the file on the host). Never a fixed seed, nor one from
+/// the clock or a counter: those are guessable, and a guessed ECDHE key or nonce is a broken
+/// session. A real board seeds from its TRNG (STM32 RNG, nRF RNG, RP2040 ROSC with
+/// conditioning, ESP32 RNG) — semihosting only exists under a debugger or emulator, and a
+/// device that cannot get entropy must refuse to connect, as this one does.
+fn host_seed() -> Option<[u8; 32]> {
+    const PATH: &[u8] = b"/dev/urandom\0";
+    let mut seed = [0u8; 32];
+    // SAFETY: SYS_OPEN reads the NUL-terminated path (length without the NUL) and returns a
+    // handle or -1; SYS_READ writes at most `seed.len()` bytes into `seed` and returns the
+    // number of bytes *not* read; SYS_CLOSE takes the handle. The buffers outlive the calls.
+    unsafe {
+        let fd = cortex_m_semihosting::syscall!(
+            OPEN,
+            PATH.as_ptr(),
+            cortex_m_semihosting::nr::open::R_BINARY,
+            PATH.len() - 1
+        );
+        if fd as isize == -1 {
+            return None;
+        }
+        let left = cortex_m_semihosting::syscall!(READ, fd, seed.as_mut_ptr(), seed.len());
+        cortex_m_semihosting::syscall!(CLOSE, fd);
+        if left != 0 {
+            return None;
+        }
+    }
+    // All zeroes: no host answered for real.
+    (seed != [0; 32]).then_some(seed)
+}
+
+/// Two generators from one host seed: TLS's (owned by the transport) and SCRAM's (the core's).
+pub struct Rngs {
+    #[cfg(feature = "tls")]
+    pub tls: &'static mut ChaCha20Rng,
+    #[cfg(feature = "sasl")]
+    pub sasl: &'static mut ChaCha20Rng,
+}
+
+/// Seeds the generators, once; `Err` if the host gave no entropy.
+pub fn rngs() -> Result<Rngs, u32> {
+    static TLS: StaticCell<ChaCha20Rng> = StaticCell::new();
+    static SASL: StaticCell<ChaCha20Rng> = StaticCell::new();
+    let Some(seed) = host_seed() else {
+        print("no entropy: could not read the host's /dev/urandom through semihosting\n");
+        return Err(4);
+    };
+    let mut root = ChaCha20Rng::from_seed(seed);
+    let mut child = || {
+        let mut s = [0u8; 32];
+        root.fill_bytes(&mut s);
+        ChaCha20Rng::from_seed(s)
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = &TLS;
+    #[cfg(not(feature = "sasl"))]
+    let _ = &SASL;
+    Ok(Rngs {
+        #[cfg(feature = "tls")]
+        tls: TLS.init(child()),
+        #[cfg(feature = "sasl")]
+        sasl: SASL.init(child()),
+    })
+}
+
+// ---- refusals --------------------------------------------------------------------------------
+
+/// Whether the broker (TLS) or its SASL refused us, printing why: trying again cannot help, so
+/// the firmware stops. `Err(5)`: TLS refused; `Err(6)`: SASL refused.
+pub fn refused(kafka: &KafkaHandle) -> Result<(), u32> {
+    #[cfg(feature = "tls")]
+    if let Some(e) = kafka.tls_error().filter(|e| e.is_refusal()) {
+        use picokafka_embassy::TlsFailure;
+        print("stopping: TLS refused: ");
+        match e {
+            TlsFailure::Untrusted => print(
+                "the broker's certificate is not trusted (its chain does not end in the CA built in, \
+                 or it does not name the broker)\n",
+            ),
+            TlsFailure::Alert(code) => {
+                crate::console::print_kv("the broker aborted the handshake, TLS alert ", u32::from(code))
+            }
+            _ => print("the broker speaks no TLS 1.3 the firmware understands\n"),
+        }
+        return Err(5);
+    }
+    #[cfg(feature = "sasl")]
+    {
+        let mut code: Result<(), u32> = Ok(());
+        kafka.auth_error(|e| {
+            use picokafka::AuthFailure;
+            print("stopping: SASL ");
+            print(match e.mechanism {
+                Mechanism::ScramSha256 => "SCRAM-SHA-256",
+                Mechanism::ScramSha512 => "SCRAM-SHA-512",
+                _ => "",
+            });
+            print(" authentication as \"");
+            print(e.username);
+            print("\" failed: ");
+            print(match e.failure {
+                AuthFailure::Refused => "the broker refused the credentials",
+                AuthFailure::MechanismNotEnabled => "the broker does not enable this mechanism",
+                AuthFailure::UnsupportedBroker => "the broker does not support SaslHandshake v1",
+                AuthFailure::NoRandomSource => "no random source for the SCRAM nonce",
+                _ => "the SCRAM exchange failed",
+            });
+            if !e.broker_message.is_empty() {
+                print(" (broker: ");
+                print(e.broker_message);
+                print(")");
+            }
+            print("\n");
+            code = Err(6);
+        });
+        code?;
+    }
+    #[cfg(not(any(feature = "tls", feature = "sasl")))]
+    let _ = kafka;
+    Ok(())
+}
