@@ -15,9 +15,13 @@ fn main() {
         ca(&out);
     }
     if env::var_os("CARGO_FEATURE_TLS").is_some() || env::var_os("CARGO_FEATURE_SASL").is_some() {
-        for v in
-            ["FIRMWARE_BROKER", "FIRMWARE_SASL_USERNAME", "FIRMWARE_SASL_PASSWORD", "FIRMWARE_SASL_MECHANISM"]
-        {
+        for v in [
+            "FIRMWARE_BROKER",
+            "FIRMWARE_BROKER_ADDR",
+            "FIRMWARE_SASL_USERNAME",
+            "FIRMWARE_SASL_PASSWORD",
+            "FIRMWARE_SASL_MECHANISM",
+        ] {
             println!("cargo:rerun-if-env-changed={v}");
         }
     }

@@ -206,9 +206,9 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
         address: Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24),
         gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
         // QEMU's user network answers DNS at 10.0.2.3 (from the host's resolver).
-        #[cfg(feature = "tls")]
+        #[cfg(feature = "dns")]
         dns_servers: heapless::Vec::from_slice(&[Ipv4Address::new(10, 0, 2, 3)]).unwrap_or_default(),
-        #[cfg(not(feature = "tls"))]
+        #[cfg(not(feature = "dns"))]
         dns_servers: heapless::Vec::new(),
     });
     let seed = u64::from(Lan9118::free_run()) << 32 | u64::from(cortex_m::peripheral::SYST::get_current());
@@ -258,7 +258,12 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
     })?;
     #[cfg(feature = "sasl")]
     producer.set_crypto_rng(rngs.sasl);
-    let settings = Settings { reports: false, ..Settings::default() };
+    let settings = Settings {
+        reports: false,
+        #[cfg(feature = "tls")]
+        hosts: secure::HOSTS,
+        ..Settings::default()
+    };
     #[cfg(feature = "tls")]
     let made = picokafka_embassy::new_tls(
         stack,

@@ -5,18 +5,23 @@
 //!   required with `tls`, embedded as DER. There is no way to accept any certificate.
 //! - `FIRMWARE_BROKER`: the broker's host name (default `broker.test`), the bootstrap server.
 //!   The TLS check matches it (and the names the broker advertises) against the certificate's
-//!   DNS names, as a real device does: it reaches its broker by name through DNS (the stack's
-//!   server is the gateway's, 10.0.2.3 under QEMU's user network) and checks that name, never
-//!   an IP address (embedded-tls matches DNS names only).
+//!   DNS names, never an IP address (embedded-tls matches DNS names only): a device knows its
+//!   broker by name, as a certificate does.
+//! - `FIRMWARE_BROKER_ADDR`: the address of that name (default 10.0.2.100, where QEMU's user
+//!   network forwards the guest), the transport's fixed hosts table: connected to by address,
+//!   checked by name — what a device does whose broker has a fixed address (a plant's on-site
+//!   broker), and what fits the flash budget. With feature `dns` the name goes through DNS
+//!   instead (the stack's server is 10.0.2.3, QEMU's relay to the host's resolver), as a device
+//!   reaching a cloud service must: 5 KB of flash more.
 //! - `FIRMWARE_SASL_MECHANISM`: `SCRAM-SHA-512` (default) or `SCRAM-SHA-256`;
 //!   `FIRMWARE_SASL_USERNAME`, `FIRMWARE_SASL_PASSWORD` (default `alice` / `alice-secret`, the
 //!   test bed's user). A credential in flash is what a test bed affords; a product keeps it in
 //!   provisioned storage, ideally in a secure element.
 
+use aes::cipher::{BlockEncrypt, KeyInit};
 #[cfg(feature = "sasl")]
 use picokafka::sasl::Mechanism;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore};
 use static_cell::StaticCell;
 
 use crate::console::print;
@@ -32,6 +37,40 @@ pub const BROKER: &str = match option_env!("FIRMWARE_BROKER") {
     Some(b) => b,
     None => "broker.test",
 };
+
+/// The broker's address, from `FIRMWARE_BROKER_ADDR` (dotted quad).
+#[cfg(feature = "tls")]
+pub const BROKER_ADDR: embassy_net::Ipv4Address = match option_env!("FIRMWARE_BROKER_ADDR") {
+    Some(a) => ipv4(a.as_bytes()),
+    None => embassy_net::Ipv4Address::new(10, 0, 2, 100),
+};
+
+#[cfg(feature = "tls")]
+const fn ipv4(s: &[u8]) -> embassy_net::Ipv4Address {
+    let mut octets = [0u8; 4];
+    let (mut i, mut n, mut digits) = (0, 0usize, 0);
+    while i <= s.len() {
+        if i == s.len() || s[i] == b'.' {
+            assert!(digits > 0 && n < 4, "FIRMWARE_BROKER_ADDR: not an IPv4 address");
+            n += 1;
+            digits = 0;
+        } else {
+            assert!(s[i].is_ascii_digit() && digits < 3, "FIRMWARE_BROKER_ADDR: not an IPv4 address");
+            let v = octets[n] as u32 * 10 + (s[i] - b'0') as u32;
+            assert!(v <= 255, "FIRMWARE_BROKER_ADDR: not an IPv4 address");
+            octets[n] = v as u8;
+            digits += 1;
+        }
+        i += 1;
+    }
+    assert!(n == 4, "FIRMWARE_BROKER_ADDR: not an IPv4 address");
+    embassy_net::Ipv4Address::new(octets[0], octets[1], octets[2], octets[3])
+}
+
+/// The transport's hosts table: the broker's name at its fixed address (none with `dns`).
+#[cfg(feature = "tls")]
+pub const HOSTS: &[(&str, embassy_net::Ipv4Address)] =
+    if cfg!(feature = "dns") { &[] } else { &[(BROKER, BROKER_ADDR)] };
 
 #[cfg(feature = "sasl")]
 const MECHANISM: Mechanism = match option_env!("FIRMWARE_SASL_MECHANISM") {
@@ -96,13 +135,13 @@ pub fn configure(config: &mut picokafka::Config) -> Result<(), u32> {
 // ---- randomness ------------------------------------------------------------------------------
 
 /// TLS's key exchange and SCRAM's nonces need unpredictable bytes. QEMU's mps2-an386 has no
-/// TRNG (the AN386 FPGA image has none; QEMU models none), so this test firmware seeds a
-/// ChaCha20 CSPRNG with 32 bytes of the host's `/dev/urandom`, read through ARM semihosting
-/// (SYS_OPEN / SYS_READ: QEMU opens the file on the host). Never a fixed seed, nor one from
-/// the clock or a counter: those are guessable, and a guessed ECDHE key or nonce is a broken
-/// session. A real board seeds from its TRNG (STM32 RNG, nRF RNG, RP2040 ROSC with
-/// conditioning, ESP32 RNG) — semihosting only exists under a debugger or emulator, and a
-/// device that cannot get entropy must refuse to connect, as this one does.
+/// TRNG (the AN386 FPGA image has none; QEMU models none), so this test firmware seeds a CSPRNG
+/// with 32 bytes of the host's `/dev/urandom`, read through ARM semihosting (SYS_OPEN /
+/// SYS_READ: QEMU opens the file on the host). Never a fixed seed, nor one from the clock or a
+/// counter: those are guessable, and a guessed ECDHE key or nonce is a broken session. A real
+/// board seeds from its TRNG (STM32 RNG, nRF RNG, ESP32 RNG, RP2040 ROSC with conditioning) —
+/// semihosting only exists under a debugger or an emulator — and a device that cannot get
+/// entropy must refuse to connect, as this one does.
 fn host_seed() -> Option<[u8; 32]> {
     const PATH: &[u8] = b"/dev/urandom\0";
     let mut seed = [0u8; 32];
@@ -129,27 +168,98 @@ fn host_seed() -> Option<[u8; 32]> {
     (seed != [0; 32]).then_some(seed)
 }
 
+/// CTR_DRBG with AES-128 (NIST SP 800-90A, section 10.2.1, without a derivation function: the
+/// seed is full-entropy), on the AES that TLS links anyway: a CSPRNG in a few hundred bytes of
+/// flash where rand_chacha's ChaCha20 takes 2.6 KB. No reseeding: a session of this firmware
+/// draws far fewer than the 2^48 requests the standard allows per seed.
+pub struct CtrDrbg {
+    key: [u8; 16],
+    v: [u8; 16],
+}
+
+impl CtrDrbg {
+    /// Instantiate: key and V zero, then updated with the 32-byte seed.
+    fn new(seed: &[u8; 32]) -> Self {
+        let mut d = Self { key: [0; 16], v: [0; 16] };
+        d.update(seed);
+        d
+    }
+
+    /// V + 1, the whole block as one big-endian counter.
+    fn next_block(&mut self, aes: &aes::Aes128) -> [u8; 16] {
+        for b in self.v.iter_mut().rev() {
+            *b = b.wrapping_add(1);
+            if *b != 0 {
+                break;
+            }
+        }
+        let mut block = self.v.into();
+        aes.encrypt_block(&mut block);
+        block.into()
+    }
+
+    /// CTR_DRBG_Update: (key, V) = the next two blocks, XOR `provided`.
+    fn update(&mut self, provided: &[u8; 32]) {
+        let aes = aes::Aes128::new(&self.key.into());
+        let (a, b) = (self.next_block(&aes), self.next_block(&aes));
+        for i in 0..16 {
+            self.key[i] = a[i] ^ provided[i];
+            self.v[i] = b[i] ^ provided[16 + i];
+        }
+    }
+}
+
+impl RngCore for CtrDrbg {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    /// CTR_DRBG_Generate: blocks of E(key, V + 1), ..., then the key and V move on (backtracking
+    /// resistance: the output cannot be recomputed from the state left behind).
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let aes = aes::Aes128::new(&self.key.into());
+        for chunk in dest.chunks_mut(16) {
+            let block = self.next_block(&aes);
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+        self.update(&[0; 32]);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for CtrDrbg {}
+
 /// Two generators from one host seed: TLS's (owned by the transport) and SCRAM's (the core's).
 pub struct Rngs {
     #[cfg(feature = "tls")]
-    pub tls: &'static mut ChaCha20Rng,
+    pub tls: &'static mut CtrDrbg,
     #[cfg(feature = "sasl")]
-    pub sasl: &'static mut ChaCha20Rng,
+    pub sasl: &'static mut CtrDrbg,
 }
 
 /// Seeds the generators, once; `Err` if the host gave no entropy.
 pub fn rngs() -> Result<Rngs, u32> {
-    static TLS: StaticCell<ChaCha20Rng> = StaticCell::new();
-    static SASL: StaticCell<ChaCha20Rng> = StaticCell::new();
+    static TLS: StaticCell<CtrDrbg> = StaticCell::new();
+    static SASL: StaticCell<CtrDrbg> = StaticCell::new();
     let Some(seed) = host_seed() else {
         print("no entropy: could not read the host's /dev/urandom through semihosting\n");
         return Err(4);
     };
-    let mut root = ChaCha20Rng::from_seed(seed);
+    let mut root = CtrDrbg::new(&seed);
+    #[cfg_attr(not(all(feature = "tls", feature = "sasl")), allow(unused_mut))]
     let mut child = || {
         let mut s = [0u8; 32];
         root.fill_bytes(&mut s);
-        ChaCha20Rng::from_seed(s)
+        CtrDrbg::new(&s)
     };
     #[cfg(not(feature = "tls"))]
     let _ = &TLS;
