@@ -97,7 +97,9 @@ pub fn run_executor(init: impl FnOnce(Spawner)) -> ! {
         unsafe { executor.poll() };
         #[cfg(feature = "tls")]
         LONGEST_POLL.store(
-            LONGEST_POLL.load(Ordering::Relaxed).max((crate::time_driver::cycles() - polled) as u32),
+            LONGEST_POLL
+                .load(Ordering::Relaxed)
+                .max(crate::time_driver::cycles().saturating_sub(polled) as u32),
             Ordering::Relaxed,
         );
         cortex_m::interrupt::free(|_| {
@@ -107,7 +109,8 @@ pub fn run_executor(init: impl FnOnce(Spawner)) -> ! {
                 cortex_m::asm::wfi();
                 #[cfg(feature = "tls")]
                 IDLE.store(
-                    IDLE.load(Ordering::Relaxed).wrapping_add((crate::time_driver::cycles() - slept) as u32),
+                    IDLE.load(Ordering::Relaxed)
+                        .wrapping_add(crate::time_driver::cycles().saturating_sub(slept) as u32),
                     Ordering::Relaxed,
                 );
             }

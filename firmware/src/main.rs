@@ -104,25 +104,6 @@ async fn kafka_task(mut runner: KafkaRunner) -> ! {
     runner.run().await
 }
 
-/// Watches the secure connection (feature `tls`): stops the firmware when TLS or SASL refuse
-/// it, and prints the SASL login's cost once the first record is delivered.
-#[cfg(feature = "tls")]
-#[embassy_executor::task]
-async fn watch_task(kafka: KafkaHandle) {
-    let mut delivered = false;
-    loop {
-        if !delivered && kafka.metrics().records_delivered > 0 {
-            delivered = true;
-            longest_poll();
-        }
-        if let Err(code) = secure::refused(&kafka) {
-            longest_poll();
-            console::exit(code);
-        }
-        Timer::after(Duration::from_millis(20)).await;
-    }
-}
-
 /// Prints the longest computation without a break so far (see `board::LONGEST_POLL`): with
 /// SASL, SCRAM's PBKDF2 (4096 HMAC rounds, one poll of the Kafka task). Under `-icount shift=0`
 /// one microsecond is 1,000 instructions.
@@ -283,8 +264,6 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
     #[cfg(feature = "tls")]
     let since = (time_driver::cycles(), board::idle_cycles());
     spawner.spawn(kafka_task(runner).map_err(|_| 101u32)?);
-    #[cfg(feature = "tls")]
-    spawner.spawn(watch_task(kafka).map_err(|_| 101u32)?);
 
     // The secure firmware waits for its first handshake before it sends (see `handshake`):
     // record 0 is offered once, which sets off the metadata request, and is sent by the loop
@@ -324,6 +303,9 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
             [Header { key: "seq", value: Some(seq) }, Header { key: "board", value: Some(b"mps2-an386") }];
         let record = Record::new(TOPIC).key(key).value(&v[..n]).headers(&headers);
         if kafka.send(record).await.is_err() {
+            // A refusal by TLS or SASL fails every `send` at once: the firmware stops, naming it.
+            #[cfg(any(feature = "tls", feature = "sasl"))]
+            secure::refused(&kafka)?;
             refused += 1;
         }
         if (i + 1) % 10_000 == 0 {
@@ -338,6 +320,8 @@ async fn produce(spawner: Spawner) -> Result<u32, u32> {
     }
     #[cfg(any(feature = "tls", feature = "sasl"))]
     secure::refused(&kafka)?;
+    #[cfg(feature = "tls")]
+    longest_poll();
     let m = kafka.metrics();
     print_kv("records sent: ", m.records_sent as u32);
     print_kv("records delivered: ", m.records_delivered as u32);

@@ -275,9 +275,19 @@ pub fn rngs() -> Result<Rngs, u32> {
 
 // ---- refusals --------------------------------------------------------------------------------
 
-/// Whether the broker (TLS) or its SASL refused us, printing why: trying again cannot help, so
-/// the firmware stops. `Err(5)`: TLS refused; `Err(6)`: SASL refused.
+/// Whether the broker (TLS) or its SASL refused us, printing why (and, with `tls`, the longest
+/// computation so far: SCRAM's with SASL): trying again cannot help, so the firmware stops.
+/// `Err(5)`: TLS refused; `Err(6)`: SASL refused.
 pub fn refused(kafka: &KafkaHandle) -> Result<(), u32> {
+    let r = refusal(kafka);
+    #[cfg(feature = "tls")]
+    if r.is_err() {
+        crate::longest_poll();
+    }
+    r
+}
+
+fn refusal(kafka: &KafkaHandle) -> Result<(), u32> {
     #[cfg(feature = "tls")]
     if let Some(e) = kafka.tls_error().filter(|e| e.is_refusal()) {
         use picokafka_embassy::TlsFailure;

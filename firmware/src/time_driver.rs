@@ -87,12 +87,14 @@ pub fn cycles() -> u64 {
         let ticks = DRIVER.state.borrow_ref(cs).ticks;
         let val = SYST::get_current();
         // A wrap not yet counted (the SysTick exception is pending): one tick more, and the
-        // current value after the wrap.
+        // current value read again, after the wrap. Still 0 there: the period has just ended
+        // and the next not begun (it begins at RELOAD).
         let (ticks, val) = if cortex_m::peripheral::SCB::is_pendst_pending() {
-            (ticks + 1, SYST::get_current())
+            let v = SYST::get_current();
+            (ticks + 1, if v == 0 { RELOAD } else { v })
         } else {
             (ticks, val)
         };
-        ticks * u64::from(RELOAD + 1) + u64::from(RELOAD - val)
+        ticks * u64::from(RELOAD + 1) + u64::from(RELOAD - val.min(RELOAD))
     })
 }
