@@ -7,10 +7,10 @@
 //! Build-time settings: `FIRMWARE_PEER_PORT` (default 9092), `FIRMWARE_RECORDS` (default 10000),
 //! `FIRMWARE_TOPIC` (default `firmware`).
 //!
-//! With feature `secure` it produces over SASL_SSL instead: TLS 1.3 to the broker found by
-//! name through DNS, its chain verified against the CA built in, then SCRAM (src/secure.rs has
-//! the settings); it prints the handshake's time and stops at once, naming the cause, when
-//! TLS or SASL refuse it.
+//! With feature `secure` it produces over SASL_SSL instead: TLS 1.3 to the broker known by
+//! name (at a fixed address, or through DNS with feature `dns`), its chain verified against the
+//! CA built in and its name checked, then SCRAM (src/secure.rs has the settings); it prints the
+//! handshake's cost and stops at once, naming the cause, when TLS or SASL refuse it.
 //!
 //! Exit codes: 0 all delivered, 1 some failed, 2 timeout, 3 NIC init, 4 producer setup,
 //! 5 TLS refused, 6 SASL refused, 101 panic/HardFault, 102 unexpected interrupt.

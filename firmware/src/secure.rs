@@ -171,7 +171,10 @@ fn host_seed() -> Option<[u8; 32]> {
 /// CTR_DRBG with AES-128 (NIST SP 800-90A, section 10.2.1, without a derivation function: the
 /// seed is full-entropy), on the AES that TLS links anyway: a CSPRNG in a few hundred bytes of
 /// flash where rand_chacha's ChaCha20 takes 2.6 KB. No reseeding: a session of this firmware
-/// draws far fewer than the 2^48 requests the standard allows per seed.
+/// draws far fewer than the 2^48 requests the standard allows per seed. Checked on a host (this
+/// code, `aes` 0.8) against NIST CAVP's CTR_DRBG vector [AES-128 no df], PredictionResistance
+/// False, COUNT 0: EntropyInput ce50f33d..b249a5fc, two 64-byte requests, the second
+/// 6545c052..1f784e5a.
 pub struct CtrDrbg {
     key: [u8; 16],
     v: [u8; 16],

@@ -25,6 +25,9 @@
 //! 16,640 + a few KiB per socket). A refused handshake is kept in [`Handle::tls_error`] and
 //! `send` then hands its error back at once instead of waiting `max_block`.
 //!
+//! With feature `hosts`, [`Settings::hosts`] resolves broker names to fixed addresses before
+//! DNS: the connection goes to the address, and TLS still checks the name.
+//!
 //! Each socket has its driver: it connects when the core asks, then reads into the core and
 //! writes what the core has — each in its own future, so that a TLS read waiting for a whole
 //! record never holds up a write.
