@@ -113,8 +113,8 @@ fn longest_poll() {
 }
 
 /// Waits for the first TLS handshake (feature `tls`) and prints its time and its busy time:
-/// the time less the time asleep in WFI, from the producer's start (DNS and the TCP connect are
-/// in it: a few thousand instructions). Under `-icount shift=0` the busy time counts the
+/// the time less the time asleep in WFI, from the producer's start (the name's lookup and the
+/// TCP connect are in it: a few thousand instructions). Under `-icount shift=0` the busy time counts the
 /// instructions the firmware executed (1 ns each), the network's and the broker's time left out.
 /// Nothing else runs meanwhile: no record waits in `send` (a waiting `send` retries on every
 /// turn of the transport's loop and keeps the CPU from sleeping).
