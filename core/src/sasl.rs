@@ -369,6 +369,18 @@ mod tests {
 
     #[cfg(feature = "sasl")]
     #[test]
+    fn secret_set_directly() {
+        assert_eq!(Secret::new("alice-secret").unwrap().expose(), "alice-secret");
+        let long = [b'x'; PASSWORD_MAX + 1];
+        let long = core::str::from_utf8(&long).unwrap();
+        assert!(matches!(
+            Secret::new(long),
+            Err(ConfigError::InvalidValue { property: "sasl.password", .. })
+        ));
+    }
+
+    #[cfg(feature = "sasl")]
+    #[test]
     fn unsecured_jwt_claims() {
         use base64::Engine;
         let mut out: heapless::Vec<u8, 256> = heapless::Vec::new();
