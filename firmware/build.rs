@@ -1,4 +1,6 @@
-//! Puts memory.x and device.x where the linker (cortex-m-rt's link.x) finds them.
+//! Puts memory.x and device.x where the linker (cortex-m-rt's link.x) finds them; with feature
+//! `tls`, writes the CA the broker's chain must end in (`FIRMWARE_CA`, PEM or DER) to
+//! `$OUT_DIR/ca.der` for src/secure.rs to embed.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -9,4 +11,65 @@ fn main() {
     }
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-env-changed=FIRMWARE_PEER_PORT");
+    if env::var_os("CARGO_FEATURE_TLS").is_some() {
+        ca(&out);
+    }
+    if env::var_os("CARGO_FEATURE_TLS").is_some() || env::var_os("CARGO_FEATURE_SASL").is_some() {
+        for v in [
+            "FIRMWARE_BROKER",
+            "FIRMWARE_BROKER_ADDR",
+            "FIRMWARE_SASL_USERNAME",
+            "FIRMWARE_SASL_PASSWORD",
+            "FIRMWARE_SASL_MECHANISM",
+        ] {
+            println!("cargo:rerun-if-env-changed={v}");
+        }
+    }
+}
+
+/// The CA certificate from `FIRMWARE_CA` (a file: DER, or PEM whose first CERTIFICATE block is
+/// taken) as DER into `out/ca.der`. There is no default: a firmware that trusts a CA nobody
+/// chose would be worse than none.
+fn ca(out: &std::path::Path) {
+    println!("cargo:rerun-if-env-changed=FIRMWARE_CA");
+    let Some(path) = env::var_os("FIRMWARE_CA") else {
+        panic!("feature `tls`: set FIRMWARE_CA to the CA certificate (PEM or DER) the broker's chain must end in")
+    };
+    let path = PathBuf::from(path);
+    println!("cargo:rerun-if-changed={}", path.display());
+    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("FIRMWARE_CA={}: {e}", path.display()));
+    let der = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => pem_to_der(text)
+            .unwrap_or_else(|| panic!("FIRMWARE_CA={}: not a PEM certificate", path.display())),
+        _ => bytes,
+    };
+    // A DER certificate is a SEQUENCE (0x30) with a long-form length.
+    assert!(der.len() > 64 && der[0] == 0x30, "FIRMWARE_CA={}: not a DER certificate", path.display());
+    fs::write(out.join("ca.der"), der).expect("write ca.der");
+}
+
+/// The base64 body of the first `CERTIFICATE` block, decoded.
+fn pem_to_der(text: &str) -> Option<Vec<u8>> {
+    let body = text.split("-----BEGIN CERTIFICATE-----").nth(1)?.split("-----END CERTIFICATE-----").next()?;
+    let mut der = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in body.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            der.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(der)
 }

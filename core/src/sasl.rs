@@ -121,6 +121,12 @@ impl fmt::Display for Mechanism {
 pub struct Secret(String<PASSWORD_MAX>);
 
 impl Secret {
+    /// A password set directly (what `sasl.password` sets): for applications that know their
+    /// credentials at build time and leave [`Config::set`](crate::Config::set)'s parser out of
+    /// their flash. Refused if longer than the core keeps.
+    pub fn new(password: &str) -> Result<Self, ConfigError> {
+        Ok(Self(bounded_raw(password, "sasl.password")?))
+    }
     /// The password itself, for the mechanism that sends or hashes it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -360,6 +366,18 @@ fn bounded_raw<const N: usize>(value: &str, property: &'static str) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sasl")]
+    #[test]
+    fn secret_set_directly() {
+        assert_eq!(Secret::new("alice-secret").unwrap().expose(), "alice-secret");
+        let long = [b'x'; PASSWORD_MAX + 1];
+        let long = core::str::from_utf8(&long).unwrap();
+        assert!(matches!(
+            Secret::new(long),
+            Err(ConfigError::InvalidValue { property: "sasl.password", .. })
+        ));
+    }
 
     #[cfg(feature = "sasl")]
     #[test]

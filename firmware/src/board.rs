@@ -90,15 +90,54 @@ pub fn run_executor(init: impl FnOnce(Spawner)) -> ! {
     let executor: &'static raw::Executor = EXECUTOR.init(raw::Executor::new(core::ptr::null_mut()));
     init(executor.spawner());
     loop {
+        #[cfg(feature = "tls")]
+        let polled = crate::time_driver::cycles();
         // SAFETY: `poll` is only ever called from this loop, never re-entrantly (the pender
         // only sets a flag).
         unsafe { executor.poll() };
+        #[cfg(feature = "tls")]
+        LONGEST_POLL.store(
+            LONGEST_POLL
+                .load(Ordering::Relaxed)
+                .max(crate::time_driver::cycles().saturating_sub(polled) as u32),
+            Ordering::Relaxed,
+        );
         cortex_m::interrupt::free(|_| {
             if !WOKEN.swap(false, Ordering::AcqRel) {
+                #[cfg(feature = "tls")]
+                let slept = crate::time_driver::cycles();
                 cortex_m::asm::wfi();
+                #[cfg(feature = "tls")]
+                IDLE.store(
+                    IDLE.load(Ordering::Relaxed)
+                        .wrapping_add(crate::time_driver::cycles().saturating_sub(slept) as u32),
+                    Ordering::Relaxed,
+                );
             }
         });
     }
+}
+
+/// Core clock cycles spent asleep in WFI (feature `tls`: the handshake's busy time is the time
+/// it took less this). Wraps after 171 s of sleep at 25 MHz: take differences over shorter spans.
+#[cfg(feature = "tls")]
+static IDLE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The longest single `poll` of the executor so far, in core clock cycles (feature `tls`): the
+/// longest computation that ran without a break (SCRAM's PBKDF2 runs in one).
+#[cfg(feature = "tls")]
+static LONGEST_POLL: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// See `LONGEST_POLL`.
+#[cfg(feature = "tls")]
+pub fn longest_poll_cycles() -> u32 {
+    LONGEST_POLL.load(Ordering::Relaxed)
+}
+
+/// Cycles spent asleep so far (see `IDLE`).
+#[cfg(feature = "tls")]
+pub fn idle_cycles() -> u32 {
+    IDLE.load(Ordering::Relaxed)
 }
 
 // ---- stack use ---------------------------------------------------------------------------

@@ -76,3 +76,25 @@ fn SysTick() {
         }
     });
 }
+
+/// Core clock cycles (25 MHz) since [`init`], from the tick count and SysTick's current value:
+/// for measurements finer than the 1 ms tick (feature `tls`). Under QEMU the clock is its
+/// virtual clock: with `-icount shift=0` one instruction takes 1 ns, so one cycle is 40
+/// instructions; without `-icount` it follows the host's time.
+#[cfg(feature = "tls")]
+pub fn cycles() -> u64 {
+    critical_section::with(|cs| {
+        let ticks = DRIVER.state.borrow_ref(cs).ticks;
+        let val = SYST::get_current();
+        // A wrap not yet counted (the SysTick exception is pending): one tick more, and the
+        // current value read again, after the wrap. Still 0 there: the period has just ended
+        // and the next not begun (it begins at RELOAD).
+        let (ticks, val) = if cortex_m::peripheral::SCB::is_pendst_pending() {
+            let v = SYST::get_current();
+            (ticks + 1, if v == 0 { RELOAD } else { v })
+        } else {
+            (ticks, val)
+        };
+        ticks * u64::from(RELOAD + 1) + u64::from(RELOAD - val.min(RELOAD))
+    })
+}

@@ -25,6 +25,9 @@
 //! 16,640 + a few KiB per socket). A refused handshake is kept in [`Handle::tls_error`] and
 //! `send` then hands its error back at once instead of waiting `max_block`.
 //!
+//! With feature `hosts`, [`Settings::hosts`] resolves broker names to fixed addresses before
+//! DNS: the connection goes to the address, and TLS still checks the name.
+//!
 //! Each socket has its driver: it connects when the core asks, then reads into the core and
 //! writes what the core has — each in its own future, so that a TLS read waiting for a whole
 //! record never holds up a write.
@@ -102,11 +105,21 @@ pub struct Settings {
     /// enough): a report that finds the queue full is dropped and counted in
     /// [`Handle::reports_dropped`], so that an application busy sending never stalls the producer.
     pub reports: bool,
+    /// Feature `hosts`: broker names and their addresses, like `/etc/hosts`, looked up before
+    /// DNS (ASCII case ignored). The name stays the one connected to: TLS checks it in the
+    /// broker's certificate. Default: none.
+    #[cfg(feature = "hosts")]
+    pub hosts: &'static [(&'static str, Ipv4Address)],
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { max_block: Duration::from_secs(60), reports: true }
+        Self {
+            max_block: Duration::from_secs(60),
+            reports: true,
+            #[cfg(feature = "hosts")]
+            hosts: &[],
+        }
     }
 }
 
@@ -556,6 +569,8 @@ struct Ctx<'r, 'd, M: RawMutex, const REPORTS: usize> {
     kick: &'r Signal<NoopRawMutex, ()>,
     #[cfg(feature = "tls")]
     tls: Option<&'r tls::Shared<'d>>,
+    #[cfg(feature = "hosts")]
+    hosts: &'static [(&'static str, Ipv4Address)],
 }
 
 impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
@@ -563,10 +578,15 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
         self.state.producer.lock(|p| p.borrow_mut().as_mut().map(f))
     }
 
-    /// The address of a broker: an IPv4 literal as is, a name through DNS (feature `dns`).
+    /// The address of a broker: an IPv4 literal as is, a name from `Settings::hosts` (feature
+    /// `hosts`) or through DNS (feature `dns`).
     async fn resolve(&self, host: &str) -> Option<IpAddress> {
         if let Ok(ip) = host.parse::<Ipv4Address>() {
             return Some(IpAddress::Ipv4(ip));
+        }
+        #[cfg(feature = "hosts")]
+        if let Some((_, ip)) = self.hosts.iter().find(|(name, _)| name.eq_ignore_ascii_case(host)) {
+            return Some(IpAddress::Ipv4(*ip));
         }
         #[cfg(feature = "dns")]
         if let Ok(addrs) = self.stack.dns_query(host, embassy_net::dns::DnsQueryType::A).await {
@@ -730,6 +750,8 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
             kick: &kick,
             #[cfg(feature = "tls")]
             tls: self.tls.as_ref(),
+            #[cfg(feature = "hosts")]
+            hosts: self.settings.hosts,
         };
         let (ctx, lanes) = (&ctx, &lanes);
         let mut slots = self.sockets.iter_mut();
