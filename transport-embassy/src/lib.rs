@@ -58,7 +58,7 @@ mod tls;
 pub use tls::{Tls, TlsBuffers, TlsFailure, RECORD_MAX};
 
 use embassy_futures::join::{join, join_array};
-use embassy_futures::select::{select, select3, Either};
+use embassy_futures::select::{select, select3, Either, Either3};
 use embassy_net::tcp::TcpSocket;
 use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Stack};
 use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
@@ -681,6 +681,7 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
         let writer = async {
             loop {
                 let mut blocked = false;
+                let mut wrote_any = false;
                 loop {
                     if wr.send_capacity() == wr.send_queue() {
                         blocked = true;
@@ -692,12 +693,17 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
                         (len, len > 0)
                     });
                     match wrote.await {
-                        Ok(true) => {}
+                        Ok(true) => wrote_any = true,
                         Ok(false) => break,
                         Err(_) => return Ended::Lost,
                     }
                 }
-                self.kick.signal(());
+                // A request started has a timeout the loop must arm. Nothing written is no
+                // news: a kick then would start a turn that wakes this writer again, and the
+                // two would keep each other (and the executor) awake.
+                if wrote_any {
+                    self.kick.signal(());
+                }
                 if blocked {
                     select(lane.wake.wait(), wr.wait_write_ready()).await;
                 } else {
@@ -769,16 +775,25 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
         let state = self.state;
         let reports = self.settings.reports;
         let main = async {
+            let mut progress = true;
             loop {
-                pump_events(state, lanes, reports);
-                state.progress.signal(());
+                // Senders waiting for room or metadata try again after a turn that may have
+                // made some: one that reports came out of, or that socket activity or a timer
+                // started. A turn only an API call's wake-up started (a sender that found no
+                // room signals one) changes nothing they wait for; waking them for it would
+                // have them and this loop wake each other forever, and the executor never
+                // sleep.
+                if pump_events(state, lanes, reports) || progress {
+                    state.progress.signal(());
+                }
                 let deadline = ctx.with(|p| p.poll_timeout()).flatten();
                 let timer = match deadline {
                     Some(t) => Timer::at(Instant::from_millis(t.as_millis())),
                     None => Timer::after(Duration::from_secs(3600)),
                 };
                 // Whichever comes first, the loop looks at everything again.
-                let _ = select3(state.wake.wait(), timer, kick.wait()).await;
+                progress =
+                    !matches!(select3(state.wake.wait(), timer, kick.wait()).await, Either3::First(()));
                 ctx.with(|p| p.handle_timeout(now()));
                 for lane in lanes {
                     lane.wake.signal(());
@@ -792,16 +807,19 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
     }
 }
 
-/// Takes events from the core: socket requests for the drivers, delivery reports.
+/// Takes events from the core: socket requests for the drivers, delivery reports. Whether
+/// there were any.
 fn pump_events<M: RawMutex, const REPORTS: usize>(
     state: &State<'_, M, REPORTS>,
     lanes: &[Lane],
     reports: bool,
-) {
+) -> bool {
     state.producer.lock(|p| {
         let mut p = p.borrow_mut();
-        let Some(p) = p.as_mut() else { return };
+        let Some(p) = p.as_mut() else { return false };
+        let mut any = false;
         while let Some(event) = p.poll_event() {
+            any = true;
             let report = match event {
                 Event::Connect { conn, host, port } => {
                     if let Some(lane) = lanes.get(conn.index()) {
@@ -843,7 +861,8 @@ fn pump_events<M: RawMutex, const REPORTS: usize>(
                 state.reports_dropped.lock(|d| d.set(d.get().wrapping_add(1)));
             }
         }
-    });
+        any
+    })
 }
 
 impl<M: RawMutex, const R: usize> core::fmt::Debug for State<'_, M, R> {

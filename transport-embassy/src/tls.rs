@@ -280,6 +280,7 @@ pub(crate) async fn session<'d, M: RawMutex, const REPORTS: usize>(
         let mut buf = [0u8; CHUNK];
         loop {
             let mut blocked = false;
+            let mut wrote_any = false;
             loop {
                 // Room for a whole record in the socket's send buffer: the flush never waits.
                 let free = wire.wr.borrow().send_capacity() - wire.wr.borrow().send_queue();
@@ -302,8 +303,12 @@ pub(crate) async fn session<'d, M: RawMutex, const REPORTS: usize>(
                 if writer.flush().await.is_err() {
                     return Ended::Lost;
                 }
+                wrote_any = true;
             }
-            ctx.kick.signal(());
+            // Only news makes a turn of the loop (see the plain session's writer).
+            if wrote_any {
+                ctx.kick.signal(());
+            }
             if blocked {
                 // Borrowed only while waiting for room: nothing writes meanwhile.
                 let wr = wire.wr.borrow();
