@@ -45,6 +45,7 @@ pub const PROPERTIES: &[&str] = &[
     "reconnect.backoff.ms",
     "reconnect.backoff.max.ms",
     "socket.connection.setup.timeout.ms",
+    "socket.connection.setup.timeout.max.ms",
     "connections.max.idle.ms",
     "allow.auto.create.topics",
     "transactional.id",
@@ -194,8 +195,11 @@ pub struct Config {
     /// `reconnect.backoff.max.ms`: the longest reconnect backoff.
     pub reconnect_backoff_max_ms: u32,
     /// `socket.connection.setup.timeout.ms`: how long a connection may take to open before the
-    /// attempt is given up.
+    /// attempt is given up; doubled for each failure in a row (±20%), up to
+    /// `socket.connection.setup.timeout.max.ms`, as in the Java client.
     pub socket_connection_setup_timeout_ms: u32,
+    /// `socket.connection.setup.timeout.max.ms`: the longest a connection attempt is given.
+    pub socket_connection_setup_timeout_max_ms: u32,
     /// `connections.max.idle.ms`: a connection with nothing in flight and no request started or
     /// answered for this long is closed (and opened again when there is work for its broker);
     /// 0 (or `-1`, Java's way) never closes one.
@@ -247,6 +251,7 @@ impl Default for Config {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1000,
             socket_connection_setup_timeout_ms: 10_000,
+            socket_connection_setup_timeout_max_ms: 30_000,
             connections_max_idle_ms: 540_000,
             allow_auto_create_topics: true,
             transactional_id: None,
@@ -445,6 +450,9 @@ impl Config {
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max_ms = ms("reconnect.backoff.max.ms")?,
             "socket.connection.setup.timeout.ms" => {
                 self.socket_connection_setup_timeout_ms = ms("socket.connection.setup.timeout.ms")?
+            }
+            "socket.connection.setup.timeout.max.ms" => {
+                self.socket_connection_setup_timeout_max_ms = ms("socket.connection.setup.timeout.max.ms")?
             }
             "connections.max.idle.ms" => {
                 self.connections_max_idle_ms =

@@ -1161,7 +1161,7 @@ impl<'m> Sim<'m> {
     fn next_event(&mut self) -> Option<OwnedEvent> {
         let cluster = &self.cluster;
         Some(match self.producer.poll_event()? {
-            Event::Connect { conn, host, port } => {
+            Event::Connect { conn, host, port, .. } => {
                 OwnedEvent::Connect { conn, broker: cluster.broker_at(host, port), port }
             }
             Event::Close { conn } => OwnedEvent::Close { conn },

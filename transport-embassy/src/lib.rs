@@ -821,7 +821,7 @@ fn pump_events<M: RawMutex, const REPORTS: usize>(
         while let Some(event) = p.poll_event() {
             any = true;
             let report = match event {
-                Event::Connect { conn, host, port } => {
+                Event::Connect { conn, host, port, .. } => {
                     if let Some(lane) = lanes.get(conn.index()) {
                         let mut h = String::new();
                         // Host names longer than the core keeps cannot occur.

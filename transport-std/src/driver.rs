@@ -559,9 +559,9 @@ impl Driver<'_> {
             while let Some(event) = self.core.poll_event() {
                 progressed = true;
                 match event {
-                    Event::Connect { conn, host, port } => {
+                    Event::Connect { conn, host, port, timeout } => {
                         let host = host.to_string();
-                        self.connect(conn, host, port);
+                        self.connect(conn, host, port, Duration::from_millis(timeout.as_millis()));
                     }
                     Event::Close { conn } => {
                         if let Some(write) = self.sockets.remove(&conn).and_then(Socket::close) {
@@ -619,8 +619,10 @@ impl Driver<'_> {
         }
     }
 
-    fn connect(&mut self, conn: ConnId, host: String, port: u16) {
-        let task = socket::open(conn, host, port, self.dial.clone(), &self.io_tx, &self.bufs);
+    /// Opens `conn`'s socket, within the time the core gave the attempt.
+    fn connect(&mut self, conn: ConnId, host: String, port: u16, setup: Duration) {
+        let dial = socket::Dial { setup, ..self.dial.clone() };
+        let task = socket::open(conn, host, port, dial, &self.io_tx, &self.bufs);
         self.sockets.insert(conn, Socket::Connecting(task));
     }
 

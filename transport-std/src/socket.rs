@@ -135,7 +135,8 @@ pub(crate) enum Family {
 /// How a connection is opened.
 #[derive(Debug, Clone)]
 pub(crate) struct Dial {
-    /// `socket.connection.setup.timeout.ms`: TCP connect and TLS handshake together.
+    /// The attempt's setup timeout (the core's, grown from `socket.connection.setup.timeout.ms`):
+    /// TCP connect and TLS handshake together.
     pub setup: Duration,
     /// `security.protocol=SSL`: the TLS to wrap the socket in.
     pub tls: Option<crate::tls::Tls>,

@@ -9,7 +9,7 @@ use core::ops::{Index, IndexMut};
 use heapless::String;
 
 use super::batches::BatchId;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Longest broker host name kept.
 pub const HOST_MAX: usize = 128;
@@ -188,6 +188,9 @@ pub struct ConnSlot {
     pub(crate) rx_len: usize,
     /// Consecutive failed attempts, for exponential reconnect backoff.
     pub(crate) failures: u32,
+    /// How long the attempt being made may take (`socket.connection.setup.timeout.ms`, grown
+    /// with `failures`): set when it starts.
+    pub(crate) setup_timeout: Duration,
     pub(crate) connect_pending: bool,
     /// A `Close` event owed to the transport, for this (old) connection id.
     pub(crate) close_pending: Option<ConnId>,
@@ -219,6 +222,7 @@ impl ConnSlot {
         tx: None,
         rx_len: 0,
         failures: 0,
+        setup_timeout: Duration::ZERO,
         connect_pending: false,
         close_pending: None,
         reauth_at: None,
@@ -275,6 +279,9 @@ pub(crate) struct ConnTable<'a> {
     /// connection leads what.
     nodes: u32,
 }
+
+/// Where a `Connect` goes and how long it may take: host, port, setup timeout.
+pub(crate) type Dial<'s> = (&'s str, u16, Duration);
 
 impl<'a> ConnTable<'a> {
     /// Clears every slot. `slots` is not empty (checked in `Producer::new`).
@@ -480,10 +487,11 @@ impl<'a> ConnTable<'a> {
         true
     }
 
-    /// Asks the transport to open idle slot `i`.
-    pub(crate) fn connect(&mut self, i: usize, now: Instant) {
+    /// Asks the transport to open idle slot `i`, giving the attempt `setup_timeout`.
+    pub(crate) fn connect(&mut self, i: usize, now: Instant, setup_timeout: Duration) {
         self.change();
         let c = &mut self.slots[i];
+        c.setup_timeout = setup_timeout;
         c.state = ConnState::Connecting { since: now };
         c.connect_pending = true;
     }
@@ -555,15 +563,16 @@ impl<'a> ConnTable<'a> {
         self.slots.iter().any(|c| c.close_pending.is_some() || c.connect_pending)
     }
 
-    /// The next `Close`, else the next `Connect`, as `(conn, Some((host, port)))` for a connect.
-    pub(crate) fn poll_event(&mut self) -> Option<(ConnId, Option<(&str, u16)>)> {
+    /// The next `Close`, else the next `Connect`, as `(conn, Some((host, port, setup timeout)))`
+    /// for a connect.
+    pub(crate) fn poll_event(&mut self) -> Option<(ConnId, Option<Dial<'_>>)> {
         if let Some(c) = self.slots.iter_mut().find(|c| c.close_pending.is_some()) {
             return c.close_pending.take().map(|conn| (conn, None));
         }
         let i = self.slots.iter().position(|c| c.connect_pending)?;
         let c = &mut self.slots[i];
         c.connect_pending = false;
-        Some((ConnId::new(i, c.generation), Some((c.host.as_str(), c.port))))
+        Some((ConnId::new(i, c.generation), Some((c.host.as_str(), c.port, c.setup_timeout))))
     }
 
     /// Gives slot `i` to broker `node` at `host:port`, as a fresh idle connection.
@@ -646,9 +655,9 @@ mod tests {
         let (mut slots, mut rx) = ([ConnSlot::EMPTY], [0u8; 32]);
         let mut t = table(&mut slots, &mut rx);
         t.assign(0, 3, String::try_from("b").unwrap(), 9092);
-        t.connect(0, Instant::ZERO);
+        t.connect(0, Instant::ZERO, Duration::from_millis(10_000));
         let (conn, target) = t.poll_event().unwrap();
-        assert_eq!(target, Some(("b", 9092)));
+        assert_eq!(target, Some(("b", 9092, Duration::from_millis(10_000))));
         assert!(t.connected(0, 4));
         assert_eq!(t.lose(0), 1);
         assert_eq!(t.live(conn), None, "stale ids are ignored");

@@ -4,6 +4,7 @@ use super::connections::ConnId;
 use super::transactions::{TxnError, TxnOp};
 use crate::error::DeliveryError;
 use crate::record::RecordToken;
+use crate::time::Duration;
 
 /// Bytes for the transport to write: `buf[..len]` on connection `conn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,10 @@ pub enum Event<'a> {
         host: &'a str,
         /// The broker's port.
         port: u16,
+        /// How long the attempt may take, TCP connect and TLS handshake together
+        /// (`socket.connection.setup.timeout.ms`, grown for each failure in a row up to
+        /// `socket.connection.setup.timeout.max.ms`): the producer gives up on it then.
+        timeout: Duration,
     },
     /// Close this connection; the producer has forgotten it.
     Close {

@@ -45,8 +45,13 @@ impl MetadataState {
         (self.wanted && !self.in_flight).then_some(self.not_before)
     }
 
-    /// When what we know gets too old.
+    /// When what we know gets too old: never while a refresh is already wanted or in flight
+    /// (a deadline that passed would otherwise stay the producer's next one, and a transport
+    /// would wake for it again and again while a connection is still being opened).
     pub(crate) fn expires(&self, max_age: Duration) -> Instant {
+        if self.wanted || self.in_flight {
+            return Instant::NEVER;
+        }
         self.last_refresh + max_age
     }
 
@@ -92,7 +97,12 @@ mod tests {
         assert!(!m.due(Instant::from_millis(50)));
         assert_eq!(m.next_request(), Some(Instant::from_millis(110)));
         assert!(m.due(Instant::from_millis(110)));
-        assert_eq!(m.expires(Duration::from_millis(1000)), Instant::from_millis(1010));
+        let max_age = Duration::from_millis(1000);
+        assert_eq!(m.expires(max_age), Instant::NEVER, "a refresh is wanted already");
+        m.start(0);
+        assert_eq!(m.expires(max_age), Instant::NEVER, "a refresh is in flight");
+        m.answered(Instant::from_millis(200), Duration::from_millis(100));
+        assert_eq!(m.expires(max_age), Instant::from_millis(1200));
     }
 
     #[test]

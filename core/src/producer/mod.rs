@@ -32,7 +32,7 @@
 //! let mut buf = [0u8; 1024];
 //! while let Some(event) = producer.poll_event() {
 //!     match event {
-//!         Event::Connect { conn, host, port } => { /* open a socket to host:port for `conn` */ }
+//!         Event::Connect { conn, host, port, .. } => { /* open a socket to host:port for `conn` */ }
 //!         Event::Close { conn } => { /* close it */ }
 //!         Event::Delivered { token, partition, offset, .. } => { /* report */ }
 //!         Event::Failed { token, error, .. } => { /* report */ }
@@ -383,6 +383,19 @@ impl<'a> Producer<'a> {
 
     fn want_metadata(&mut self) {
         self.metadata.want();
+    }
+
+    /// The time a connection attempt gets after `failures` failed ones in a row: as in the Java
+    /// client, `socket.connection.setup.timeout.ms` doubled for each, ±20%, at most
+    /// `socket.connection.setup.timeout.max.ms`; the first attempt gets it exactly (Java
+    /// jitters that one too).
+    fn setup_timeout(&mut self, failures: u32) -> Duration {
+        let max = self.config.socket_connection_setup_timeout_max_ms;
+        let base = self.config.socket_connection_setup_timeout_ms.min(max);
+        match failures {
+            0 => Duration::from_millis(u64::from(base)),
+            _ => backoff(&mut self.rng, base, max, failures.saturating_add(1)),
+        }
     }
 
     fn retry_backoff(&mut self, attempts: u32) -> Duration {

@@ -40,7 +40,8 @@ pub(crate) enum Timer {
     ReadyBatch,
     /// The oldest batch not in flight reaches `delivery.timeout.ms`.
     DeliveryExpiry,
-    /// A connection being opened reaches `socket.connection.setup.timeout.ms`.
+    /// A connection being opened reaches its setup timeout (`socket.connection.setup.timeout.ms`,
+    /// grown for each failure in a row up to `socket.connection.setup.timeout.max.ms`).
     ConnSetup,
     /// A connection's reconnect backoff ends.
     Backoff,
@@ -318,14 +319,13 @@ impl Producer<'_> {
     /// The connection entries, and what the others need to know of the connections.
     fn refresh_connections(&self, c: &mut Clock) {
         let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
-        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
         let idle = self.config.connections_max_idle();
         let (mut connect, mut backoff, mut reauth, mut answer, mut unused) =
             (Instant::NEVER, Instant::NEVER, Instant::NEVER, Instant::NEVER, Instant::NEVER);
         c.usable = [0; 4];
         for (i, conn) in self.conns.iter().enumerate() {
             match conn.state {
-                ConnState::Connecting { since } => connect = connect.min(since + setup),
+                ConnState::Connecting { since } => connect = connect.min(since + conn.setup_timeout),
                 ConnState::Backoff { until } => backoff = backoff.min(until),
                 _ => {}
             }
@@ -390,7 +390,6 @@ impl Producer<'_> {
         let linger = Duration::from_millis(u64::from(self.config.linger_ms));
         let delivery = Duration::from_millis(u64::from(self.config.delivery_timeout_ms));
         let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
-        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
         // The oldest batch not in flight, per partition: a partition's batches are chained in
         // creation order, so it is the first such one in its chain (past the few in flight or
         // awaiting reports). Walking chains instead of every batch slot matters: this runs on
@@ -402,7 +401,7 @@ impl Producer<'_> {
         }
         for c in self.conns.iter() {
             match c.state {
-                ConnState::Connecting { since } => t = t.min(since + setup),
+                ConnState::Connecting { since } => t = t.min(since + c.setup_timeout),
                 ConnState::Backoff { until } => t = t.min(until),
                 _ => {}
             }
@@ -457,13 +456,12 @@ impl Producer<'_> {
     /// Acts on every deadline that has passed.
     pub(super) fn on_timeout(&mut self, now: Instant) {
         let request = Duration::from_millis(u64::from(self.config.request_timeout_ms));
-        let setup = Duration::from_millis(u64::from(self.config.socket_connection_setup_timeout_ms));
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let timed_out =
                 c.in_flight.iter().find(|f| f.is_awaited()).is_some_and(|f| f.sent_at + request <= now);
             match c.state {
-                ConnState::Connecting { since } if since + setup <= now => {
+                ConnState::Connecting { since } if since + c.setup_timeout <= now => {
                     self.close_conn(now, i, crate::error::ConnError::ConnectTimeout)
                 }
                 ConnState::Backoff { until } if until <= now => self.conns[i].state = ConnState::Idle,
@@ -583,6 +581,47 @@ mod tests {
         full.add(10);
         assert!(full.is_many() && full.slots().is_empty());
         assert!(ab.merge(Touched::ALL).is_many() && Touched::ALL.merge(b).is_many());
+    }
+
+    /// A broker that never accepts: each attempt gets `socket.connection.setup.timeout.ms`
+    /// doubled for each failure before it, ±20%, and never more than the max (Java's
+    /// ClusterConnectionStates).
+    #[test]
+    fn connection_setup_timeouts_grow_to_the_max() {
+        let mut memory = [0u8; 4096];
+        let mut batches = [super::super::batches::BatchSlot::EMPTY; 2];
+        let mut rx = [0u8; 1024];
+        let mut conns = [super::super::connections::ConnSlot::EMPTY];
+        let mut topics = [super::super::topics::TopicSlot::EMPTY];
+        let mut partitions = [super::super::topics::PartitionSlot::EMPTY; 1];
+        let s = storage(&mut memory, &mut batches, &mut rx, &mut conns, &mut topics, &mut partitions);
+        let mut config = Config::new("127.0.0.1:9092").unwrap();
+        config.set("socket.connection.setup.timeout.ms", "1000").unwrap();
+        config.set("socket.connection.setup.timeout.max.ms", "5000").unwrap();
+        let mut p = Producer::new(config, s, Instant::ZERO).unwrap();
+        let mut now = Instant::ZERO;
+        // A record for a topic nobody knows yet: metadata wanted, a connection opened for it.
+        assert!(p.send(now, Record::new("t").value(b"v")).is_err());
+        let mut given = std::vec::Vec::new();
+        for _ in 0..200 {
+            if given.len() == 6 {
+                break;
+            }
+            while let Some(event) = p.poll_event() {
+                if matches!(event, crate::producer::Event::Connect { .. }) {
+                    // Nothing else is due before the attempt's end.
+                    let end = p.poll_timeout().unwrap();
+                    given.push((end.as_millis() - now.as_millis()) as u32);
+                }
+            }
+            now = p.poll_timeout().expect("a deadline");
+            p.handle_timeout(now);
+        }
+        assert_eq!(given.len(), 6, "{given:?} by {now:?}");
+        assert_eq!(given[0], 1000, "{given:?}");
+        assert!((1600..=2400).contains(&given[1]), "{given:?}");
+        assert!((3200..=4800).contains(&given[2]), "{given:?}");
+        assert!(given[3..].iter().all(|&t| (4000..=5000).contains(&t)), "{given:?}");
     }
 
     /// A producer whose 1,000 partitions are led by one ready connection, each with an open

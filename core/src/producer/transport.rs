@@ -283,7 +283,8 @@ impl<'a> Producer<'a> {
                     if control {
                         need_control = false;
                     }
-                    self.conns.connect(i, now);
+                    let setup = self.setup_timeout(self.conns[i].failures);
+                    self.conns.connect(i, now, setup);
                 }
             }
         }
@@ -308,7 +309,7 @@ impl<'a> Producer<'a> {
     pub(crate) fn poll_conn_event(&mut self) -> Option<Event<'_>> {
         Some(match self.conns.poll_event()? {
             (conn, None) => Event::Close { conn },
-            (conn, Some((host, port))) => Event::Connect { conn, host, port },
+            (conn, Some((host, port, timeout))) => Event::Connect { conn, host, port, timeout },
         })
     }
 
