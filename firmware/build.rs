@@ -50,26 +50,8 @@ fn ca(out: &std::path::Path) {
 
 /// The base64 body of the first `CERTIFICATE` block, decoded.
 fn pem_to_der(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
     let body = text.split("-----BEGIN CERTIFICATE-----").nth(1)?.split("-----END CERTIFICATE-----").next()?;
-    let mut der = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in body.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = acc << 6 | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            der.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(der)
+    let body: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
