@@ -169,11 +169,7 @@ pub(crate) async fn run(
         tx_buf: vec![0u8; WRITE_CHUNK],
         out: HashMap::new(),
         bufs: Arc::default(),
-        dial: socket::Dial {
-            setup: Duration::from_millis(u64::from(settings.core.socket_connection_setup_timeout_ms)),
-            tls: settings.tls.clone(),
-            buffers: settings.socket_buffers,
-        },
+        dial: socket::Dial { tls: settings.tls.clone(), buffers: settings.socket_buffers },
         tls_error: None,
         conn_error: None,
         token_error: None,
@@ -621,8 +617,7 @@ impl Driver<'_> {
 
     /// Opens `conn`'s socket, within the time the core gave the attempt.
     fn connect(&mut self, conn: ConnId, host: String, port: u16, setup: Duration) {
-        let dial = socket::Dial { setup, ..self.dial.clone() };
-        let task = socket::open(conn, host, port, dial, &self.io_tx, &self.bufs);
+        let task = socket::open(conn, host, port, setup, self.dial.clone(), &self.io_tx, &self.bufs);
         self.sockets.insert(conn, Socket::Connecting(task));
     }
 

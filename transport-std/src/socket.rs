@@ -135,9 +135,6 @@ pub(crate) enum Family {
 /// How a connection is opened.
 #[derive(Debug, Clone)]
 pub(crate) struct Dial {
-    /// The attempt's setup timeout (the core's, grown from `socket.connection.setup.timeout.ms`):
-    /// TCP connect and TLS handshake together.
-    pub setup: Duration,
     /// `security.protocol=SSL`: the TLS to wrap the socket in.
     pub tls: Option<crate::tls::Tls>,
     pub buffers: Buffers,
@@ -245,18 +242,21 @@ where
 }
 
 /// Opens connection `conn` to `host:port` in a task of its own, which reports `Connected` (with
-/// the connection's reader and writer tasks) or `Failed` on `io`.
+/// the connection's reader and writer tasks) or `Failed` on `io`. TCP connect and TLS handshake
+/// together get `setup`: the attempt's timeout from the core (`socket.connection.setup.timeout.ms`,
+/// grown for each failure in a row).
 pub(crate) fn open(
     conn: ConnId,
     host: String,
     port: u16,
+    setup: Duration,
     dial: Dial,
     io: &mpsc::UnboundedSender<Io>,
     bufs: &Arc<BufPool>,
 ) -> JoinHandle<()> {
     let io = io.clone();
     let bufs = bufs.clone();
-    let Dial { setup, tls, buffers } = dial;
+    let Dial { tls, buffers } = dial;
     #[cfg(feature = "tracing")]
     let span = tracing::debug_span!("connection", broker = %format_args!("{host}:{port}"));
     let task = async move {
