@@ -85,7 +85,7 @@ async fn flush_with_a_timeout_returns_and_says_what_is_left() {
 async fn a_full_queue_hands_the_record_back() {
     let (config, _) = unreachable(30_000);
     let producer = Producer::new(&config).unwrap();
-    // Nothing leaves (no metadata ever comes), so the staging area fills: about 1 MiB.
+    // Nothing leaves (no metadata ever comes), so the queue in front of the core fills.
     let big = vec![7u8; 100_000];
     let mut refused = None;
     let mut futures = Vec::new();
@@ -101,6 +101,9 @@ async fn a_full_queue_hands_the_record_back() {
     }
     let (i, r) = refused.expect("a full queue refuses");
     assert_eq!(r.error, Error::QueueFull);
+    // One bound, whether the producer's task has looked at the records yet or not: 1 MiB of
+    // records (100,068 bytes each as the queue weighs them) waiting for the core.
+    assert_eq!(i, 10, "ten 100 KB records fill the 1 MiB queue");
     assert_eq!(r.record.key.as_deref(), Some(&i.to_be_bytes()[..]), "the very record comes back");
     assert_eq!(r.record.value.as_deref(), Some(&big[..]));
     producer.close(Duration::from_millis(100)).await;

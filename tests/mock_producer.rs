@@ -422,9 +422,9 @@ async fn records_waiting_for_batch_buffers_keep_flowing() {
     }
 }
 
-/// `flush` waits for every record queued before it, also those still staged behind records
+/// `flush` waits for every record queued before it, also those still queued behind records
 /// that wait for metadata (a slow cluster: 300 ms per request, so the whole stream is queued
-/// before the topic is known). It returned early once: those were left out of its epoch.
+/// before the topic is known). It returned early once: those were left out of its count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_waits_for_records_queued_while_metadata_is_pending() {
     use std::sync::{Arc, Mutex};

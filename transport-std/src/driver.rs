@@ -19,7 +19,7 @@ use crate::error::{
     config_error, map_send_error, AuthenticationError, ConfigError, ConfigErrorKind, Error, MetadataCause,
 };
 use crate::outstanding::{Outstanding, Outstandings};
-use crate::shared::{Shared, Staged};
+use crate::shared::{Queued, Shared};
 use crate::socket::{self, BufPool, Io, Socket, WRITE_TIMEOUT};
 use crate::transaction::TxnCmd;
 
@@ -28,7 +28,8 @@ const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Requests from the handles.
 pub(crate) enum Cmd {
-    Flush(oneshot::Sender<()>),
+    /// Answered once every record queued at or before the mark has its outcome.
+    Flush(u64, oneshot::Sender<()>),
     Close(Duration, oneshot::Sender<()>),
     /// Metrics, with (ready, known) connection counts and the last TLS handshake failure.
     Metrics(oneshot::Sender<Snapshot>),
@@ -43,19 +44,26 @@ pub(crate) enum Cmd {
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
 const FEED_PER_TURN: usize = 65_536;
 
+/// Records taken from the queue under one lock: senders wait for it no longer than that many
+/// `send`s into the core take.
+const TAKE_PER_LOCK: usize = 256;
+
 struct Driver<'a> {
     core: Core<'a>,
     shared: Arc<Shared>,
     start: tokio::time::Instant,
     io_tx: mpsc::UnboundedSender<Io>,
     sockets: HashMap<ConnId, Socket>,
-    pending: VecDeque<(Staged, u64)>,
+    /// Records `feed` took from the queue's front and is offering to the core; empty between
+    /// turns (what the core did not take went back), so records wait in one queue only.
+    hand: VecDeque<Queued>,
+    /// When the record at the queue's front, which the core could not take yet, was queued:
+    /// `max.block.ms` runs from then.
+    blocked: Option<std::time::Instant>,
     outstanding: Outstandings,
-    /// The staging area's previous vector, kept for its capacity.
-    spare: Vec<Staged>,
-    /// Records not yet completed per flush epoch; flush waiters wait for the epochs before theirs.
-    per_epoch: BTreeMap<u64, u64>,
-    epoch: u64,
+    /// Records in the core, not yet reported, per mark (`Queued::mark`).
+    per_mark: BTreeMap<u64, u64>,
+    /// Flushes, with the mark each waits for.
     flush_waiters: Vec<(u64, oneshot::Sender<()>)>,
     close_waiters: Vec<oneshot::Sender<()>>,
     /// Close deadline, once closing.
@@ -79,8 +87,8 @@ struct Driver<'a> {
     closing_writers: Vec<JoinHandle<()>>,
     /// Callers waiting for a transactional operation to end.
     txn_waiters: Vec<(TxnOp, oneshot::Sender<Result<(), Error>>)>,
-    /// A commit waits for the records sent before it to enter the core.
-    commit_deferred: bool,
+    /// A commit waiting for the records queued at or before this mark to enter the core.
+    commit_mark: Option<u64>,
 }
 
 /// The producer's state, for `metrics()` and `health()`.
@@ -156,11 +164,10 @@ pub(crate) async fn run(
         start,
         io_tx,
         sockets: HashMap::new(),
-        pending: VecDeque::new(),
+        hand: VecDeque::new(),
+        blocked: None,
         outstanding: Outstandings::default(),
-        spare: Vec::new(),
-        per_epoch: BTreeMap::new(),
-        epoch: 0,
+        per_mark: BTreeMap::new(),
         flush_waiters: Vec::new(),
         close_waiters: Vec::new(),
         closing: None,
@@ -175,7 +182,7 @@ pub(crate) async fn run(
         token_error: None,
         closing_writers: Vec::new(),
         txn_waiters: Vec::new(),
-        commit_deferred: false,
+        commit_mark: None,
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     d.core.set_unix_time(Instant::from_millis(0), unix_ms);
@@ -183,19 +190,20 @@ pub(crate) async fn run(
     let sleep = tokio::time::sleep_until(start);
     tokio::pin!(sleep);
     loop {
-        // Reports free batch buffers, which lets records waiting for room in: go round until
-        // neither side moves, or a record waiting for room would wait for an unrelated wake-up.
+        // Reports free batch buffers, which lets a record waiting for room in: go round until
+        // neither side moves, or it would wait for an unrelated wake-up.
         loop {
             d.feed();
             d.progress_close();
             let reported = d.drain();
             d.note_fatal();
-            if !reported || d.pending.is_empty() {
+            if !reported || d.blocked.is_none() {
                 break;
             }
         }
         d.answer_flushes();
-        if d.core_closed && d.pending.is_empty() && d.core.is_closed() {
+        // Once the core is closed, the queue is empty and stays so (it is closed too).
+        if d.core_closed && d.core.is_closed() {
             break;
         }
         let wake = d.next_wake();
@@ -240,14 +248,18 @@ pub(crate) async fn run(
 /// The core could not start: answer every record and request with the error.
 async fn fail_everything(shared: &Shared, cmds: &mut mpsc::UnboundedReceiver<Cmd>, error: Error) {
     loop {
-        let staged = std::mem::take(&mut shared.lock().records);
-        for s in staged {
-            shared.report(s.reply, Err(error.clone()));
+        let queued = {
+            let mut queue = shared.lock();
+            queue.bytes = 0;
+            std::mem::take(&mut queue.records)
+        };
+        for q in queued {
+            shared.report(q.reply, Err(error.clone()));
         }
         shared.space.notify_waiters();
         tokio::select! {
             cmd = cmds.recv() => match cmd {
-                Some(Cmd::Flush(tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
+                Some(Cmd::Flush(_, tx) | Cmd::Close(_, tx)) => { let _ = tx.send(()); }
                 Some(Cmd::Metrics(tx)) => { let _ = tx.send(Snapshot::default()); }
                 Some(Cmd::OAuthToken(_, tx) | Cmd::Txn(_, tx)) => { let _ = tx.send(Err(error.clone())); }
                 Some(Cmd::OAuthTokenFailure(_)) => {}
@@ -272,144 +284,181 @@ impl Driver<'_> {
         let core = self.core.poll_timeout().map(|t| self.to_tokio(t));
         let blocked = match self.closing {
             Some(deadline) if !self.core_closed => Some(self.to_tokio(deadline)),
-            _ => {
-                self.pending.front().map(|(s, _)| tokio::time::Instant::from_std(s.enqueued + self.max_block))
-            }
+            _ => self.blocked.map(|queued| tokio::time::Instant::from_std(queued + self.max_block)),
         };
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         [core, blocked].into_iter().flatten().min().unwrap_or(far)
     }
 
-    /// Moves staged records into the core until it refuses one for lack of room or metadata.
+    /// Moves queued records into the core, in order, until it refuses one for lack of room or
+    /// metadata (that one stays at the queue's front) or the queue is empty.
     fn feed(&mut self) {
         let now = self.now();
+        self.blocked = None;
         let mut fed = 0;
         loop {
-            // Staged records come over only once the previous ones are all in the core, so
-            // memory stays bounded by the staging cap while the core is full.
-            if self.pending.is_empty() && self.commit_deferred {
-                // Every record sent before the commit is in: commit, before later ones come.
-                self.commit_deferred = false;
-                self.start_txn(TxnOp::Commit);
-            }
-            if self.pending.is_empty() && !self.take_staged() {
-                break;
-            }
-            while let Some((s, _)) = self.pending.front() {
-                if fed >= FEED_PER_TURN {
-                    self.shared.wake.notify_one();
-                    return;
+            // Under one lock, a run of records from the front; a commit's records only, while a
+            // commit waits for them.
+            let limit = self.commit_mark.unwrap_or(u64::MAX);
+            let mut hand = std::mem::take(&mut self.hand);
+            {
+                let mut queue = self.shared.lock();
+                while hand.len() < TAKE_PER_LOCK && queue.records.front().is_some_and(|q| q.mark <= limit) {
+                    hand.extend(queue.records.pop_front());
                 }
-                let r = &s.record;
-                let headers: Vec<Header<'_>> =
-                    r.headers.iter().map(|(k, v)| Header { key: k, value: v.as_deref() }).collect();
-                let record = Record {
-                    topic: &r.topic,
-                    partition: r.partition,
-                    key: r.key.as_deref(),
-                    value: r.value.as_deref(),
-                    headers: &headers,
-                    timestamp: r.timestamp,
-                };
-                let result = self.core.send(now, record).map_err(|e| {
-                    let auth = self.auth_failure();
-                    let error = match (&e, &self.tls_error) {
-                        // Waiting for metadata no broker will send: say why.
-                        (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
-                        (SendError::Fatal(_), _) if auth.is_some() => auth.unwrap_or(Error::Closed),
-                        (SendError::Fatal(code), _) => self.fatal_cause(*code),
-                        // The transaction cannot commit: the record is refused with why, as
-                        // the Java client throws the abortable error itself.
-                        (SendError::NoTransaction(TxnState::AbortableError), _) => self
-                            .core
-                            .transaction_error()
-                            .map_or_else(|| map_send_error(&e, &r.topic), Error::Transaction),
-                        (SendError::MetadataPending(_), None) => Error::MetadataTimeout {
-                            topic: r.topic.to_string(),
-                            waited_ms: self.max_block.as_millis() as u64,
-                            cause: self.metadata_cause(&r.topic),
-                        },
-                        _ => map_send_error(&e, &r.topic),
-                    };
-                    (e.is_retriable(), matches!(e, SendError::MetadataPending(_)), error)
-                });
-                match result {
-                    Ok(accepted) => {
-                        let Some((s, epoch)) = self.pending.pop_front() else { break };
-                        let timestamp = accepted.timestamp;
-                        let o = Outstanding { reply: s.reply, timestamp, epoch, n: 0 };
-                        self.outstanding.push(accepted.token, &s.record.topic, o);
+            }
+            if hand.is_empty() {
+                self.hand = hand;
+                if self.commit_mark.take().is_some() {
+                    // Every record sent before the commit is in: commit, before later ones go in.
+                    self.start_txn(TxnOp::Commit);
+                    continue;
+                }
+                return;
+            }
+            let mut freed = 0;
+            while let Some(q) = hand.pop_front() {
+                if fed >= FEED_PER_TURN {
+                    hand.push_front(q);
+                    self.shared.wake.notify_one();
+                    break;
+                }
+                let weight = q.record.weight();
+                match self.offer(now, q) {
+                    None => {
+                        freed += weight;
                         fed += 1;
                     }
-                    Err((true, metadata, error)) => {
-                        // Wait for room up to max.block.ms, or while closing, up to the close
-                        // deadline; for metadata, never longer than max.block.ms (Java's
-                        // "not present in metadata after max.block.ms"), closing or not.
-                        let blocked = s.enqueued.elapsed() >= self.max_block;
-                        let waiting = match self.closing {
-                            Some(deadline) => now < deadline && !(metadata && blocked),
-                            None => !blocked,
-                        };
-                        if waiting {
-                            return;
-                        }
-                        let error = match error {
-                            // The close deadline came before max.block.ms: say how long it was.
-                            Error::MetadataTimeout { topic, cause, .. } if !blocked => {
-                                Error::MetadataTimeout {
-                                    topic,
-                                    waited_ms: s.enqueued.elapsed().as_millis() as u64,
-                                    cause,
-                                }
-                            }
-                            _ if self.closing.is_some() && !metadata => Error::Closed,
-                            error => error,
-                        };
-                        self.complete_pending(error);
+                    Some(q) => {
+                        self.blocked = Some(q.enqueued);
+                        hand.push_front(q);
+                        break;
                     }
-                    Err((false, _, error)) => self.complete_pending(error),
                 }
             }
-        }
-    }
-
-    /// Moves every staged record to the pending queue, in the current flush epoch. Whether there
-    /// were any.
-    fn take_staged(&mut self) -> bool {
-        let mut staging = self.shared.lock();
-        if staging.records.is_empty() {
-            return false;
-        }
-        // Swap vectors rather than take one: both keep their capacity.
-        std::mem::swap(&mut staging.records, &mut self.spare);
-        staging.bytes = 0;
-        drop(staging);
-        self.shared.space.notify_waiters();
-        let epoch = self.epoch;
-        *self.per_epoch.entry(epoch).or_default() += self.spare.len() as u64;
-        self.pending.extend(self.spare.drain(..).map(|s| (s, epoch)));
-        true
-    }
-
-    /// Fails the first pending record.
-    fn complete_pending(&mut self, error: Error) {
-        if let Some((s, epoch)) = self.pending.pop_front() {
-            self.shared.report(s.reply, Err(error));
-            self.done_in_epoch(epoch);
-        }
-    }
-
-    fn done_in_epoch(&mut self, epoch: u64) {
-        if let Some(n) = self.per_epoch.get_mut(&epoch) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_epoch.remove(&epoch);
+            // What the core did not take goes back to the queue's front, in order.
+            let stopped = !hand.is_empty();
+            {
+                let mut queue = self.shared.lock();
+                queue.bytes -= freed;
+                while let Some(q) = hand.pop_back() {
+                    queue.records.push_front(q);
+                }
+            }
+            self.hand = hand;
+            if freed > 0 {
+                self.shared.space.notify_waiters();
+            }
+            if stopped {
+                return;
             }
         }
     }
 
-    /// Hands events and bytes between the core and the sockets until neither has more. Whether
-    /// any delivery report was handed out (which frees batch buffers).
+    /// Offers one record to the core: `None` once it is taken or failed, the record back when
+    /// it waits for room or metadata.
+    fn offer(&mut self, now: Instant, q: Queued) -> Option<Queued> {
+        let (retriable, metadata, mut error) = {
+            let r = &q.record;
+            let headers: Vec<Header<'_>> =
+                r.headers.iter().map(|(k, v)| Header { key: k, value: v.as_deref() }).collect();
+            let record = Record {
+                topic: &r.topic,
+                partition: r.partition,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: &headers,
+                timestamp: r.timestamp,
+            };
+            match self.core.send(now, record) {
+                Ok(accepted) => {
+                    let o = Outstanding { reply: q.reply, timestamp: accepted.timestamp, mark: q.mark, n: 0 };
+                    self.outstanding.push(accepted.token, &r.topic, o);
+                    *self.per_mark.entry(q.mark).or_default() += 1;
+                    return None;
+                }
+                Err(e) => (
+                    e.is_retriable(),
+                    matches!(e, SendError::MetadataPending(_)),
+                    self.send_error(&e, &r.topic),
+                ),
+            }
+        };
+        if retriable {
+            // Wait for room up to max.block.ms, or while closing, up to the close deadline; for
+            // metadata, never longer than max.block.ms (Java's "not present in metadata after
+            // max.block.ms"), closing or not.
+            let blocked = q.enqueued.elapsed() >= self.max_block;
+            let waiting = match self.closing {
+                Some(deadline) => now < deadline && !(metadata && blocked),
+                None => !blocked,
+            };
+            if waiting {
+                return Some(q);
+            }
+            error = match error {
+                // The close deadline came before max.block.ms: say how long it was.
+                Error::MetadataTimeout { topic, cause, .. } if !blocked => Error::MetadataTimeout {
+                    topic,
+                    waited_ms: q.enqueued.elapsed().as_millis() as u64,
+                    cause,
+                },
+                _ if self.closing.is_some() && !metadata => Error::Closed,
+                error => error,
+            };
+        }
+        self.shared.report(q.reply, Err(error));
+        None
+    }
+
+    /// What a refused record's caller is told: the core's refusal, with its cause where the
+    /// transport knows it.
+    fn send_error(&self, e: &SendError<'_>, topic: &str) -> Error {
+        let auth = self.auth_failure();
+        match (e, &self.tls_error) {
+            // Waiting for metadata no broker will send: say why.
+            (SendError::MetadataPending(_), Some(tls)) => Error::Tls(tls.clone()),
+            (SendError::Fatal(_), _) if auth.is_some() => auth.unwrap_or(Error::Closed),
+            (SendError::Fatal(code), _) => self.fatal_cause(*code),
+            // The transaction cannot commit: the record is refused with why, as the Java
+            // client throws the abortable error itself.
+            (SendError::NoTransaction(TxnState::AbortableError), _) => {
+                self.core.transaction_error().map_or_else(|| map_send_error(e, topic), Error::Transaction)
+            }
+            (SendError::MetadataPending(_), None) => Error::MetadataTimeout {
+                topic: topic.to_string(),
+                waited_ms: self.max_block.as_millis() as u64,
+                cause: self.metadata_cause(topic),
+            },
+            _ => map_send_error(e, topic),
+        }
+    }
+
+    /// Takes every queued record out of the queue while `take` says so, from the front.
+    fn take_queued(&mut self, take: impl Fn(&Queued) -> bool) -> Vec<Queued> {
+        let mut queue = self.shared.lock();
+        let mut taken = Vec::new();
+        while queue.records.front().is_some_and(&take) {
+            taken.extend(queue.records.pop_front());
+        }
+        queue.bytes -= taken.iter().map(|q| q.record.weight()).sum::<usize>();
+        drop(queue);
+        if !taken.is_empty() {
+            self.blocked = None;
+            self.shared.space.notify_waiters();
+        }
+        taken
+    }
+
+    fn done_in_mark(&mut self, mark: u64) {
+        if let Some(n) = self.per_mark.get_mut(&mark) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_mark.remove(&mark);
+            }
+        }
+    }
+
     /// Why a topic's metadata has not come, as far as the producer can tell: no broker
     /// reachable (with the socket's error), or what the brokers answer for the topic.
     fn metadata_cause(&self, topic: &str) -> Option<MetadataCause> {
@@ -438,14 +487,14 @@ impl Driver<'_> {
             .map(|a| Error::Authentication(Box::new(AuthenticationError::from_core(None, &a))))
     }
 
-    /// Once the core has failed for good, new records are refused where they are staged, at
+    /// Once the core has failed for good, new records are refused where they are queued, at
     /// once, with the cause (an authentication error names it), instead of each waiting to be
     /// refused by the core.
     fn note_fatal(&mut self) {
         let Some(code) = self.core.fatal_error() else { return };
-        let mut staging = self.shared.lock();
-        if staging.fatal.is_none() {
-            staging.fatal = Some(self.auth_failure().unwrap_or_else(|| self.fatal_cause(code)));
+        let mut queue = self.shared.lock();
+        if queue.fatal.is_none() {
+            queue.fatal = Some(self.auth_failure().unwrap_or_else(|| self.fatal_cause(code)));
         }
     }
 
@@ -495,26 +544,21 @@ impl Driver<'_> {
                     }
                 }
             }
-            TxnCmd::Commit => {
+            TxnCmd::Commit { mark } => {
                 self.txn_waiters.push((op, tx));
-                // Records sent before the commit belong to the transaction: they enter the core
-                // first (see `feed`).
-                self.take_staged();
-                if self.pending.is_empty() {
-                    self.start_txn(op);
-                } else {
-                    self.commit_deferred = true;
-                    self.core.flush(now);
-                }
+                // Records sent before the commit belong to the transaction: `feed` starts the
+                // commit once they are in the core, before later ones go in.
+                self.commit_mark = Some(self.commit_mark.map_or(mark, |m| m.max(mark)));
+                self.core.flush(now);
+                self.feed();
             }
-            TxnCmd::Abort => {
+            TxnCmd::Abort { mark } => {
                 self.txn_waiters.push((op, tx));
                 // Records sent before the abort and not yet in the core are aborted with it.
-                self.take_staged();
-                while !self.pending.is_empty() {
-                    self.complete_pending(Error::Delivery(DeliveryError::Aborted));
+                for q in self.take_queued(|q| q.mark <= mark) {
+                    self.shared.report(q.reply, Err(Error::Delivery(DeliveryError::Aborted)));
                 }
-                if std::mem::take(&mut self.commit_deferred) {
+                if self.commit_mark.take().is_some() {
                     let state = TxnState::Aborting;
                     self.end_txn_waiters(
                         TxnOp::Commit,
@@ -548,6 +592,8 @@ impl Driver<'_> {
         }
     }
 
+    /// Hands events and bytes between the core and the sockets until neither has more. Whether
+    /// any delivery report was handed out (which frees batch buffers).
     fn drain(&mut self) -> bool {
         let mut reported = false;
         loop {
@@ -571,7 +617,7 @@ impl Driver<'_> {
                         if let Some((topic, o)) = self.outstanding.take(token) {
                             let timestamp = log_append_time.unwrap_or(o.timestamp);
                             self.shared.report(o.reply, Ok(Delivery { topic, partition, offset, timestamp }));
-                            self.done_in_epoch(o.epoch);
+                            self.done_in_mark(o.mark);
                         }
                     }
                     Event::Failed { token, partition, error, attempts } => {
@@ -583,7 +629,7 @@ impl Driver<'_> {
                             };
                             let failure = crate::delivery::Failure { error, partition, attempts };
                             self.shared.report_failure(o.reply, failure);
-                            self.done_in_epoch(o.epoch);
+                            self.done_in_mark(o.mark);
                         }
                     }
                     Event::Transaction { op, result } => self.end_txn_waiters(op, result),
@@ -684,18 +730,11 @@ impl Driver<'_> {
                 self.core.handle_timeout(self.now());
                 let _ = tx.send(result);
             }
-            Cmd::Flush(tx) => {
-                // Every record staged before the flush joins the current epoch, even while the
-                // core is full and earlier records still wait (then `feed` would leave them
-                // staged, and the flush would not wait for them); later ones join the next.
-                // This can hold one staging area's worth more per concurrent flush.
-                self.take_staged();
+            Cmd::Flush(mark, tx) => {
                 self.feed();
-                let epoch = self.epoch;
-                self.epoch += 1;
                 let now = self.now();
                 self.core.flush(now);
-                self.flush_waiters.push((epoch, tx));
+                self.flush_waiters.push((mark, tx));
             }
             Cmd::Close(timeout, tx) => {
                 self.close_waiters.push(tx);
@@ -732,7 +771,7 @@ impl Driver<'_> {
         let tls_error = self.tls_error.as_ref().map(ToString::to_string);
         // A failing token source says more than the connection it leaves unauthenticated.
         let conn_error = self.token_error.clone().or_else(|| self.conn_error.clone());
-        let waiting = (self.pending.len() + self.shared.lock().records.len()) as u64;
+        let waiting = self.shared.lock().records.len() as u64;
         Snapshot { metrics: m, ready, known, tls_error, conn_error, waiting, auth_error, brokers }
     }
 
@@ -752,20 +791,26 @@ impl Driver<'_> {
             return;
         }
         let now = self.now();
-        if !self.pending.is_empty() && now < deadline {
+        if !self.shared.lock().records.is_empty() && now < deadline {
             self.core.flush(now);
             return;
         }
-        while !self.pending.is_empty() {
-            self.complete_pending(Error::Closed);
+        for q in self.take_queued(|_| true) {
+            self.shared.report(q.reply, Err(Error::Closed));
         }
         self.core.close(now, deadline.saturating_since(now));
         self.core_closed = true;
     }
 
     fn answer_flushes(&mut self) {
-        let oldest = self.per_epoch.keys().next().copied();
-        self.flush_waiters.retain_mut(|(epoch, _)| oldest.is_some_and(|o| o <= *epoch));
+        if self.flush_waiters.is_empty() {
+            return;
+        }
+        // The oldest mark with a record still waiting, in the queue or in the core: the queue
+        // is in mark order.
+        let queued = self.shared.lock().records.front().map(|q| q.mark);
+        let oldest = [queued, self.per_mark.keys().next().copied()].into_iter().flatten().min();
+        self.flush_waiters.retain_mut(|(mark, _)| oldest.is_some_and(|o| o <= *mark));
         // `retain_mut` dropped the satisfied senders, which resolves their receivers.
     }
 }

@@ -33,7 +33,7 @@ mod error;
 mod producer;
 mod record;
 pub mod serialize;
-// Between the handles and the task: the staging area.
+// Between the handles and the task: the queue in front of the core.
 mod shared;
 // The producer's task: one loop, the sockets it drives, the records it waits on.
 mod driver;

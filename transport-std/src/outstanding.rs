@@ -11,8 +11,8 @@ pub(crate) struct Outstanding {
     pub(crate) reply: Reply,
     /// The record's CreateTime, reported unless the broker stamps its own append time.
     pub(crate) timestamp: i64,
-    /// Its flush epoch.
-    pub(crate) epoch: u64,
+    /// The mark it was queued under (`Queued::mark`), for flushes and commits.
+    pub(crate) mark: u64,
     /// The low half of its token.
     pub(crate) n: u32,
 }

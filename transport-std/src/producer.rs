@@ -16,10 +16,10 @@ use crate::driver::{self, Cmd};
 use crate::error::{config_error, ConfigErrorKind};
 use crate::error::{Error, Refused};
 use crate::record::OwnedRecord;
-use crate::shared::{Shared, Staged, Staging};
+use crate::shared::{Queue, Queued, Shared};
 
-/// What became of an attempt to stage a record: taken, or handed back with why.
-enum Stage {
+/// What became of an attempt to queue a record: taken, or handed back with why.
+enum Queuing {
     Done,
     /// No room: the record comes back, with its reply to try again.
     Full(OwnedRecord, Reply),
@@ -129,7 +129,7 @@ impl ProducerBuilder<'_> {
 /// An asynchronous Kafka producer. Cheap to clone; all clones feed one background task.
 #[derive(Clone)]
 pub struct Producer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) cmd: mpsc::UnboundedSender<Cmd>,
 }
 
@@ -180,10 +180,10 @@ impl Producer {
             ));
         }
         let shared = Arc::new(Shared {
-            staging: Mutex::new(Staging::default()),
+            queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             space: Notify::new(),
-            // Room for a few batches' worth of records waiting to enter the core.
+            // Room for a few batches' worth of records waiting for the core.
             cap_bytes: (settings.core.batch_size * 4).max(1 << 20),
             max_records: settings.max_queued_records,
             queued: Default::default(),
@@ -213,7 +213,7 @@ impl Producer {
     /// when it is delivered. A record not queued comes back in the [`Refused`].
     pub async fn enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Refused> {
         let (tx, rx) = oneshot::channel();
-        self.stage(record, Reply::Future(tx), true).await?;
+        self.queue(record, Reply::Future(tx), true).await?;
         Ok(DeliveryFuture { rx })
     }
 
@@ -223,10 +223,10 @@ impl Producer {
         let (tx, rx) = oneshot::channel();
         self.check(record).and_then(|record| {
             let weight = record.weight();
-            match self.try_stage(record, Reply::Future(tx), weight) {
-                Stage::Done => Ok(DeliveryFuture { rx }),
-                Stage::Full(record, _) => Err(Refused { error: Error::QueueFull, record }),
-                Stage::Refused(r) => Err(r),
+            match self.try_queue(record, Reply::Future(tx), weight) {
+                Queuing::Done => Ok(DeliveryFuture { rx }),
+                Queuing::Full(record, _) => Err(Refused { error: Error::QueueFull, record }),
+                Queuing::Refused(r) => Err(r),
             }
         })
     }
@@ -238,7 +238,7 @@ impl Producer {
         record: OwnedRecord,
         callback: impl FnOnce(Result<Delivery, Error>) + Send + 'static,
     ) -> Result<(), Refused> {
-        self.stage(record, Reply::Callback(Box::new(callback)), true).await
+        self.queue(record, Reply::Callback(Box::new(callback)), true).await
     }
 
     /// Queues a record whose outcome goes to the producer's delivery handler with `opaque`
@@ -252,13 +252,13 @@ impl Producer {
             );
             return Err(Refused { error, record });
         }
-        self.stage(record, Reply::Opaque(opaque), true).await
+        self.queue(record, Reply::Opaque(opaque), true).await
     }
 
     /// Queues a record and forgets it: no report (pair it with `acks=0` for fire-and-forget).
     /// A record not queued still comes back.
     pub async fn send_and_forget(&self, record: OwnedRecord) -> Result<(), Refused> {
-        self.stage(record, Reply::None, true).await
+        self.queue(record, Reply::None, true).await
     }
 
     /// Queues a record whose failure is reported with its partition and attempts.
@@ -267,7 +267,7 @@ impl Producer {
         record: OwnedRecord,
         report: impl FnOnce(Result<Delivery, crate::delivery::Failure>) + Send + 'static,
     ) -> Result<(), Refused> {
-        self.stage(record, Reply::Detailed(Box::new(report)), true).await
+        self.queue(record, Reply::Detailed(Box::new(report)), true).await
     }
 
     /// `max.block.ms`.
@@ -275,7 +275,7 @@ impl Producer {
         self.shared.max_block
     }
 
-    /// What can be refused before the record is staged.
+    /// What can be refused before the record is queued.
     fn check(&self, record: OwnedRecord) -> Result<OwnedRecord, Refused> {
         if !picokafka::record::is_valid_topic_name(&record.topic) {
             let error = Error::InvalidTopic { topic: record.topic.to_string() };
@@ -284,7 +284,7 @@ impl Producer {
         Ok(record)
     }
 
-    async fn stage(&self, record: OwnedRecord, reply: Reply, wait: bool) -> Result<(), Refused> {
+    async fn queue(&self, record: OwnedRecord, reply: Reply, wait: bool) -> Result<(), Refused> {
         let record = self.check(record)?;
         let weight = record.weight();
         // Read the clock only when the queue is full: most records never wait.
@@ -294,11 +294,11 @@ impl Producer {
             let notified = self.shared.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.try_stage(record, reply, weight) {
-                Stage::Done => return Ok(()),
-                Stage::Full(r, back) if wait => (record, reply) = (r, back),
-                Stage::Full(record, _) => return Err(Refused { error: Error::QueueFull, record }),
-                Stage::Refused(r) => return Err(r),
+            match self.try_queue(record, reply, weight) {
+                Queuing::Done => return Ok(()),
+                Queuing::Full(r, back) if wait => (record, reply) = (r, back),
+                Queuing::Full(record, _) => return Err(Refused { error: Error::QueueFull, record }),
+                Queuing::Refused(r) => return Err(r),
             }
             let deadline =
                 *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.shared.max_block);
@@ -308,25 +308,27 @@ impl Producer {
         }
     }
 
-    fn try_stage(&self, record: OwnedRecord, reply: Reply, weight: usize) -> Stage {
-        let mut staging = self.shared.lock();
-        if let Some(e) = &staging.fatal {
-            return Stage::Refused(Refused { error: e.clone(), record });
+    fn try_queue(&self, record: OwnedRecord, reply: Reply, weight: usize) -> Queuing {
+        let mut queue = self.shared.lock();
+        if let Some(e) = &queue.fatal {
+            return Queuing::Refused(Refused { error: e.clone(), record });
         }
-        if staging.closed {
-            return Stage::Refused(Refused { error: Error::Closed, record });
+        if queue.closed {
+            return Queuing::Refused(Refused { error: Error::Closed, record });
         }
-        if staging.bytes + weight > self.shared.cap_bytes && !staging.records.is_empty() {
-            return Stage::Full(record, reply);
+        // A record heavier than the whole cap still goes in, alone.
+        if queue.bytes + weight > self.shared.cap_bytes && queue.bytes > 0 {
+            return Queuing::Full(record, reply);
         }
         if !self.shared.take_place() {
-            return Stage::Full(record, reply);
+            return Queuing::Full(record, reply);
         }
-        staging.bytes += weight;
-        staging.records.push(Staged { record, reply, enqueued: std::time::Instant::now() });
-        drop(staging);
+        queue.bytes += weight;
+        let mark = queue.mark;
+        queue.records.push_back(Queued { record, reply, enqueued: std::time::Instant::now(), mark });
+        drop(queue);
         self.shared.wake.notify_one();
-        Stage::Done
+        Queuing::Done
     }
 
     /// Sets the OAUTHBEARER token (`sasl.mechanism=OAUTHBEARER` without an unsecured JWT), as
@@ -345,7 +347,7 @@ impl Producer {
     /// will be reported as usual.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        if self.cmd.send(Cmd::Flush(tx)).is_err() {
+        if self.cmd.send(Cmd::Flush(self.shared.mark(), tx)).is_err() {
             return Ok(());
         }
         match tokio::time::timeout(timeout, rx).await {

@@ -1,6 +1,7 @@
-//! The state the producer handles and the producer's task share: the staging area records wait
-//! in until the task takes them, and the wake-ups between the two sides.
+//! The state the producer handles and the producer's task share: the one queue records wait in
+//! until the core takes them, and the wake-ups between the two sides.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,17 +11,25 @@ use tokio::sync::Notify;
 use crate::delivery::{DeliveryHandler, Reply};
 use crate::record::OwnedRecord;
 
-/// A record waiting for the producer's task to take it.
-pub(crate) struct Staged {
+/// A record waiting for the core to take it.
+pub(crate) struct Queued {
     pub record: OwnedRecord,
     pub reply: Reply,
     pub enqueued: std::time::Instant,
+    /// The mark it was queued under: a flush or a commit waits for the records marked at or
+    /// before the mark it took.
+    pub mark: u64,
 }
 
+/// The queue in front of the core: records sent and not yet taken by the core, in order.
 #[derive(Default)]
-pub(crate) struct Staging {
-    pub records: Vec<Staged>,
+pub(crate) struct Queue {
+    pub records: VecDeque<Queued>,
+    /// The weight of the records queued, and of those the task is handing to the core right
+    /// now: what `cap_bytes` bounds.
     pub bytes: usize,
+    /// The mark new records get; each flush and each commit or abort moves it on.
+    pub mark: u64,
     pub closed: bool,
     /// Set by the task once the core failed for good: records are refused at once with it.
     pub fatal: Option<crate::error::Error>,
@@ -28,13 +37,14 @@ pub(crate) struct Staging {
 
 /// State shared by the handles and the task.
 pub(crate) struct Shared {
-    pub staging: Mutex<Staging>,
-    /// Wakes the task: records staged.
+    pub queue: Mutex<Queue>,
+    /// Wakes the task: records queued.
     pub wake: Notify,
-    /// Wakes senders: room in the staging area.
+    /// Wakes senders: room in the queue.
     pub space: Notify,
+    /// The most bytes of records the queue holds (`Queue::bytes`).
     pub cap_bytes: usize,
-    /// `queue.buffering.max.messages`: the most records staged, queued or in flight, i.e.
+    /// `queue.buffering.max.messages`: the most records queued, in the core or in flight, i.e.
     /// accepted and not yet reported.
     pub max_records: Option<usize>,
     /// Records accepted and not yet reported (kept only with `max_records`).
@@ -46,9 +56,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Staging> {
-        // A panic while holding this lock cannot leave `Staging` inconsistent (plain pushes).
-        self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent (plain pushes
+        // and pops).
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Ends the current mark: records queued so far carry it or an earlier one, later ones a
+    /// later one. A flush or a commit takes it before it asks the task, so it covers exactly
+    /// the records sent before it.
+    pub(crate) fn mark(&self) -> u64 {
+        let mut queue = self.lock();
+        queue.mark += 1;
+        queue.mark - 1
     }
 
     /// Reports a record's outcome; with `queue.buffering.max.messages`, its place in the queue

@@ -18,9 +18,18 @@ use crate::producer::Producer;
 pub(crate) enum TxnCmd {
     Init,
     Begin,
-    Commit,
-    Abort,
-    SendOffsets { group: ConsumerGroupMetadata, offsets: Vec<(String, i32, i64)> },
+    /// Records queued at or before `mark` belong to the transaction: they enter the core first.
+    Commit {
+        mark: u64,
+    },
+    /// Records queued at or before `mark` and not yet in the core are aborted with it.
+    Abort {
+        mark: u64,
+    },
+    SendOffsets {
+        group: ConsumerGroupMetadata,
+        offsets: Vec<(String, i32, i64)>,
+    },
 }
 
 impl TxnCmd {
@@ -28,8 +37,8 @@ impl TxnCmd {
         match self {
             Self::Init => picokafka::TxnOp::Init,
             Self::Begin => picokafka::TxnOp::Begin,
-            Self::Commit => picokafka::TxnOp::Commit,
-            Self::Abort => picokafka::TxnOp::Abort,
+            Self::Commit { .. } => picokafka::TxnOp::Commit,
+            Self::Abort { .. } => picokafka::TxnOp::Abort,
             Self::SendOffsets { .. } => picokafka::TxnOp::SendOffsets,
         }
     }
@@ -107,13 +116,13 @@ impl Producer {
     /// it. If a record failed, the commit fails with an error whose
     /// [`txn_requires_abort`](Error::txn_requires_abort) is true: abort, and go on.
     pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
-        self.txn(TxnCmd::Commit, Some(timeout)).await
+        self.txn(TxnCmd::Commit { mark: self.shared.mark() }, Some(timeout)).await
     }
 
     /// Aborts the open transaction: its records not yet sent fail with
     /// [`DeliveryError::Aborted`](picokafka::DeliveryError::Aborted), and read_committed
     /// consumers never see any of them.
     pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
-        self.txn(TxnCmd::Abort, Some(timeout)).await
+        self.txn(TxnCmd::Abort { mark: self.shared.mark() }, Some(timeout)).await
     }
 }
