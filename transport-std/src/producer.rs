@@ -325,9 +325,14 @@ impl Producer {
         }
         queue.bytes += weight;
         let mark = queue.mark;
+        // The task empties the queue whenever it runs, unless the core is full (then reports
+        // wake it): only a record that finds the queue empty needs to wake it.
+        let wake = queue.records.is_empty();
         queue.records.push_back(Queued { record, reply, enqueued: std::time::Instant::now(), mark });
         drop(queue);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         Queuing::Done
     }
 
