@@ -1,7 +1,7 @@
 //! The producer's task: owns the core and its memory, feeds it records, moves bytes between it
 //! and the sockets, keeps its one timer. No protocol decisions are made here.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,9 +44,20 @@ pub(crate) enum Cmd {
 /// Records fed to the core per loop turn, so sockets and timers are not starved.
 const FEED_PER_TURN: usize = 65_536;
 
-/// Records taken from the queue under one lock: senders wait for it no longer than that many
-/// `send`s into the core take.
-const TAKE_PER_LOCK: usize = 256;
+/// Records offered to the core under one hold of the queue's lock.
+const TAKE_PER_LOCK: usize = 64;
+
+/// What the core made of a record offered to it.
+enum Offer {
+    Taken {
+        token: picokafka::RecordToken,
+        timestamp: i64,
+    },
+    /// Not now (no room, no metadata): it stays at the queue's front.
+    Wait,
+    /// Never: the caller gets this.
+    Refused(Error),
+}
 
 struct Driver<'a> {
     core: Core<'a>,
@@ -54,9 +65,6 @@ struct Driver<'a> {
     start: tokio::time::Instant,
     io_tx: mpsc::UnboundedSender<Io>,
     sockets: HashMap<ConnId, Socket>,
-    /// Records `feed` took from the queue's front and is offering to the core; empty between
-    /// turns (what the core did not take went back), so records wait in one queue only.
-    hand: VecDeque<Queued>,
     /// When the record at the queue's front, which the core could not take yet, was queued:
     /// `max.block.ms` runs from then.
     blocked: Option<std::time::Instant>,
@@ -164,7 +172,6 @@ pub(crate) async fn run(
         start,
         io_tx,
         sockets: HashMap::new(),
-        hand: VecDeque::new(),
         blocked: None,
         outstanding: Outstandings::default(),
         per_mark: BTreeMap::new(),
@@ -295,20 +302,59 @@ impl Driver<'_> {
     fn feed(&mut self) {
         let now = self.now();
         self.blocked = None;
+        let shared = self.shared.clone();
+        // Refused records are reported once the lock is released: a report runs the
+        // application's callback, which may send.
+        let mut refused = Vec::new();
         let mut fed = 0;
         loop {
-            // Under one lock, a run of records from the front; a commit's records only, while a
-            // commit waits for them.
+            // A commit's records only, while a commit waits for them.
             let limit = self.commit_mark.unwrap_or(u64::MAX);
-            let mut hand = std::mem::take(&mut self.hand);
-            {
-                let mut queue = self.shared.lock();
-                while hand.len() < TAKE_PER_LOCK && queue.records.front().is_some_and(|q| q.mark <= limit) {
-                    hand.extend(queue.records.pop_front());
+            let mut queue = shared.lock();
+            let (mut offered, mut freed, mut stopped) = (0, 0, false);
+            // The core borrows each record where it waits; only what it took leaves the queue.
+            // Senders wait for the lock at most `TAKE_PER_LOCK` offers long.
+            while offered < TAKE_PER_LOCK {
+                let Some(q) = queue.records.front().filter(|q| q.mark <= limit) else { break };
+                if fed >= FEED_PER_TURN {
+                    self.shared.wake.notify_one();
+                    stopped = true;
+                    break;
                 }
+                let taken = match self.offer(now, q) {
+                    Offer::Wait => {
+                        self.blocked = Some(q.enqueued);
+                        stopped = true;
+                        break;
+                    }
+                    Offer::Taken { token, timestamp } => Ok((token, timestamp)),
+                    Offer::Refused(error) => Err(error),
+                };
+                let Some(q) = queue.records.pop_front() else { break };
+                freed += q.record.weight();
+                match taken {
+                    Ok((token, timestamp)) => {
+                        let o = Outstanding { reply: q.reply, timestamp, mark: q.mark, n: 0 };
+                        self.outstanding.push(token, &q.record.topic, o);
+                        *self.per_mark.entry(q.mark).or_default() += 1;
+                    }
+                    Err(error) => refused.push((q.reply, error)),
+                }
+                offered += 1;
+                fed += 1;
             }
-            if hand.is_empty() {
-                self.hand = hand;
+            queue.bytes -= freed;
+            drop(queue);
+            for (reply, error) in refused.drain(..) {
+                shared.report(reply, Err(error));
+            }
+            if freed > 0 {
+                shared.space.notify_waiters();
+            }
+            if stopped {
+                return;
+            }
+            if offered == 0 {
                 if self.commit_mark.take().is_some() {
                     // Every record sent before the commit is in: commit, before later ones go in.
                     self.start_txn(TxnOp::Commit);
@@ -316,50 +362,13 @@ impl Driver<'_> {
                 }
                 return;
             }
-            let mut freed = 0;
-            while let Some(q) = hand.pop_front() {
-                if fed >= FEED_PER_TURN {
-                    hand.push_front(q);
-                    self.shared.wake.notify_one();
-                    break;
-                }
-                let weight = q.record.weight();
-                match self.offer(now, q) {
-                    None => {
-                        freed += weight;
-                        fed += 1;
-                    }
-                    Some(q) => {
-                        self.blocked = Some(q.enqueued);
-                        hand.push_front(q);
-                        break;
-                    }
-                }
-            }
-            // What the core did not take goes back to the queue's front, in order.
-            let stopped = !hand.is_empty();
-            {
-                let mut queue = self.shared.lock();
-                queue.bytes -= freed;
-                while let Some(q) = hand.pop_back() {
-                    queue.records.push_front(q);
-                }
-            }
-            self.hand = hand;
-            if freed > 0 {
-                self.shared.space.notify_waiters();
-            }
-            if stopped {
-                return;
-            }
         }
     }
 
-    /// Offers one record to the core: `None` once it is taken or failed, the record back when
-    /// it waits for room or metadata.
-    fn offer(&mut self, now: Instant, q: Queued) -> Option<Queued> {
+    /// Offers one record to the core.
+    fn offer(&mut self, now: Instant, q: &Queued) -> Offer {
+        let r = &q.record;
         let (retriable, metadata, mut error) = {
-            let r = &q.record;
             let headers: Vec<Header<'_>> =
                 r.headers.iter().map(|(k, v)| Header { key: k, value: v.as_deref() }).collect();
             let record = Record {
@@ -371,12 +380,7 @@ impl Driver<'_> {
                 timestamp: r.timestamp,
             };
             match self.core.send(now, record) {
-                Ok(accepted) => {
-                    let o = Outstanding { reply: q.reply, timestamp: accepted.timestamp, mark: q.mark, n: 0 };
-                    self.outstanding.push(accepted.token, &r.topic, o);
-                    *self.per_mark.entry(q.mark).or_default() += 1;
-                    return None;
-                }
+                Ok(accepted) => return Offer::Taken { token: accepted.token, timestamp: accepted.timestamp },
                 Err(e) => (
                     e.is_retriable(),
                     matches!(e, SendError::MetadataPending(_)),
@@ -394,7 +398,7 @@ impl Driver<'_> {
                 None => !blocked,
             };
             if waiting {
-                return Some(q);
+                return Offer::Wait;
             }
             error = match error {
                 // The close deadline came before max.block.ms: say how long it was.
@@ -407,8 +411,7 @@ impl Driver<'_> {
                 error => error,
             };
         }
-        self.shared.report(q.reply, Err(error));
-        None
+        Offer::Refused(error)
     }
 
     /// What a refused record's caller is told: the core's refusal, with its cause where the
