@@ -106,7 +106,7 @@ impl<'a> Producer<'a> {
         self.metrics.responses += 1;
         self.metrics.request_latency_sum_ms += latency;
         self.metrics.request_latency_max_ms = self.metrics.request_latency_max_ms.max(latency);
-        if let Some(b) = super::metrics::LATENCY_BUCKETS_MS.iter().position(|&bound| latency <= bound) {
+        if let Some(b) = super::metrics::latency_bucket(latency) {
             self.metrics.request_latency_buckets[b] += 1;
         }
         let api_key = request_api_key(request.kind);
