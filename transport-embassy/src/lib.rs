@@ -65,7 +65,7 @@ use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
-use embassy_time::{with_timeout, Duration, Instant, Timer};
+use embassy_time::{with_deadline, with_timeout, Duration, Instant, Timer};
 use heapless::String;
 pub use picokafka;
 use picokafka::storage::HOST_MAX;
@@ -280,7 +280,6 @@ fn build<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, cons
     buffers: &'d mut SocketBuffers<N, RX, TX>,
     settings: Settings,
 ) -> (Handle<'d, M, REPORTS>, Runner<'d, M, N, REPORTS>) {
-    let setup = Duration::from_millis(u64::from(producer.config().socket_connection_setup_timeout_ms));
     state.producer.lock(|p| *p.borrow_mut() = Some(producer));
     let mut sockets = heapless::Vec::new();
     for (rx, tx) in buffers.rx.iter_mut().zip(buffers.tx.iter_mut()) {
@@ -298,7 +297,6 @@ fn build<'d, M: RawMutex, const N: usize, const RX: usize, const TX: usize, cons
         state,
         sockets,
         settings,
-        setup,
         #[cfg(feature = "tls")]
         tls: None,
     };
@@ -528,8 +526,17 @@ impl<'d, M: RawMutex, const REPORTS: usize> Handle<'d, M, REPORTS> {
 
 /// What the core asked of one socket, for that socket's driver.
 enum Request {
-    Connect { conn: ConnId, host: String<HOST_MAX>, port: u16 },
-    Close { conn: ConnId },
+    /// `setup`: the time the core gives this attempt (`socket.connection.setup.timeout.ms`,
+    /// growing to its `.max.ms` over failed attempts), TCP and TLS handshake together.
+    Connect {
+        conn: ConnId,
+        host: String<HOST_MAX>,
+        port: u16,
+        setup: Duration,
+    },
+    Close {
+        conn: ConnId,
+    },
 }
 
 /// One socket's mailbox: the newest request, and the signal that wakes its driver (a request,
@@ -553,7 +560,6 @@ pub struct Runner<'d, M: RawMutex, const N: usize, const REPORTS: usize> {
     state: &'d State<'d, M, REPORTS>,
     sockets: heapless::Vec<Slot<'d>, N>,
     settings: Settings,
-    setup: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tls::Shared<'d>>,
 }
@@ -567,7 +573,6 @@ struct Ctx<'r, 'd, M: RawMutex, const REPORTS: usize> {
     #[cfg_attr(not(feature = "dns"), allow(dead_code))]
     stack: Stack<'d>,
     state: &'d State<'d, M, REPORTS>,
-    setup: Duration,
     /// Wakes the runner's loop: a driver fed the core or changed a connection's state.
     kick: &'r Signal<NoopRawMutex, ()>,
     #[cfg(feature = "tls")]
@@ -602,9 +607,11 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
     /// the connection ends, and again.
     async fn drive(&self, slot: &mut Slot<'d>, lane: &Lane) -> ! {
         loop {
-            let (conn, host, port) = loop {
+            let (conn, host, port, deadline) = loop {
                 match lane.request.borrow_mut().take() {
-                    Some(Request::Connect { conn, host, port }) => break (conn, host, port),
+                    Some(Request::Connect { conn, host, port, setup }) => {
+                        break (conn, host, port, Instant::now() + setup)
+                    }
                     // Nothing open to close.
                     Some(Request::Close { .. }) | None => {}
                 }
@@ -614,7 +621,7 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
             let ok = match self.resolve(&host).await {
                 Some(addr) => {
                     let endpoint = IpEndpoint::new(addr, port);
-                    matches!(with_timeout(self.setup, slot.socket.connect(endpoint)).await, Ok(Ok(())))
+                    matches!(with_deadline(deadline, slot.socket.connect(endpoint)).await, Ok(Ok(())))
                 }
                 None => false,
             };
@@ -632,7 +639,7 @@ impl<'d, M: RawMutex, const REPORTS: usize> Ctx<'_, 'd, M, REPORTS> {
                 (Some(shared), Some((read, write))) => {
                     let (rd, wr) = slot.socket.split();
                     let wire = tls::Wire::new(rd, wr);
-                    tls::session(self, lane, conn, &host, shared, &wire, read, write).await
+                    tls::session(self, lane, conn, &host, deadline, shared, &wire, read, write).await
                 }
                 _ => self.session(lane, conn, &mut slot.socket).await,
             };
@@ -781,7 +788,6 @@ impl<'d, M: RawMutex, const N: usize, const REPORTS: usize> Runner<'d, M, N, REP
         let ctx = Ctx {
             stack: self.stack,
             state: self.state,
-            setup: self.setup,
             kick: &kick,
             #[cfg(feature = "tls")]
             tls: self.tls.as_ref(),
@@ -850,12 +856,13 @@ fn pump_events<M: RawMutex, const REPORTS: usize>(
         while let Some(event) = p.poll_event() {
             any = true;
             let report = match event {
-                Event::Connect { conn, host, port, .. } => {
+                Event::Connect { conn, host, port, timeout } => {
                     if let Some(lane) = lanes.get(conn.index()) {
                         let mut h = String::new();
                         // Host names longer than the core keeps cannot occur.
                         let _ = h.push_str(host);
-                        *lane.request.borrow_mut() = Some(Request::Connect { conn, host: h, port });
+                        let setup = Duration::from_millis(timeout.as_millis());
+                        *lane.request.borrow_mut() = Some(Request::Connect { conn, host: h, port, setup });
                         lane.wake.signal(());
                     }
                     continue;

@@ -18,7 +18,7 @@ use core::cell::RefCell;
 
 use embassy_net::tcp::{TcpReader, TcpWriter};
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_time::with_timeout;
+use embassy_time::{with_deadline, Instant};
 use embedded_io_async::Write as _;
 use embedded_tls::pki::CertVerifier;
 use embedded_tls::{
@@ -238,6 +238,8 @@ pub(crate) async fn session<'d, M: RawMutex, const REPORTS: usize>(
     lane: &Lane,
     conn: ConnId,
     host: &str,
+    // The connection attempt's deadline, which the handshake must meet as the TCP connect did.
+    deadline: Instant,
     shared: &Shared<'d>,
     wire: &Wire<'_>,
     read: &mut [u8],
@@ -249,7 +251,7 @@ pub(crate) async fn session<'d, M: RawMutex, const REPORTS: usize>(
     let config = TlsConfig::new().with_server_name(host);
     let provider = Provider { rng: &shared.rng, verifier: CertVerifier::new(Certificate::X509(shared.ca)) };
     let started = embassy_time::Instant::now();
-    let opened = match with_timeout(ctx.setup, tls.open(TlsContext::new(&config, provider))).await {
+    let opened = match with_deadline(deadline, tls.open(TlsContext::new(&config, provider))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(TlsFailure::of(e)),
         Err(_) => Err(TlsFailure::Timeout),
