@@ -241,8 +241,24 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         config.set(k, v);
     }
     bootstrap(&config)?;
+    if config.get("buffer.memory").is_none() {
+        config.set("buffer.memory", default_buffer_memory(&config).to_string());
+    }
     print_warnings(&config);
     Ok(config)
+}
+
+/// The CLI's `buffer.memory` when none is given: 8 MiB, at least 8 batches and two of the
+/// largest requests, at most the library's 32 MiB. Standard input is read faster than a broker
+/// takes it, so the buffer stays full for the whole run: past a few batches per partition in
+/// flight, a bigger one only adds to the peak RSS (32 MiB of batches made a 72 MiB process for
+/// 16 KiB batches, 8 MiB a 30 MiB one at the same throughput; BENCHMARKS.md, issue 18).
+fn default_buffer_memory(config: &ClientConfig) -> usize {
+    let bytes = |key: &str, default: usize| {
+        config.get(key).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(default)
+    };
+    let (batch, request) = (bytes("batch.size", 16 * 1024), bytes("max.request.size", 1 << 20));
+    (8usize << 20).max(batch.saturating_mul(8)).max(request.saturating_mul(2)).min(32 << 20)
 }
 
 #[derive(Default)]
