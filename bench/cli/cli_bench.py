@@ -3,8 +3,9 @@ runs them (issue 18): records from a file on stdin, the same -X settings for all
 process per run measured by /usr/bin/time (user + sys CPU, peak RSS, wall). Prints a Markdown
 table per broker on stdout; progress on stderr; one JSON line per run to --raw.
 
-  python3 cli_bench.py --picokafka BIN --kafka-env broker.env [--tansu-port PORT] [--records N]
-                       [--rounds R] [--rows NAME,...] [--raw FILE] [--work DIR]
+  python3 cli_bench.py --picokafka BIN --java-tools DIR --kafka-env broker.env [--tansu-port PORT]
+                       [--records N] [--rounds R] [--rows NAME,...] [--raw FILE] --work DIR
+  python3 cli_bench.py --report FILE     # the tables again from the JSON lines of a run
 
 Each run writes into a fresh topic (one partition), deleted once its end offset is read: a run
 whose topic does not hold exactly the records sent is marked and left out of the medians.
@@ -219,7 +220,7 @@ def table(results, broker, rows, clients, records, rounds):
                 print(f"| {title} | {label} | no run delivered every record | | | | | | |")
                 continue
             bad = f" ({m['bad']} run(s) lost records, left out)" if m["bad"] else ""
-            ratios = "| | |"
+            ratios = " | | "
             if client != "picokafka" and pk is not None:
                 ratios = (f"{pk['cpu_s'] / m['cpu_s']:.2f}× | {pk['rss_mib'] / m['rss_mib']:.2f}× | "
                           f"{pk['rate'] / m['rate']:.2f}×")
@@ -231,20 +232,31 @@ def table(results, broker, rows, clients, records, rounds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--picokafka", required=True)
-    ap.add_argument("--java-tools", required=True, help="directory of the kafka-tools jars")
+    ap.add_argument("--report", help="print the tables of the runs in this JSON-lines file, run nothing")
+    ap.add_argument("--picokafka")
+    ap.add_argument("--java-tools", help="directory of the kafka-tools jars")
     ap.add_argument("--kafka-env", help="broker.env of a running Apache Kafka (scripts/kafka-start)")
     ap.add_argument("--tansu-port", type=int, help="port of a running Tansu (scripts/tansu-start)")
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rows", help="comma-separated row names (default: all): " + ",".join(r[0] for r in ROWS))
     ap.add_argument("--clients", default=",".join(CLIENTS))
-    ap.add_argument("--work", required=True, help="directory for the inputs and logs")
+    ap.add_argument("--work", help="directory for the inputs and logs")
     ap.add_argument("--raw", help="append one JSON line per run here")
     args = ap.parse_args()
-    os.makedirs(args.work, exist_ok=True)
     rows = [r for r in ROWS if not args.rows or r[0] in args.rows.split(",")]
     clients = args.clients.split(",")
+    if args.report:
+        results = [json.loads(line) for line in open(args.report)]
+        clients = [c for c in clients if any(r["client"] == c for r in results)]
+        rows = [r for r in rows if any(x["row"] == r[0] for x in results)]
+        for broker in dict.fromkeys(r["broker"] for r in results):
+            rounds = len({r["round"] for r in results if r["broker"] == broker})
+            table(results, broker, rows, clients, results[0]["records"], rounds)
+        return
+    if not (args.picokafka and args.java_tools and args.work):
+        ap.error("--picokafka, --java-tools and --work are needed to run")
+    os.makedirs(args.work, exist_ok=True)
     brokers = ([Kafka(args.kafka_env)] if args.kafka_env else []) + ([Tansu(args.tansu_port)] if args.tansu_port else [])
     inputs = make_inputs(args.work, args.records)
     results = []
