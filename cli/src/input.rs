@@ -82,11 +82,7 @@ impl<R: AsyncRead + Unpin> Splitter<R> {
     pub async fn next(&mut self) -> std::io::Result<Option<Range<usize>>> {
         let dlen = self.finder.needle().len();
         loop {
-            if let Some(i) = self.finder.find(&self.buf[self.scanned..]) {
-                let end = self.scanned + i;
-                let record = self.start..end;
-                self.start = end + dlen;
-                self.scanned = self.start;
+            if let Some(record) = self.next_buffered() {
                 return Ok(Some(record));
             }
             if self.eof {
@@ -110,6 +106,17 @@ impl<R: AsyncRead + Unpin> Splitter<R> {
                 self.eof = true;
             }
         }
+    }
+
+    /// The next record if it is already in the buffer (its delimiter read); `None` when more
+    /// must be read first, or at the end of input: then [`next`](Self::next) says which.
+    pub fn next_buffered(&mut self) -> Option<Range<usize>> {
+        let i = self.finder.find(&self.buf[self.scanned..])?;
+        let end = self.scanned + i;
+        let record = self.start..end;
+        self.start = end + self.finder.needle().len();
+        self.scanned = self.start;
+        Some(record)
     }
 
     /// The bytes read, which the ranges [`next`](Self::next) returns index.
@@ -184,6 +191,12 @@ impl Records {
                 return tokio::fs::read(&path).await.map(|v| Some(Record::Whole(v))).map_err(failed);
             }
         }
+    }
+
+    /// The next record of the input being read if it is already buffered, without awaiting:
+    /// `None` when [`next`](Self::next) must be awaited.
+    pub fn next_buffered(&mut self) -> Option<Record> {
+        self.current.as_mut()?.1.next_buffered().map(Record::Split)
     }
 
     /// The bytes [`Record::Split`] ranges index.

@@ -136,7 +136,11 @@ struct ProduceArgs {
     files: Vec<String>,
 }
 
-#[tokio::main]
+// One thread runs the input loop, the producer's task and its sockets: a record is allocated and
+// freed on the same thread and no task wakes another across cores (1 M records, A/B: ~20 % less
+// CPU at the same throughput; BENCHMARKS.md). Standard input is still read on tokio's blocking
+// pool, and -J/-T write from a thread of their own.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // -q / -v override RUST_LOG; without them RUST_LOG filters, warnings by default. The
@@ -237,8 +241,24 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         config.set(k, v);
     }
     bootstrap(&config)?;
+    if config.get("buffer.memory").is_none() {
+        config.set("buffer.memory", default_buffer_memory(&config).to_string());
+    }
     print_warnings(&config);
     Ok(config)
+}
+
+/// The CLI's `buffer.memory` when none is given: 8 MiB, at least 8 batches and two of the
+/// largest requests, at most the library's 32 MiB. Standard input is read faster than a broker
+/// takes it, so the buffer stays full for the whole run: past a few batches per partition in
+/// flight, a bigger one only adds to the peak RSS (32 MiB of batches made a 72 MiB process for
+/// 16 KiB batches, 8 MiB a 30 MiB one at the same throughput; BENCHMARKS.md, issue 18).
+fn default_buffer_memory(config: &ClientConfig) -> usize {
+    let bytes = |key: &str, default: usize| {
+        config.get(key).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(default)
+    };
+    let (batch, request) = (bytes("batch.size", 16 * 1024), bytes("max.request.size", 1 << 20));
+    (8usize << 20).max(batch.saturating_mul(8)).max(request.saturating_mul(2)).min(32 << 20)
 }
 
 #[derive(Default)]
@@ -251,6 +271,20 @@ struct Tally {
 }
 
 impl Tally {
+    /// A delivery report; `dead`: the failed record is in the dead-letter topic.
+    fn count(&self, r: &Result<picokafka_tokio::Delivery, picokafka_tokio::Error>, dead: bool) {
+        match r {
+            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                self.error(e.to_string());
+                if dead {
+                    self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+                self.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+
     fn error(&self, e: String) {
         let mut first = self.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         first.get_or_insert(e);
@@ -309,7 +343,17 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let producer = match Producer::new(&config) {
+    let tally = Arc::new(Tally::default());
+    // Without -J or a dead-letter topic a record's report is only counted: one handler for the
+    // whole producer, the record's number as its opaque value (no boxed callback per record).
+    let counted_only = !args.json && args.dead_letter_topic.is_none();
+    let built = if counted_only {
+        let t = tally.clone();
+        Producer::with_delivery_handler(&config, move |_, r| t.count(&r, false))
+    } else {
+        Producer::new(&config)
+    };
+    let producer = match built {
         Ok(p) => p,
         Err(e) => {
             eprintln!("picokafka: {e}");
@@ -357,7 +401,6 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
     let stdout = (args.tee || args.json).then(report::Stdout::start);
     let mut txn_error = None;
     let mut input_error = None;
-    let tally = Arc::new(Tally::default());
     let topic: Arc<str> = args.topic.as_str().into();
     let started = Instant::now();
     let progress = !quiet && std::io::stderr().is_terminal();
@@ -371,7 +414,11 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
 
     while args.count.is_none_or(|c| read < c) {
-        let next = tokio::select! {
+        // A record already read is taken without a select: the signals are looked at whenever
+        // more input must be read (tokio keeps a signal that came in meanwhile).
+        let next = match records.next_buffered() {
+            Some(record) => Ok(Some(record)),
+            None => tokio::select! {
             next = records.next() => next,
             _ = async { match sigint.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
                 interrupted = true;
@@ -381,6 +428,7 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
                 interrupted = true;
                 break;
             }
+            },
         };
         let record = match next {
             Ok(Some(record)) => record,
@@ -418,33 +466,28 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         record.key = key;
         record.partition = shape.partition;
         record.headers = shape.headers.clone();
-        let t = tally.clone();
-        let reports = stdout.as_ref().filter(|_| args.json).map(report::Stdout::sender);
-        let (report_topic, partition) = (topic.clone(), shape.partition);
-        let tell = move |r: Result<picokafka_tokio::Delivery, picokafka_tokio::Error>, dead: bool| {
-            match &r {
-                Ok(_) => t.delivered.fetch_add(1, Ordering::Relaxed),
-                Err(e) => {
-                    t.error(e.to_string());
-                    if dead {
-                        t.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    t.failed.fetch_add(1, Ordering::Relaxed)
+        let result = if counted_only {
+            producer.send_with_opaque(record, n).await
+        } else {
+            let t = tally.clone();
+            let reports = stdout.as_ref().filter(|_| args.json).map(report::Stdout::sender);
+            let (report_topic, partition) = (topic.clone(), shape.partition);
+            let tell = move |r: Result<picokafka_tokio::Delivery, picokafka_tokio::Error>, dead: bool| {
+                t.count(&r, dead);
+                if let Some(tx) = reports {
+                    let _ = tx.send(report::report(n, report_topic, partition, reported_key, size, &r));
                 }
             };
-            if let Some(tx) = reports {
-                let _ = tx.send(report::report(n, report_topic, partition, reported_key, size, &r));
-            }
-        };
-        let result = match &dead_letters {
-            None => producer.send_with_callback(record, move |r| tell(r, false)).await,
-            Some(dlq) => {
-                dlq.send_with_callback(record, move |outcome| match outcome {
-                    DeadLetterOutcome::Delivered(d) => tell(Ok(d), false),
-                    DeadLetterOutcome::DeadLettered { error, .. } => tell(Err(error), true),
-                    DeadLetterOutcome::Failed { error, .. } => tell(Err(error), false),
-                })
-                .await
+            match &dead_letters {
+                None => producer.send_with_callback(record, move |r| tell(r, false)).await,
+                Some(dlq) => {
+                    dlq.send_with_callback(record, move |outcome| match outcome {
+                        DeadLetterOutcome::Delivered(d) => tell(Ok(d), false),
+                        DeadLetterOutcome::DeadLettered { error, .. } => tell(Err(error), true),
+                        DeadLetterOutcome::Failed { error, .. } => tell(Err(error), false),
+                    })
+                    .await
+                }
             }
         };
         match result {
