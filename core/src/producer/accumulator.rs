@@ -89,6 +89,8 @@ impl Producer<'_> {
                 Err(SendError::PartitionOutOfRange { partition: p, count })
             }
             (Some(p), _) => Ok(p),
+            // One partition: the hash could only pick it (the CLI's and many topics' case).
+            (None, Some(_)) if count == 1 => Ok(0),
             (None, Some(key)) => Ok(partitioner::partition_for_key(key, count)),
             (None, None) => Ok(self.sticky_partition(topic, count)),
         }

@@ -38,12 +38,14 @@ impl Producer<'_> {
         // backoff). One request instead of several, and partitions whose batches fell out of
         // step (one full while another lingers) are back in step after one round trip, instead
         // of taking turns with small batches while records wait for their buffers.
-        if !(0..n).any(|pi| led(&self.partitions[pi]) && self.sendable(now, pi, i, linger).is_some()) {
+        // Only slots below `high` were ever used; visited from the cursor on, wrapping round,
+        // as if every slot were.
+        let high = self.partitions.high();
+        if !(0..high).any(|pi| led(&self.partitions[pi]) && self.sendable(now, pi, i, linger).is_some()) {
             return None;
         }
         let start = self.drain_cursor % n;
-        for k in 0..n {
-            let pi = (start + k) % n;
+        for pi in (start.min(high)..high).chain(0..start.min(high)) {
             if !led(&self.partitions[pi]) {
                 continue;
             }

@@ -226,6 +226,8 @@ pub(crate) struct PartitionTable<'a> {
     next_uid: u32,
     /// The slots changed since the timer table last looked (see `timers`).
     touched: Cell<Touched>,
+    /// One past the highest slot ever allocated: scans of the slots in use stop there.
+    high: usize,
 }
 
 impl<'a> PartitionTable<'a> {
@@ -233,11 +235,16 @@ impl<'a> PartitionTable<'a> {
         for slot in slots.iter_mut() {
             *slot = PartitionSlot::EMPTY;
         }
-        Self { slots, next_uid: 1, touched: Cell::new(Touched::ALL) }
+        Self { slots, next_uid: 1, touched: Cell::new(Touched::ALL), high: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Slots `high..len()` have never been used: they are free.
+    pub(crate) fn high(&self) -> usize {
+        self.high
     }
 
     pub(crate) fn iter(&self) -> core::slice::Iter<'_, PartitionSlot> {
@@ -252,7 +259,7 @@ impl<'a> PartitionTable<'a> {
 
     /// Whether broker `node` leads a partition with batches waiting.
     pub(crate) fn leads_work(&self, node: i32) -> bool {
-        self.slots.iter().any(|p| p.leader == node && p.head.is_some())
+        self.slots[..self.high].iter().any(|p| p.leader == node && p.head.is_some())
     }
 
     /// A run of `count` slots for topic `t`, whose run so far is `old` (first, count), moving
@@ -296,6 +303,7 @@ impl<'a> PartitionTable<'a> {
         for k in 0..count {
             self.slots[start + usize::from(k)].topic = t as u16;
         }
+        self.high = self.high.max(start + n);
         Some(start as u16)
     }
 }
