@@ -183,8 +183,10 @@ impl Producer {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             space: Notify::new(),
-            // Room for a few batches' worth of records waiting for the core.
-            cap_bytes: (settings.core.batch_size * 4).max(1 << 20),
+            // A batch's worth (at least 1 MiB) of records waiting for the core, whose own
+            // buffers hold the rest: 4 batches' worth only added to the peak RSS (the CLI,
+            // 1 MiB batches: 40 -> 32 MiB at the same CPU and wall time).
+            cap_bytes: settings.core.batch_size.max(1 << 20),
             max_records: settings.max_queued_records,
             queued: Default::default(),
             max_block: settings.max_block,
@@ -290,14 +292,22 @@ impl Producer {
         // Read the clock only when the queue is full: most records never wait.
         let mut deadline = None;
         let (mut record, mut reply) = (record, reply);
+        // Most records find room: only a full queue makes a waiter.
+        match self.try_queue(record, reply, weight) {
+            Queuing::Done => return Ok(()),
+            Queuing::Full(r, back) if wait => (record, reply) = (r, back),
+            Queuing::Full(record, _) => return Err(Refused { error: Error::QueueFull, record }),
+            Queuing::Refused(r) => return Err(r),
+        }
         loop {
+            // Registered before the queue is looked at again, so that room made in between
+            // is not missed.
             let notified = self.shared.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.try_queue(record, reply, weight) {
                 Queuing::Done => return Ok(()),
-                Queuing::Full(r, back) if wait => (record, reply) = (r, back),
-                Queuing::Full(record, _) => return Err(Refused { error: Error::QueueFull, record }),
+                Queuing::Full(r, back) => (record, reply) = (r, back),
                 Queuing::Refused(r) => return Err(r),
             }
             let deadline =
