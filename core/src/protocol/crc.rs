@@ -32,13 +32,23 @@ pub fn crc32c(data: &[u8]) -> u32 {
     }
 }
 
+/// The CRC-32C of the low `bits` bits of `c`, one bit at a time: what the tables below hold.
+#[cfg(any(test, all(not(feature = "std"), any(feature = "crc-slice4", feature = "compact-code"))))]
+const fn bitwise(mut c: u32, bits: u32) -> u32 {
+    /// The reflected CRC-32C polynomial.
+    const POLY: u32 = 0x82F6_3B78;
+    let mut k = 0;
+    while k < bits {
+        c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+        k += 1;
+    }
+    c
+}
+
 /// Nibble-wise CRC-32C (`compact-code` builds): two lookups per byte in a 64-byte table
 /// instead of one in the 1 KiB byte-wise table (976 B less firmware flash).
 #[cfg(any(test, all(feature = "compact-code", not(feature = "crc-slice4"), not(feature = "std"))))]
 mod nibble {
-    /// The reflected CRC-32C polynomial.
-    const POLY: u32 = 0x82F6_3B78;
-
     /// `TABLE[n]`: the CRC of the four bits `n`.
     static TABLE: [u32; 16] = table();
 
@@ -46,13 +56,7 @@ mod nibble {
         let mut t = [0u32; 16];
         let mut i = 0;
         while i < 16 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 4 {
-                c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-                k += 1;
-            }
-            t[i] = c;
+            t[i] = super::bitwise(i as u32, 4);
             i += 1;
         }
         t
@@ -77,9 +81,6 @@ mod nibble {
 /// polynomial, so there is no table to get wrong by hand.
 #[cfg(any(test, all(feature = "crc-slice4", not(feature = "std"))))]
 mod slice4 {
-    /// The reflected CRC-32C polynomial.
-    const POLY: u32 = 0x82F6_3B78;
-
     /// `TABLES[0]` is the byte-wise table; `TABLES[k][b]` is the CRC of byte `b` followed by
     /// `k` zero bytes.
     static TABLES: [[u32; 256]; 4] = tables();
@@ -88,13 +89,7 @@ mod slice4 {
         let mut t = [[0u32; 256]; 4];
         let mut i = 0;
         while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-                k += 1;
-            }
-            t[0][i] = c;
+            t[0][i] = super::bitwise(i as u32, 8);
             i += 1;
         }
         let mut s = 1;
