@@ -295,6 +295,37 @@ async fn unknown_topic_fails_after_max_block() {
         )
     );
     assert!(started.elapsed() >= Duration::from_millis(1400));
+
+    // The brokers still say the topic does not exist: the next record is refused at once, with
+    // the same cause, rather than after another max.block.ms (librdkafka fails a topic it knows
+    // does not exist the same way).
+    let started = std::time::Instant::now();
+    let err = producer.send(OwnedRecord::new(topic.as_str()).value("y")).await.unwrap_err();
+    let Error::MetadataTimeout { cause: Some(MetadataCause::Topic(code)), waited_ms, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*code, picokafka::protocol::ErrorCode::UnknownTopicOrPartition);
+    assert!(
+        *waited_ms < 1000 && started.elapsed() < Duration::from_millis(1000),
+        "{err}: {:?}",
+        started.elapsed()
+    );
+
+    // Once the topic exists, its records go through again, as soon as the producer's metadata
+    // says so (it keeps asking while records for the topic come).
+    broker.create_topic_with(&topic, 1, &[]);
+    let mut outcomes = Vec::new();
+    for _ in 0..50 {
+        match producer.send(OwnedRecord::new(topic.as_str()).value("z")).await {
+            Ok(delivery) => {
+                assert_eq!(delivery.offset, 0);
+                break;
+            }
+            Err(e) => outcomes.push(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(outcomes.len() < 50, "never delivered once the topic existed: {outcomes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

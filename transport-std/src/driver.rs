@@ -1,7 +1,7 @@
 //! The producer's task: owns the core and its memory, feeds it records, moves bytes between it
 //! and the sockets, keeps its one timer. No protocol decisions are made here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,6 +97,12 @@ struct Driver<'a> {
     txn_waiters: Vec<(TxnOp, oneshot::Sender<Result<(), Error>>)>,
     /// A commit waiting for the records queued at or before this mark to enter the core.
     commit_mark: Option<u64>,
+    /// Topics whose records waited `max.block.ms` for metadata while the brokers answered an
+    /// error for them (UNKNOWN_TOPIC_OR_PARTITION, say): later records for them are refused at
+    /// once while the brokers still answer so, as librdkafka fails a topic it knows does not
+    /// exist. Without this each queueful of records would wait `max.block.ms` anew: a mistyped
+    /// topic with a million records on stdin took hours to fail.
+    absent: HashSet<Arc<str>>,
 }
 
 /// The producer's state, for `metrics()` and `health()`.
@@ -190,6 +196,7 @@ pub(crate) async fn run(
         closing_writers: Vec::new(),
         txn_waiters: Vec::new(),
         commit_mark: None,
+        absent: HashSet::new(),
     };
     let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     d.core.set_unix_time(Instant::from_millis(0), unix_ms);
@@ -380,7 +387,12 @@ impl Driver<'_> {
                 timestamp: r.timestamp,
             };
             match self.core.send(now, record) {
-                Ok(accepted) => return Offer::Taken { token: accepted.token, timestamp: accepted.timestamp },
+                Ok(accepted) => {
+                    if !self.absent.is_empty() {
+                        self.absent.remove(&r.topic);
+                    }
+                    return Offer::Taken { token: accepted.token, timestamp: accepted.timestamp };
+                }
                 Err(e) => (
                     e.is_retriable(),
                     matches!(e, SendError::MetadataPending(_)),
@@ -392,7 +404,11 @@ impl Driver<'_> {
             // Wait for room up to max.block.ms, or while closing, up to the close deadline; for
             // metadata, never longer than max.block.ms (Java's "not present in metadata after
             // max.block.ms"), closing or not.
-            let blocked = q.enqueued.elapsed() >= self.max_block;
+            let absent = metadata && !self.absent.is_empty() && self.absent.contains(&r.topic);
+            let absent = absent
+                && matches!(&error, Error::MetadataTimeout { cause: Some(MetadataCause::Topic(_)), .. });
+            let waited = q.enqueued.elapsed();
+            let blocked = absent || waited >= self.max_block;
             let waiting = match self.closing {
                 Some(deadline) => now < deadline && !(metadata && blocked),
                 None => !blocked,
@@ -401,15 +417,19 @@ impl Driver<'_> {
                 return Offer::Wait;
             }
             error = match error {
-                // The close deadline came before max.block.ms: say how long it was.
-                Error::MetadataTimeout { topic, cause, .. } if !blocked => Error::MetadataTimeout {
-                    topic,
-                    waited_ms: q.enqueued.elapsed().as_millis() as u64,
-                    cause,
-                },
+                // The close deadline came before max.block.ms, or the topic is known absent: say
+                // how long it was.
+                Error::MetadataTimeout { topic, cause, .. } if waited < self.max_block => {
+                    Error::MetadataTimeout { topic, waited_ms: waited.as_millis() as u64, cause }
+                }
                 _ if self.closing.is_some() && !metadata => Error::Closed,
                 error => error,
             };
+            if let Error::MetadataTimeout { cause: Some(MetadataCause::Topic(_)), .. } = &error {
+                if !absent {
+                    self.absent.insert(r.topic.clone());
+                }
+            }
         }
         Offer::Refused(error)
     }
