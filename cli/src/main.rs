@@ -241,6 +241,9 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         config.set(k, v);
     }
     bootstrap(&config)?;
+    if config.get("batch.size").is_none() {
+        config.set("batch.size", DEFAULT_BATCH_SIZE.to_string());
+    }
     if config.get("buffer.memory").is_none() {
         config.set("buffer.memory", default_buffer_memory(&config).to_string());
     }
@@ -248,17 +251,25 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
     Ok(config)
 }
 
-/// The CLI's `buffer.memory` when none is given: 8 MiB, at least 8 batches and two of the
+/// The CLI's `batch.size` when none is given: 256 KiB, not the library's (and Java's) 16 KiB. A
+/// kcat user's batches are librdkafka's, up to 1,000,000 bytes; the CLI reads records faster
+/// than a broker takes them, so its batches are always full, and 16 KiB ones cap it at the
+/// broker's requests per second: 1,000,000 100-byte records took 3.7 s against kcat's 0.8 s.
+/// 256 KiB was the fastest of 64 KiB to 1 MiB on Apache Kafka (0.55-0.66 s; 1 MiB 0.96 s: a
+/// partition's next request waits for a whole batch to fill); BENCHMARKS.md, issue 18.
+const DEFAULT_BATCH_SIZE: usize = 256 * 1024;
+
+/// The CLI's `buffer.memory` when none is given: 4 MiB, at least 4 batches and two of the
 /// largest requests, at most the library's 32 MiB. Standard input is read faster than a broker
 /// takes it, so the buffer stays full for the whole run: past a few batches per partition in
-/// flight, a bigger one only adds to the peak RSS (32 MiB of batches made a 72 MiB process for
-/// 16 KiB batches, 8 MiB a 30 MiB one at the same throughput; BENCHMARKS.md, issue 18).
+/// flight, a bigger one only adds to the peak RSS (with 256 KiB batches, 8 MiB made a 29 MiB
+/// process, 4 MiB a 22 MiB one, in the same wall time; BENCHMARKS.md, issue 18).
 fn default_buffer_memory(config: &ClientConfig) -> usize {
     let bytes = |key: &str, default: usize| {
         config.get(key).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(default)
     };
-    let (batch, request) = (bytes("batch.size", 16 * 1024), bytes("max.request.size", 1 << 20));
-    (8usize << 20).max(batch.saturating_mul(8)).max(request.saturating_mul(2)).min(32 << 20)
+    let (batch, request) = (bytes("batch.size", DEFAULT_BATCH_SIZE), bytes("max.request.size", 1 << 20));
+    (4usize << 20).max(batch.saturating_mul(4)).max(request.saturating_mul(2)).min(32 << 20)
 }
 
 #[derive(Default)]
