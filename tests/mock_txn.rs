@@ -188,8 +188,8 @@ fn read_back(mock: &MockCluster, delivered: &[(OwnedRecord, Delivery)], isolatio
             .get(&(c.topic.clone(), c.partition, c.offset))
             .unwrap_or_else(|| panic!("{isolation}: read {c:?}, which no report named"));
         assert_eq!(
-            (&c.key, &c.value),
-            (&r.key, &r.value),
+            (c.key.as_deref(), c.value.as_deref()),
+            (r.key.as_deref(), r.value.as_deref()),
             "{isolation}: {}[{}]@{}",
             c.topic,
             c.partition,

@@ -1,10 +1,12 @@
 //! Reading records: the input is bytes, read in big chunks and split at a delimiter with
-//! `memchr::memmem`; each record is copied once, into the `Vec` the producer takes. Any byte
-//! sequence is a valid record: nothing here is text.
+//! `memchr::memmem`. A record is a slice of the chunk it was read into (`Bytes`), key and value
+//! too: no record takes an allocation or a copy of its own before the producer copies it into a
+//! batch, and a chunk's memory is freed once its last record is in one. Any byte sequence is a
+//! valid record: nothing here is text.
 
 use std::collections::VecDeque;
-use std::ops::Range;
 
+use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -57,10 +59,10 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
 pub struct Splitter<R> {
     input: R,
     finder: memmem::Finder<'static>,
-    buf: Vec<u8>,
-    /// Start of the first byte not yet handed out.
-    start: usize,
-    /// The search for the next delimiter resumes here: `start..scanned` holds none.
+    /// Bytes read and not yet handed out. Records are split off its front and share its
+    /// allocation; the next read goes into a new one if a record still holds this one.
+    buf: BytesMut,
+    /// The search for the next delimiter resumes here: `..scanned` holds none.
     scanned: usize,
     eof: bool,
 }
@@ -71,38 +73,29 @@ impl<R: AsyncRead + Unpin> Splitter<R> {
         Self {
             input,
             finder: memmem::Finder::new(delimiter).into_owned(),
-            buf: Vec::new(),
-            start: 0,
+            buf: BytesMut::new(),
             scanned: 0,
             eof: false,
         }
     }
 
-    /// Where the next record is in [`buffer`](Self::buffer), `None` at the end of input. The
-    /// range is valid until the next call. Returns as soon as a record is complete: a record
-    /// typed on a terminal goes out before the next is read.
-    pub async fn next(&mut self) -> std::io::Result<Option<Range<usize>>> {
+    /// The next record, `None` at the end of input. Returns as soon as a record is complete: a
+    /// record typed on a terminal goes out before the next is read.
+    pub async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
         let dlen = self.finder.needle().len();
         loop {
             if let Some(record) = self.next_buffered() {
                 return Ok(Some(record));
             }
             if self.eof {
-                if self.start == self.buf.len() {
+                if self.buf.is_empty() {
                     return Ok(None);
                 }
-                let record = self.start..self.buf.len();
-                self.start = self.buf.len();
-                self.scanned = self.start;
-                return Ok(Some(record));
+                self.scanned = 0;
+                return Ok(Some(self.buf.split().freeze()));
             }
             // A delimiter may straddle the end of what was read: rescan its first bytes only.
-            self.scanned = self.buf.len().saturating_sub(dlen - 1).max(self.start);
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.scanned -= self.start;
-                self.start = 0;
-            }
+            self.scanned = self.buf.len().saturating_sub(dlen - 1);
             self.buf.reserve(CHUNK);
             if self.input.read_buf(&mut self.buf).await? == 0 {
                 self.eof = true;
@@ -112,27 +105,21 @@ impl<R: AsyncRead + Unpin> Splitter<R> {
 
     /// The next record if it is already in the buffer (its delimiter read); `None` when more
     /// must be read first, or at the end of input: then [`next`](Self::next) says which.
-    pub fn next_buffered(&mut self) -> Option<Range<usize>> {
-        let i = self.finder.find(&self.buf[self.scanned..])?;
-        let end = self.scanned + i;
-        let record = self.start..end;
-        self.start = end + self.finder.needle().len();
-        self.scanned = self.start;
+    pub fn next_buffered(&mut self) -> Option<Bytes> {
+        let end = self.scanned + self.finder.find(&self.buf[self.scanned..])?;
+        let record = self.buf.split_to(end).freeze();
+        self.buf.advance(self.finder.needle().len());
+        self.scanned = 0;
         Some(record)
-    }
-
-    /// The bytes read, which the ranges [`next`](Self::next) returns index.
-    pub fn buffer(&self) -> &[u8] {
-        &self.buf
     }
 }
 
-/// A record read: where it is in the splitter's buffer, or a whole file.
+/// A record read: delimited, or a whole file.
 pub enum Record {
-    /// A delimited record: a range of [`Records::bytes`].
-    Split(Range<usize>),
+    /// A delimited record.
+    Split(Bytes),
     /// A FILE argument sent whole.
-    Whole(Vec<u8>),
+    Whole(Bytes),
 }
 
 /// Reading standard input or FILEs failed; the message names which.
@@ -178,7 +165,7 @@ impl Records {
         loop {
             if let Some((name, splitter)) = &mut self.current {
                 match splitter.next().await {
-                    Ok(Some(range)) => return Ok(Some(Record::Split(range))),
+                    Ok(Some(record)) => return Ok(Some(Record::Split(record))),
                     Ok(None) => self.current = None,
                     Err(error) => return Err(InputError { source: name.clone(), error }),
                 }
@@ -190,7 +177,7 @@ impl Records {
                 let file: Reader = Box::new(tokio::fs::File::open(&path).await.map_err(failed)?);
                 self.current = Some((path, Splitter::new(file, &self.delimiter)));
             } else {
-                return tokio::fs::read(&path).await.map(|v| Some(Record::Whole(v))).map_err(failed);
+                return tokio::fs::read(&path).await.map(|v| Some(Record::Whole(v.into()))).map_err(failed);
             }
         }
     }
@@ -201,11 +188,6 @@ impl Records {
         self.current.as_mut()?.1.next_buffered().map(Record::Split)
     }
 
-    /// The bytes [`Record::Split`] ranges index.
-    pub fn bytes(&self) -> &[u8] {
-        self.current.as_ref().map_or(&[], |(_, s)| s.buffer())
-    }
-
     /// The record delimiter.
     pub fn delimiter(&self) -> &[u8] {
         &self.delimiter
@@ -213,19 +195,21 @@ impl Records {
 }
 
 /// Splits `record` at the first `key_delimiter` into key and value; without one (or with no
-/// delimiter in the record), the value is all of it and the key `fixed_key`.
+/// delimiter in the record), the value is all of it and the key `fixed_key`. Both share the
+/// record's bytes.
 pub fn key_value(
-    record: &[u8],
+    mut record: Bytes,
     key_delimiter: Option<&memmem::Finder<'_>>,
-    fixed_key: Option<&[u8]>,
-) -> (Option<Vec<u8>>, Vec<u8>) {
+    fixed_key: Option<&Bytes>,
+) -> (Option<Bytes>, Bytes) {
     if let Some(finder) = key_delimiter {
-        if let Some(i) = finder.find(record) {
-            let value = record[i + finder.needle().len()..].to_vec();
-            return (Some(record[..i].to_vec()), value);
+        if let Some(i) = finder.find(&record) {
+            let key = record.split_to(i);
+            record.advance(finder.needle().len());
+            return (Some(key), record);
         }
     }
-    (fixed_key.map(<[u8]>::to_vec), record.to_vec())
+    (fixed_key.cloned(), record)
 }
 
 #[cfg(test)]
@@ -238,7 +222,7 @@ mod tests {
             let mut s = Splitter::new(input, delimiter);
             let mut out = Vec::new();
             while let Some(r) = s.next().await.unwrap() {
-                out.push(s.buffer()[r].to_vec());
+                out.push(r.to_vec());
             }
             out
         })
@@ -278,7 +262,7 @@ mod tests {
             let mut s = Splitter::new(slow, b"::");
             let mut out = Vec::new();
             while let Some(r) = s.next().await.unwrap() {
-                out.push(s.buffer()[r].to_vec());
+                out.push(r.to_vec());
             }
             out
         });
@@ -306,8 +290,14 @@ mod tests {
     #[test]
     fn key_delimiter_wins_over_a_fixed_key() {
         let colon = memmem::Finder::new(b":");
-        assert_eq!(key_value(b"k:v:w", Some(&colon), Some(b"f")), (Some(b"k".to_vec()), b"v:w".to_vec()));
-        assert_eq!(key_value(b"vw", Some(&colon), Some(b"f")), (Some(b"f".to_vec()), b"vw".to_vec()));
-        assert_eq!(key_value(b"vw", None, None), (None, b"vw".to_vec()));
+        let f = Bytes::from_static(b"f");
+        let kv = |r: &'static [u8], d, k| key_value(Bytes::from_static(r), d, k);
+        assert_eq!(
+            kv(b"k:v:w", Some(&colon), Some(&f)),
+            (Some(Bytes::from_static(b"k")), Bytes::from_static(b"v:w"))
+        );
+        assert_eq!(kv(b"vw", Some(&colon), Some(&f)), (Some(f.clone()), Bytes::from_static(b"vw")));
+        assert_eq!(kv(b"vw", None, None), (None, Bytes::from_static(b"vw")));
+        assert_eq!(kv(b":", Some(&colon), None), (Some(Bytes::new()), Bytes::new()));
     }
 }

@@ -306,7 +306,7 @@ impl Tally {
 struct Shape {
     delimiter: Vec<u8>,
     key_delimiter: Option<memchr::memmem::Finder<'static>>,
-    key: Option<Vec<u8>>,
+    key: Option<bytes::Bytes>,
     headers: Vec<(String, Option<Vec<u8>>)>,
     partition: Option<i32>,
 }
@@ -333,7 +333,7 @@ impl Shape {
             partition,
             delimiter,
             key_delimiter: key_delimiter.map(|k| memchr::memmem::Finder::new(&k).into_owned()),
-            key: args.key.as_ref().map(|k| k.as_bytes().to_vec()),
+            key: args.key.as_ref().map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
             headers,
         })
     }
@@ -450,19 +450,18 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
             }
         };
         let (key, value) = match record {
-            input::Record::Split(range) => {
-                let raw = &records.bytes()[range];
+            input::Record::Split(raw) => {
                 if raw.is_empty() {
                     continue;
                 }
                 if let Some(s) = stdout.as_ref().filter(|_| args.tee) {
-                    s.send(report::Out::Echo([raw, records.delimiter()].concat()));
+                    s.send(report::Out::Echo([&raw[..], records.delimiter()].concat()));
                 }
-                input::key_value(raw, shape.key_delimiter.as_ref(), shape.key.as_deref())
+                input::key_value(raw, shape.key_delimiter.as_ref(), shape.key.as_ref())
             }
             input::Record::Whole(value) => {
                 if let Some(s) = stdout.as_ref().filter(|_| args.tee) {
-                    s.send(report::Out::Echo(value.clone()));
+                    s.send(report::Out::Echo(value.to_vec()));
                 }
                 (shape.key.clone(), value)
             }
@@ -470,7 +469,7 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         let n = read;
         read += 1;
         let size = value.len();
-        bytes += (size + key.as_ref().map_or(0, Vec::len)) as u64;
+        bytes += (size + key.as_ref().map_or(0, bytes::Bytes::len)) as u64;
         let mut record = OwnedRecord::new(topic.clone());
         record.value = (!(args.null_empty && value.is_empty())).then_some(value);
         let reported_key = if args.json { key.clone() } else { None };

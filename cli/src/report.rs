@@ -25,7 +25,7 @@ pub struct Report {
     pub topic: std::sync::Arc<str>,
     /// The partition asked for, if any (a failed record may have none).
     pub partition: Option<i32>,
-    pub key: Option<Vec<u8>>,
+    pub key: Option<bytes::Bytes>,
     /// The value's length in bytes.
     pub size: usize,
     pub result: Result<Delivery, String>,
@@ -135,7 +135,7 @@ pub fn report(
     record: u64,
     topic: std::sync::Arc<str>,
     partition: Option<i32>,
-    key: Option<Vec<u8>>,
+    key: Option<bytes::Bytes>,
     size: usize,
     result: &Result<Delivery, Error>,
 ) -> Out {

@@ -1,7 +1,7 @@
 //! The producer's task: owns the core and its memory, feeds it records, moves bytes between it
 //! and the sockets, keeps its one timer. No protocol decisions are made here.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +18,7 @@ use crate::delivery::Delivery;
 use crate::error::{
     config_error, map_send_error, AuthenticationError, ConfigError, ConfigErrorKind, Error, MetadataCause,
 };
-use crate::outstanding::{Outstanding, Outstandings};
+use crate::outstanding::{MarkCounts, Outstanding, Outstandings};
 use crate::shared::{Queued, Shared};
 use crate::socket::{self, BufPool, Io, Socket, WRITE_TIMEOUT};
 use crate::transaction::TxnCmd;
@@ -70,7 +70,7 @@ struct Driver<'a> {
     blocked: Option<std::time::Instant>,
     outstanding: Outstandings,
     /// Records in the core, not yet reported, per mark (`Queued::mark`).
-    per_mark: BTreeMap<u64, u64>,
+    per_mark: MarkCounts,
     /// Flushes, with the mark each waits for.
     flush_waiters: Vec<(u64, oneshot::Sender<()>)>,
     close_waiters: Vec<oneshot::Sender<()>>,
@@ -180,7 +180,7 @@ pub(crate) async fn run(
         sockets: HashMap::new(),
         blocked: None,
         outstanding: Outstandings::default(),
-        per_mark: BTreeMap::new(),
+        per_mark: MarkCounts::default(),
         flush_waiters: Vec::new(),
         close_waiters: Vec::new(),
         closing: None,
@@ -343,7 +343,7 @@ impl Driver<'_> {
                     Ok((token, timestamp)) => {
                         let o = Outstanding { reply: q.reply, timestamp, mark: q.mark, n: 0 };
                         self.outstanding.push(token, &q.record.topic, o);
-                        *self.per_mark.entry(q.mark).or_default() += 1;
+                        self.per_mark.add(q.mark);
                     }
                     Err(error) => refused.push((q.reply, error)),
                 }
@@ -471,15 +471,6 @@ impl Driver<'_> {
             self.shared.space.notify_waiters();
         }
         taken
-    }
-
-    fn done_in_mark(&mut self, mark: u64) {
-        if let Some(n) = self.per_mark.get_mut(&mark) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_mark.remove(&mark);
-            }
-        }
     }
 
     /// Why a topic's metadata has not come, as far as the producer can tell: no broker
@@ -640,7 +631,7 @@ impl Driver<'_> {
                         if let Some((topic, o)) = self.outstanding.take(token) {
                             let timestamp = log_append_time.unwrap_or(o.timestamp);
                             self.shared.report(o.reply, Ok(Delivery { topic, partition, offset, timestamp }));
-                            self.done_in_mark(o.mark);
+                            self.per_mark.done(o.mark);
                         }
                     }
                     Event::Failed { token, partition, error, attempts } => {
@@ -652,7 +643,7 @@ impl Driver<'_> {
                             };
                             let failure = crate::delivery::Failure { error, partition, attempts };
                             self.shared.report_failure(o.reply, failure);
-                            self.done_in_mark(o.mark);
+                            self.per_mark.done(o.mark);
                         }
                     }
                     Event::Transaction { op, result } => self.end_txn_waiters(op, result),
@@ -832,7 +823,7 @@ impl Driver<'_> {
         // The oldest mark with a record still waiting, in the queue or in the core: the queue
         // is in mark order.
         let queued = self.shared.lock().records.front().map(|q| q.mark);
-        let oldest = [queued, self.per_mark.keys().next().copied()].into_iter().flatten().min();
+        let oldest = [queued, self.per_mark.oldest()].into_iter().flatten().min();
         self.flush_waiters.retain_mut(|(mark, _)| oldest.is_some_and(|o| o <= *mark));
         // `retain_mut` dropped the satisfied senders, which resolves their receivers.
     }

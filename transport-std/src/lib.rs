@@ -47,6 +47,7 @@ mod transaction;
 
 pub use blocking::BlockingProducer;
 pub use broker::BrokerConnection;
+pub use bytes::Bytes;
 pub use config::ClientConfig;
 pub use dead_letter::{DeadLetterOutcome, DeadLetterQueue, DeadLetterStats};
 pub use delivery::{Delivery, DeliveryFuture, DeliveryHandler};
@@ -61,5 +62,5 @@ pub use picokafka::{DeliveryError, Metrics, SizeLimit};
 pub use producer::{BrokerState, Health, Producer, ProducerBuilder};
 #[cfg(feature = "prometheus")]
 pub use prometheus::MetricsServer;
-pub use record::OwnedRecord;
+pub use record::{IntoBytes, OwnedRecord};
 pub use transaction::ConsumerGroupMetadata;

@@ -3,6 +3,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use rustc_hash::FxBuildHasher;
+
 use crate::delivery::Reply;
 
 /// A record handed to the core, waiting for its outcome. Kept small: a closed-loop producer
@@ -20,11 +22,12 @@ pub(crate) struct Outstanding {
 /// Records handed to the core and not yet reported, per report queue. A token names its queue
 /// (one per partition, `RecordToken::queue`) and its place in it, and reports come back in
 /// that order within a queue: the next report is almost always the front of its queue, so no
-/// per-record hashing or tree is needed, and the topic is kept once per partition rather than
-/// per record.
+/// per-record tree is needed, and the topic is kept once per partition rather than per record.
+/// The map is looked up twice per record: Fx hashing of the queue number, not SipHash (2 % of a
+/// CLI run's CPU), as the queue numbers are the core's, not an attacker's.
 #[derive(Default)]
 pub(crate) struct Outstandings {
-    by_partition: HashMap<u32, (Arc<str>, VecDeque<Outstanding>)>,
+    by_partition: HashMap<u32, (Arc<str>, VecDeque<Outstanding>), FxBuildHasher>,
 }
 
 impl Outstandings {
@@ -44,5 +47,59 @@ impl Outstandings {
             queue.remove(at)
         };
         o.map(|o| (topic.clone(), o))
+    }
+}
+
+/// How many records each mark (`Queued::mark`) has in the core, not yet reported, in mark order:
+/// records enter the core in the queue's order, so marks only grow at the back, and reports
+/// come mostly for the oldest mark. One step per record at either end, where a map would
+/// search.
+#[derive(Default)]
+pub(crate) struct MarkCounts(VecDeque<(u64, u64)>);
+
+impl MarkCounts {
+    /// A record of `mark` entered the core.
+    pub(crate) fn add(&mut self, mark: u64) {
+        match self.0.back_mut() {
+            Some((m, n)) if *m == mark => *n += 1,
+            _ => self.0.push_back((mark, 1)),
+        }
+    }
+
+    /// A record of `mark` was reported.
+    pub(crate) fn done(&mut self, mark: u64) {
+        let Ok(at) = self.0.binary_search_by_key(&mark, |&(m, _)| m) else { return };
+        self.0[at].1 -= 1;
+        if self.0[at].1 == 0 {
+            self.0.remove(at);
+        }
+    }
+
+    /// The oldest mark with a record in the core.
+    pub(crate) fn oldest(&self) -> Option<u64> {
+        self.0.front().map(|&(m, _)| m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MarkCounts;
+
+    #[test]
+    fn marks_count_in_order_and_leave_when_done() {
+        let mut m = MarkCounts::default();
+        m.add(3);
+        m.add(3);
+        m.add(5);
+        assert_eq!(m.oldest(), Some(3));
+        m.done(5);
+        assert_eq!(m.oldest(), Some(3), "a later mark done first leaves the oldest");
+        m.done(3);
+        m.done(4); // never added: nothing to do
+        assert_eq!(m.oldest(), Some(3));
+        m.done(3);
+        assert_eq!(m.oldest(), None);
+        m.add(7);
+        assert_eq!(m.oldest(), Some(7));
     }
 }

@@ -223,14 +223,12 @@ impl Producer {
     /// ([`Error::QueueFull`]).
     pub fn try_enqueue(&self, record: OwnedRecord) -> Result<DeliveryFuture, Refused> {
         let (tx, rx) = oneshot::channel();
-        self.check(record).and_then(|record| {
-            let weight = record.weight();
-            match self.try_queue(record, Reply::Future(tx), weight) {
-                Queuing::Done => Ok(DeliveryFuture { rx }),
-                Queuing::Full(record, _) => Err(Refused { error: Error::QueueFull, record }),
-                Queuing::Refused(r) => Err(r),
-            }
-        })
+        let weight = record.weight();
+        match self.try_queue(record, Reply::Future(tx), weight) {
+            Queuing::Done => Ok(DeliveryFuture { rx }),
+            Queuing::Full(record, _) => Err(Refused { error: Error::QueueFull, record }),
+            Queuing::Refused(r) => Err(r),
+        }
     }
 
     /// Queues a record; `callback` runs on the producer's task with the outcome. A record not
@@ -277,17 +275,7 @@ impl Producer {
         self.shared.max_block
     }
 
-    /// What can be refused before the record is queued.
-    fn check(&self, record: OwnedRecord) -> Result<OwnedRecord, Refused> {
-        if !picokafka::record::is_valid_topic_name(&record.topic) {
-            let error = Error::InvalidTopic { topic: record.topic.to_string() };
-            return Err(Refused { error, record });
-        }
-        Ok(record)
-    }
-
     async fn queue(&self, record: OwnedRecord, reply: Reply, wait: bool) -> Result<(), Refused> {
-        let record = self.check(record)?;
         let weight = record.weight();
         // Read the clock only when the queue is full: most records never wait.
         let mut deadline = None;
@@ -320,6 +308,14 @@ impl Producer {
 
     fn try_queue(&self, record: OwnedRecord, reply: Reply, weight: usize) -> Queuing {
         let mut queue = self.shared.lock();
+        // A topic name is checked once, not per record, while records keep coming for it.
+        if !queue.valid_topic.as_ref().is_some_and(|t| Arc::ptr_eq(t, &record.topic)) {
+            if !picokafka::record::is_valid_topic_name(&record.topic) {
+                let error = Error::InvalidTopic { topic: record.topic.to_string() };
+                return Queuing::Refused(Refused { error, record });
+            }
+            queue.valid_topic = Some(record.topic.clone());
+        }
         if let Some(e) = &queue.fatal {
             return Queuing::Refused(Refused { error: e.clone(), record });
         }

@@ -33,6 +33,9 @@ pub(crate) struct Queue {
     pub closed: bool,
     /// Set by the task once the core failed for good: records are refused at once with it.
     pub fatal: Option<crate::error::Error>,
+    /// The last topic a record was queued for, its name checked: the next record with the
+    /// same `Arc` needs no check.
+    pub valid_topic: Option<std::sync::Arc<str>>,
 }
 
 /// State shared by the handles and the task.

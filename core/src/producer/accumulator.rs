@@ -9,7 +9,7 @@ use crate::error::{SendError, SizeLimit};
 use crate::partitioner;
 use crate::protocol::record_batch::{self, BatchBuilder, PushError};
 use crate::protocol::ErrorCode;
-use crate::record::{is_valid_topic_name, Accepted, Record, RecordToken};
+use crate::record::{Accepted, Record, RecordToken};
 use crate::time::Instant;
 
 impl Producer<'_> {
@@ -24,9 +24,6 @@ impl Producer<'_> {
         }
         if self.txn.is_on() && !self.txn.accepts_records() {
             return Err(SendError::NoTransaction(self.txn.state()));
-        }
-        if !is_valid_topic_name(record.topic) {
-            return Err(SendError::InvalidTopic);
         }
         let headers_ok = record.headers.len() <= i32::MAX as usize;
         let timestamp = record.timestamp.unwrap_or(now.as_millis() as i64 + self.unix_offset_ms);
@@ -45,7 +42,7 @@ impl Producer<'_> {
         if size > self.batches.memory_len() {
             return Err(too_large(size, self.batches.memory_len(), SizeLimit::BatchMemory));
         }
-        let topic = self.topic_slot(now, record.topic).ok_or(SendError::Capacity("topic slots"))?;
+        let topic = self.topic_slot(now, record.topic)?;
         let (first, count) = match self.topics[topic].state {
             TopicState::Known { first, count } => (first, count),
             TopicState::Error(code) if !code.is_retriable() && code != ErrorCode::UnknownTopicOrPartition => {

@@ -281,6 +281,10 @@ pub(crate) struct ConnTable<'a> {
     /// A slot's state, requests, use or broker may have changed since the timer table last
     /// looked (see `timers`): set by every change but to receive buffers and pending events.
     changed: Cell<bool>,
+    /// A `Close` or `Connect` may be owed: set wherever one is, cleared once a look finds
+    /// none. `has_event` is asked once per event the transport polls (one per record
+    /// reported): without it, every report scanned every slot (32 on hosts).
+    events: Cell<bool>,
     /// Bumped whenever a slot's broker changes, so that the timer table knows which
     /// connection leads what.
     nodes: u32,
@@ -296,7 +300,7 @@ impl<'a> ConnTable<'a> {
             *slot = ConnSlot::empty();
         }
         let rx_size = rx.len() / slots.len();
-        Self { slots, rx, rx_size, changed: Cell::new(true), nodes: 0 }
+        Self { slots, rx, rx_size, changed: Cell::new(true), events: Cell::new(false), nodes: 0 }
     }
 
     /// Whether anything the timer table reads changed since the last call.
@@ -500,6 +504,7 @@ impl<'a> ConnTable<'a> {
         c.setup_timeout = setup_timeout;
         c.state = ConnState::Connecting { since: now };
         c.connect_pending = true;
+        self.events.set(true);
     }
 
     /// Slot `i` is lost: a `Close` is owed if the transport had a socket for it, its id is
@@ -510,6 +515,7 @@ impl<'a> ConnTable<'a> {
         let c = &mut self.slots[i];
         if c.state.is_open() {
             c.close_pending = Some(ConnId::new(i, c.generation));
+            self.events.set(true);
         }
         c.generation = c.generation.wrapping_add(1);
         c.tx = None;
@@ -529,6 +535,7 @@ impl<'a> ConnTable<'a> {
     /// of theirs is retried.
     pub(crate) fn close_all(&mut self) {
         self.change();
+        self.events.set(true);
         for (i, c) in self.slots.iter_mut().enumerate() {
             if c.state.is_open() {
                 c.close_pending = Some(ConnId::new(i, c.generation));
@@ -555,6 +562,7 @@ impl<'a> ConnTable<'a> {
     /// failure: no backoff.
     pub(crate) fn close_idle(&mut self, i: usize) {
         self.change();
+        self.events.set(true);
         let c = &mut self.slots[i];
         c.close_pending = Some(ConnId::new(i, c.generation));
         c.generation = c.generation.wrapping_add(1);
@@ -566,7 +574,10 @@ impl<'a> ConnTable<'a> {
 
     /// A `Close` or `Connect` is owed to the transport.
     pub(crate) fn has_event(&self) -> bool {
-        self.slots.iter().any(|c| c.close_pending.is_some() || c.connect_pending)
+        let any =
+            self.events.get() && self.slots.iter().any(|c| c.close_pending.is_some() || c.connect_pending);
+        self.events.set(any);
+        any
     }
 
     /// The next `Close`, else the next `Connect`, as `(conn, Some((host, port, setup timeout)))`

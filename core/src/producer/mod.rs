@@ -272,15 +272,21 @@ impl<'a> Producer<'a> {
 
     /// The topic slot for `name`, added if new. A slot is never reclaimed while a Metadata
     /// request naming topics by slot is being written.
-    fn topic_slot(&mut self, now: Instant, name: &str) -> Option<usize> {
+    fn topic_slot(&mut self, now: Instant, name: &str) -> Result<usize, SendError<'static>> {
         if let Some(t) = self.topics.find(now, name) {
-            return Some(t);
+            return Ok(t);
+        }
+        // A name is checked when its slot is made, not per record.
+        if !crate::record::is_valid_topic_name(name) {
+            return Err(SendError::InvalidTopic);
         }
         let writing_metadata = self.conns.iter().any(|c| {
             c.tx.is_some_and(|o| matches!(o.request.kind, connections::RequestKind::Metadata { .. }))
         });
         let idle = Duration::from_millis(u64::from(self.config.metadata_max_idle_ms));
-        self.topics.add(now, name, &mut self.partitions, !writing_metadata, idle)
+        self.topics
+            .add(now, name, &mut self.partitions, !writing_metadata, idle)
+            .ok_or(SendError::Capacity("topic slots"))
     }
 
     /// `batch.num.messages`: partition slot `slot`'s open batch, once it holds that many

@@ -54,8 +54,20 @@ pub fn compress(codec: Compression, level: Option<i32>, input: &[u8], out: &mut 
         Compression::Snappy => snap::raw::Encoder::new().compress(input, out).ok(),
         #[cfg(feature = "zstd")]
         Compression::Zstd => {
-            // Level 3 is zstd's (and the Java client's) default.
-            zstd::bulk::compress_to_buffer(input, out, level.unwrap_or(3)).ok()
+            // One compression context per thread and level, kept: a new one per batch (what
+            // `zstd::bulk::compress_to_buffer` makes) is allocated and its tables cleared each
+            // time. Level 3 is zstd's (and the Java client's) default.
+            std::thread_local! {
+                static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            let level = level.unwrap_or(3);
+            ZSTD.with_borrow_mut(|kept| {
+                if kept.as_ref().is_none_or(|(l, _)| *l != level) {
+                    *kept = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+                }
+                kept.as_mut()?.1.compress_to_buffer(input, out).ok()
+            })
         }
         _ => {
             let _ = (level, input, out);
