@@ -5,6 +5,7 @@ table per broker on stdout; progress on stderr; one JSON line per run to --raw.
 
   python3 cli_bench.py --picokafka BIN --java-tools DIR --kafka-env broker.env [--tansu-port PORT]
                        [--records N] [--rounds R] [--rows NAME,...] [--raw FILE] --work DIR
+                       [--value-bytes B] [--partitions P] [--replication R]   # how cost grows
   python3 cli_bench.py --report FILE     # the tables again from the JSON lines of a run
 
 Each run writes into a fresh topic (one partition), deleted once its end offset is read: a run
@@ -55,29 +56,32 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def make_inputs(work, records):
-    """The keyed and unkeyed inputs and the Java payload file, made once per record count."""
-    keyed = os.path.join(work, f"keyed-{records}.txt")
-    unkeyed = os.path.join(work, f"unkeyed-{records}.txt")
-    payload = os.path.join(work, "payload.txt")
+def make_inputs(work, records, value_bytes=VALUE_BYTES):
+    """The keyed and unkeyed inputs and the Java payload file, made once per record count and
+    value size. The payload file holds at most 10,000 values and about 20 MB."""
+    tag = "" if value_bytes == VALUE_BYTES else f"-{value_bytes}b"
+    keyed = os.path.join(work, f"keyed-{records}{tag}.txt")
+    unkeyed = os.path.join(work, f"unkeyed-{records}{tag}.txt")
+    payload = os.path.join(work, f"payload{tag}.txt")
+    payload_lines = max(1, min(PAYLOAD_LINES, records, 20_000_000 // value_bytes))
     if all(os.path.exists(p) for p in (keyed, unkeyed, payload)):
         return keyed, unkeyed, payload
     letters = bytes(65 + b % 26 for b in range(256))
     rnd = open("/dev/urandom", "rb")
     with open(keyed + ".tmp", "wb") as k, open(unkeyed + ".tmp", "wb") as u, open(payload, "wb") as p:
-        step = 10_000
+        step = max(1, min(10_000, 10_000_000 // value_bytes))
         for start in range(0, records, step):
             n = min(step, records - start)
-            values = rnd.read(n * VALUE_BYTES).translate(letters)
+            values = rnd.read(n * value_bytes).translate(letters)
             kbuf, ubuf = bytearray(), bytearray()
             for i in range(n):
-                v = values[i * VALUE_BYTES : (i + 1) * VALUE_BYTES]
+                v = values[i * value_bytes : (i + 1) * value_bytes]
                 kbuf += b"k%07d:" % (start + i) + v + b"\n"
                 ubuf += v + b"\n"
             k.write(kbuf)
             u.write(ubuf)
-            if start == 0:
-                p.write(ubuf[: PAYLOAD_LINES * (VALUE_BYTES + 1)])
+            if start < payload_lines:
+                p.write(ubuf[: (payload_lines - start) * (value_bytes + 1)])
     os.rename(keyed + ".tmp", keyed)
     os.rename(unkeyed + ".tmp", unkeyed)
     return keyed, unkeyed, payload
@@ -90,11 +94,11 @@ class Kafka:
         env = dict(l.split("=", 1) for l in open(env_file).read().splitlines() if "=" in l)
         self.bootstrap = env["KAFKA_PLAINTEXT"]
 
-    def create(self, topic):
+    def create(self, topic, partitions=1, replication=1):
         from confluent_kafka.admin import AdminClient, NewTopic
 
         a = AdminClient({"bootstrap.servers": self.bootstrap})
-        a.create_topics([NewTopic(topic, 1, 1)], operation_timeout=30)[topic].result(60)
+        a.create_topics([NewTopic(topic, partitions, replication)], operation_timeout=30)[topic].result(60)
         # Created is not yet led: wait for the leader, so no client meets LEADER_NOT_AVAILABLE.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -115,8 +119,8 @@ class Tansu:
         self.bootstrap = f"127.0.0.1:{port}"
         self.port = port
 
-    def create(self, topic):
-        subprocess.run([os.path.join(ROOT, "scripts", "tansu-topic"), topic, "1", str(self.port)], check=True,
+    def create(self, topic, partitions=1, replication=1):
+        subprocess.run([os.path.join(ROOT, "scripts", "tansu-topic"), topic, str(partitions), str(self.port)], check=True,
                        stdout=subprocess.DEVNULL)
 
     def delete(self, topic):
@@ -135,13 +139,17 @@ def delete_topic(bootstrap, topic):
 
 
 def end_offset(bootstrap, topic):
-    """Records on the topic's one partition (high watermark minus log start)."""
+    """Records on the topic's partitions (high watermark minus log start, summed)."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "picokafka-bench"})
     try:
-        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=30, cached=False)
-        return high - low
+        partitions = c.list_topics(topic, timeout=30).topics[topic].partitions
+        total = 0
+        for p in partitions:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
+            total += high - low
+        return total
     finally:
         c.close()
 
@@ -168,7 +176,7 @@ def command(client, args, broker, topic, props, keyed, inputs, records):
 def run_one(client, args, broker, row, rnd, inputs):
     name, _, props, keyed = row
     topic = f"bench-{name}-{client}-{rnd}-{os.getpid()}"
-    broker.create(topic)
+    broker.create(topic, args.partitions, args.replication)
     cmd, stdin = command(client, args, broker, topic, props, keyed, inputs, args.records)
     timing = os.path.join(args.work, "time.txt")
     out = os.path.join(args.work, f"{client}.log")
@@ -183,6 +191,8 @@ def run_one(client, args, broker, row, rnd, inputs):
         "broker": broker.name, "row": name, "client": client, "round": rnd, "records": args.records,
         "exit": rc, "arrived": got, "cpu_s": float(user) + float(sys_), "user_s": float(user),
         "sys_s": float(sys_), "rss_mib": int(rss_kib) / 1024, "wall_s": float(wall), "load1": load,
+        "partitions": args.partitions, "value_bytes": args.value_bytes,
+        "brokers": len(broker.bootstrap.split(",")),
     }
     r["ok"] = rc == 0 and got == args.records
     if not r["ok"]:
@@ -195,11 +205,14 @@ def table(results, broker, rows, clients, records, rounds):
     mine = [r for r in results if r["broker"] == broker]
     loads = [r["load1"] for r in mine]
     print()
-    print(f"#### {broker} · {records:,} records of 100 bytes (8-byte key) from stdin, {rounds} round(s), "
+    first = mine[0]
+    value_bytes, partitions, nodes = (first.get(k, d) for k, d in (("value_bytes", 100), ("partitions", 1), ("brokers", 1)))
+    print(f"#### {broker} · {records:,} records of {value_bytes:,} bytes (8-byte key) from stdin, "
+          f"{partitions} partition(s), {nodes} broker(s), {rounds} round(s), "
           f"load average {statistics.median(loads):.1f} ({min(loads):.1f}–{max(loads):.1f})")
     print()
-    print("| setting | client | CPU s | peak RSS MiB | wall s | records/s | CPU pk/x | RSS pk/x | records/s pk/x |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| setting | client | CPU s | CPU µs/record | peak RSS MiB | wall s | records/s | CPU pk/x | RSS pk/x | records/s pk/x |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, title, _, _ in rows:
         med = {}
         for client in clients:
@@ -217,7 +230,7 @@ def table(results, broker, rows, clients, records, rounds):
             m = med[client]
             label = {"picokafka": "picokafka", "kcat": "kcat -P", "java": "Java ProducerPerformance"}[client]
             if m is None:
-                print(f"| {title} | {label} | no run delivered every record | | | | | | |")
+                print(f"| {title} | {label} | no run delivered every record | | | | | | | |")
                 continue
             bad = f" ({m['bad']} run(s) lost records, left out)" if m["bad"] else ""
             ratios = " | | "
@@ -227,6 +240,7 @@ def table(results, broker, rows, clients, records, rounds):
             elif client != "picokafka":
                 ratios = "– | – | –"
             print(f"| {title if client == clients[0] else ''} | {label}{bad} | {m['cpu_s']:.2f} | "
+                  f"{m['cpu_s'] / records * 1e6:.2f} | "
                   f"{m['rss_mib']:.1f} | {m['wall_s']:.2f} | {m['rate']:,.0f} | {ratios} |")
 
 
@@ -238,6 +252,9 @@ def main():
     ap.add_argument("--kafka-env", help="broker.env of a running Apache Kafka (scripts/kafka-start)")
     ap.add_argument("--tansu-port", type=int, help="port of a running Tansu (scripts/tansu-start)")
     ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--value-bytes", type=int, default=VALUE_BYTES, help="bytes per value (default 100)")
+    ap.add_argument("--partitions", type=int, default=1, help="partitions of each run's topic (default 1)")
+    ap.add_argument("--replication", type=int, default=1, help="replication factor of each topic (default 1)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rows", help="comma-separated row names (default: all): " + ",".join(r[0] for r in ROWS))
     ap.add_argument("--clients", default=",".join(CLIENTS))
@@ -258,7 +275,7 @@ def main():
         ap.error("--picokafka, --java-tools and --work are needed to run")
     os.makedirs(args.work, exist_ok=True)
     brokers = ([Kafka(args.kafka_env)] if args.kafka_env else []) + ([Tansu(args.tansu_port)] if args.tansu_port else [])
-    inputs = make_inputs(args.work, args.records)
+    inputs = make_inputs(args.work, args.records, args.value_bytes)
     results = []
     raw = open(args.raw, "a") if args.raw else None
     for rnd in range(args.rounds):

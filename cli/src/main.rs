@@ -241,35 +241,63 @@ fn build_config(args: &ProduceArgs) -> Result<ClientConfig, String> {
         config.set(k, v);
     }
     bootstrap(&config)?;
-    if config.get("batch.size").is_none() {
-        config.set("batch.size", DEFAULT_BATCH_SIZE.to_string());
-    }
-    if config.get("buffer.memory").is_none() {
-        config.set("buffer.memory", default_buffer_memory(&config).to_string());
-    }
     print_warnings(&config);
     Ok(config)
 }
 
-/// The CLI's `batch.size` when none is given: 256 KiB, not the library's (and Java's) 16 KiB. A
-/// kcat user's batches are librdkafka's, up to 1,000,000 bytes; the CLI reads records faster
-/// than a broker takes them, so its batches are always full, and 16 KiB ones cap it at the
-/// broker's requests per second: 1,000,000 100-byte records took 3.7 s against kcat's 0.8 s.
-/// 256 KiB was the fastest of 64 KiB to 1 MiB on Apache Kafka (0.55-0.66 s; 1 MiB 0.96 s: a
-/// partition's next request waits for a whole batch to fill); BENCHMARKS.md, issue 18.
-const DEFAULT_BATCH_SIZE: usize = 256 * 1024;
+/// `produce`'s `batch.size` and `buffer.memory` where neither `-X`, `-F` nor the environment
+/// sets them. Batches are fixed buffers, one open per partition: big ones only where records
+/// go to one partition at a time (a one-partition topic, `-p`, unkeyed records, which stick to
+/// a partition per batch), else the library's 16 KiB with room for two per partition. Asking
+/// the topic's partition count costs one Metadata request before the producer starts (at most
+/// 2 s; unanswered, the small batches and the library's 32 MiB of them).
+async fn default_batching(config: &mut ClientConfig, args: &ProduceArgs, keyed: bool) {
+    let mut spread_over = 1;
+    if config.get("batch.size").is_none() {
+        if keyed && args.partition.is_none_or(|p| p < 0) {
+            let bootstrap = config.get("bootstrap.servers").unwrap_or_default().to_string();
+            let count = metadata::partition_count(&bootstrap, &args.topic, config, Duration::from_secs(2));
+            spread_over = count.await.unwrap_or(usize::MAX);
+        }
+        let batch = if spread_over == 1 { BIG_BATCH_SIZE } else { SMALL_BATCH_SIZE };
+        config.set("batch.size", batch.to_string());
+    }
+    if config.get("buffer.memory").is_none() {
+        config.set("buffer.memory", default_buffer_memory(config, spread_over).to_string());
+    }
+}
 
-/// The CLI's `buffer.memory` when none is given: 4 MiB, at least 4 batches and two of the
-/// largest requests, at most the library's 32 MiB. Standard input is read faster than a broker
-/// takes it, so the buffer stays full for the whole run: past a few batches per partition in
-/// flight, a bigger one only adds to the peak RSS (with 256 KiB batches, 8 MiB made a 29 MiB
-/// process, 4 MiB a 22 MiB one, in the same wall time; BENCHMARKS.md, issue 18).
-fn default_buffer_memory(config: &ClientConfig) -> usize {
+/// The CLI's `batch.size` when none is given and records go to one partition at a time:
+/// 256 KiB, not the library's (and Java's) 16 KiB. A kcat user's batches are librdkafka's, up to
+/// 1,000,000 bytes; the CLI reads records faster than a broker takes them, so its batches are
+/// always full, and 16 KiB ones cap it at the broker's requests per second: 1,000,000 100-byte
+/// records into one partition took 3.7 s against kcat's 0.8 s. 256 KiB was the fastest of
+/// 64 KiB to 1 MiB on Apache Kafka (0.55-0.66 s; 1 MiB 0.96 s: a partition's next request waits
+/// for a whole batch to fill); BENCHMARKS.md, issue 18.
+const BIG_BATCH_SIZE: usize = 256 * 1024;
+
+/// ... and when keyed records spread over many partitions: each needs a buffer of its own, and
+/// 16 buffers of 256 KiB for 100 partitions took 25 s for 1,000,000 records where 256 of 16 KiB
+/// took 6.9 s (kcat 5.6 s; the one broker was the bottleneck).
+const SMALL_BATCH_SIZE: usize = 16 * 1024;
+
+/// The CLI's `buffer.memory` when none is given: 4 MiB, at least 4 batches, two of the largest
+/// requests and two batches per partition (small batches), at most the library's 32 MiB.
+/// Standard input is read faster than a broker takes it, so the buffer stays full for the whole
+/// run: past a few batches per partition in flight, a bigger one only adds to the peak RSS (with
+/// 256 KiB batches, 8 MiB made a 29 MiB process, 4 MiB a 22 MiB one, in the same wall time;
+/// BENCHMARKS.md, issue 18).
+fn default_buffer_memory(config: &ClientConfig, partitions: usize) -> usize {
     let bytes = |key: &str, default: usize| {
         config.get(key).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(default)
     };
-    let (batch, request) = (bytes("batch.size", DEFAULT_BATCH_SIZE), bytes("max.request.size", 1 << 20));
-    (4usize << 20).max(batch.saturating_mul(4)).max(request.saturating_mul(2)).min(32 << 20)
+    let (batch, request) = (bytes("batch.size", SMALL_BATCH_SIZE), bytes("max.request.size", 1 << 20));
+    let per_partition = batch.saturating_mul(2).saturating_mul(partitions);
+    (4usize << 20)
+        .max(batch.saturating_mul(4))
+        .max(request.saturating_mul(2))
+        .max(per_partition)
+        .min(32 << 20)
 }
 
 #[derive(Default)]
@@ -340,13 +368,14 @@ impl Shape {
 }
 
 async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
-    let (config, shape) = match build_config(&args).and_then(|c| Ok((c, Shape::new(&args)?))) {
+    let (mut config, shape) = match build_config(&args).and_then(|c| Ok((c, Shape::new(&args)?))) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("picokafka: {e}");
             return ExitCode::from(2);
         }
     };
+    default_batching(&mut config, &args, shape.key_delimiter.is_some() || shape.key.is_some()).await;
     let mut records = match input::Records::open(&args.files, shape.delimiter.clone(), args.split_files) {
         Ok(r) => r,
         Err(e) => {

@@ -164,3 +164,32 @@ fn to_json(m: &MetadataResponse<'_>, from: &str) -> serde_json::Value {
         "topics": topics,
     })
 }
+
+/// How many partitions `topic` has, asked of the first bootstrap broker that answers within
+/// `timeout`; `None` if none does, or the topic is not there. For `produce`'s default batch
+/// size: a question, not a requirement, so nothing here is an error.
+pub async fn partition_count(
+    bootstrap: &str,
+    topic: &str,
+    config: &ClientConfig,
+    timeout: std::time::Duration,
+) -> Option<usize> {
+    let ask = async {
+        for entry in picokafka::producer::bootstrap::parse(bootstrap) {
+            let Ok((host, port)) = entry else { continue };
+            let Ok(mut broker) = BrokerConnection::connect(config, host, port).await else { continue };
+            let Some(v) = broker.negotiate(ApiKey::Metadata, 1, 12) else { continue };
+            let request =
+                MetadataRequest { topics: Some([topic].into_iter()), allow_auto_topic_creation: false };
+            let Ok(body) = broker.call(v, &request).await else { continue };
+            let Ok(m) = MetadataResponse::decode(&body, v) else { continue };
+            return m
+                .topics
+                .iter()
+                .find(|t| t.name == Some(topic) && t.error_code.is_ok())
+                .map(|t| t.partitions.len());
+        }
+        None
+    };
+    tokio::time::timeout(timeout, ask).await.ok().flatten()
+}

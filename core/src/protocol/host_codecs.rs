@@ -58,8 +58,8 @@ pub fn compress(codec: Compression, level: Option<i32>, input: &[u8], out: &mut 
             // `zstd::bulk::compress_to_buffer` makes) is allocated and its tables cleared each
             // time. Level 3 is zstd's (and the Java client's) default.
             std::thread_local! {
-                static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-                    const { std::cell::RefCell::new(None) };
+                static ZSTD: core::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+                    const { core::cell::RefCell::new(None) };
             }
             let level = level.unwrap_or(3);
             ZSTD.with_borrow_mut(|kept| {
