@@ -403,39 +403,3 @@ fn records_outside_a_transaction_are_refused_not_written() {
         assert_eq!(err, Error::Transaction(picokafka::TxnError::NotTransactional));
     });
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_partitions_than_batch_buffers_send_without_waiting_out_linger() {
-    // 8 partitions, 2 batch buffers, a 20 s linger: a record for a partition without a buffer
-    // must not wait for the open batches to linger out. As in the Java client, an exhausted
-    // buffer pool makes every open batch sendable at once.
-    let kafka = Kafka::shared();
-    let topic = kafka.topic("exhausted", 8);
-    let producer = Producer::new(&config(
-        kafka,
-        &[("batch.size", "16384"), ("buffer.memory", "32768"), ("linger.ms", "20000")],
-    ))
-    .unwrap();
-    let started = std::time::Instant::now();
-    let mut pending = Vec::new();
-    for i in 0..200 {
-        let record = OwnedRecord::new(topic.as_str()).key(format!("key-{i}")).value(vec![b'v'; 100]);
-        pending.push(producer.enqueue(record).await.unwrap());
-    }
-    // The last open batches do linger (nothing makes them sendable), and hold only records sent
-    // after the last time the pool ran out: the first 100 records are long delivered by then.
-    let last = pending.split_off(100);
-    let mut partitions = std::collections::BTreeSet::new();
-    for p in pending {
-        partitions.insert(p.await.unwrap().partition);
-    }
-    let took = started.elapsed();
-    assert!(partitions.len() > 2, "the keys spread over more partitions than buffers: {partitions:?}");
-    // Without it: a 20 s linger for each pair of buffers, several times over.
-    assert!(took < Duration::from_secs(15), "the first 100 records took {took:?}");
-    // Closing sends the rest at once.
-    producer.close(Duration::from_secs(10)).await;
-    for p in last {
-        p.await.unwrap();
-    }
-}

@@ -142,12 +142,22 @@ def end_offset(bootstrap, topic):
     """Records on the topic's partitions (high watermark minus log start, summed)."""
     from confluent_kafka import Consumer, TopicPartition
 
+    from confluent_kafka import KafkaException
+
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "picokafka-bench"})
     try:
         partitions = c.list_topics(topic, timeout=30).topics[topic].partitions
         total = 0
         for p in partitions:
-            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
+            # On a cluster, the broker asked may not know a new topic yet: ask again.
+            for attempt in range(20):
+                try:
+                    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
+                    break
+                except KafkaException:
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.5)
             total += high - low
         return total
     finally:

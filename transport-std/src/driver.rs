@@ -375,7 +375,7 @@ impl Driver<'_> {
     /// Offers one record to the core.
     fn offer(&mut self, now: Instant, q: &Queued) -> Offer {
         let r = &q.record;
-        let (retriable, metadata, full, mut error) = {
+        let (retriable, metadata, mut error) = {
             let headers: Vec<Header<'_>> =
                 r.headers.iter().map(|(k, v)| Header { key: k, value: v.as_deref() }).collect();
             let record = Record {
@@ -396,19 +396,10 @@ impl Driver<'_> {
                 Err(e) => (
                     e.is_retriable(),
                     matches!(e, SendError::MetadataPending(_)),
-                    matches!(e, SendError::QueueFull(_)),
                     self.send_error(&e, &r.topic),
                 ),
             }
         };
-        if full {
-            // No batch buffer is free: every open batch goes now, lingered or not, as the Java
-            // client sends every batch while its buffer pool is exhausted. Otherwise, with more
-            // partitions than buffers, a record for a partition without one waits out
-            // linger.ms behind batches that never fill: 1,000,000 keyed records into 100
-            // partitions with 16 buffers took 385 s, with this 25 s.
-            self.core.flush(now);
-        }
         if retriable {
             // Wait for room up to max.block.ms, or while closing, up to the close deadline; for
             // metadata, never longer than max.block.ms (Java's "not present in metadata after
