@@ -48,19 +48,8 @@ async fn query(
     config: &ClientConfig,
     json: bool,
 ) -> Result<(), picokafka_tokio::Error> {
-    let mut broker = BrokerConnection::connect(config, host, port).await?;
-    let v = broker.negotiate(ApiKey::Metadata, 1, 12).ok_or_else(|| {
-        picokafka_tokio::Error::Connection(ConnectionError::new(
-            format!("{host}:{port}"),
-            ConnectionCause::MissingApi { api: "Metadata", min_version: 1 },
-        ))
-    })?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let request = MetadataRequest {
-        topics: (!names.is_empty()).then(|| names.iter().copied()),
-        allow_auto_topic_creation: false,
-    };
-    let body = broker.call(v, &request).await?;
+    let (body, v) = ask(host, port, &names, config).await?;
     let m = MetadataResponse::decode(&body, v).map_err(|e| {
         let cause = ConnectionCause::Malformed { what: "Metadata", error: e };
         picokafka_tokio::Error::Connection(ConnectionError::new(format!("{host}:{port}"), cause))
@@ -102,6 +91,28 @@ async fn query(
         }
     }
     Ok(())
+}
+
+/// One Metadata exchange with `host:port`, for `topics` (all when empty): the answer's body and
+/// the version it is in.
+async fn ask(
+    host: &str,
+    port: u16,
+    topics: &[&str],
+    config: &ClientConfig,
+) -> Result<(Vec<u8>, i16), picokafka_tokio::Error> {
+    let mut broker = BrokerConnection::connect(config, host, port).await?;
+    let v = broker.negotiate(ApiKey::Metadata, 1, 12).ok_or_else(|| {
+        picokafka_tokio::Error::Connection(ConnectionError::new(
+            format!("{host}:{port}"),
+            ConnectionCause::MissingApi { api: "Metadata", min_version: 1 },
+        ))
+    })?;
+    let request = MetadataRequest {
+        topics: (!topics.is_empty()).then(|| topics.iter().copied()),
+        allow_auto_topic_creation: false,
+    };
+    Ok((broker.call(v, &request).await?, v))
 }
 
 /// Broker ids as kcat lists them: `1,2,3`.
@@ -177,11 +188,7 @@ pub async fn partition_count(
     let ask = async {
         for entry in picokafka::producer::bootstrap::parse(bootstrap) {
             let Ok((host, port)) = entry else { continue };
-            let Ok(mut broker) = BrokerConnection::connect(config, host, port).await else { continue };
-            let Some(v) = broker.negotiate(ApiKey::Metadata, 1, 12) else { continue };
-            let request =
-                MetadataRequest { topics: Some([topic].into_iter()), allow_auto_topic_creation: false };
-            let Ok(body) = broker.call(v, &request).await else { continue };
+            let Ok((body, v)) = ask(host, port, &[topic], config).await else { continue };
             let Ok(m) = MetadataResponse::decode(&body, v) else { continue };
             return m
                 .topics

@@ -404,9 +404,11 @@ impl Driver<'_> {
             // Wait for room up to max.block.ms, or while closing, up to the close deadline; for
             // metadata, never longer than max.block.ms (Java's "not present in metadata after
             // max.block.ms"), closing or not.
-            let absent = metadata && !self.absent.is_empty() && self.absent.contains(&r.topic);
-            let absent = absent
-                && matches!(&error, Error::MetadataTimeout { cause: Some(MetadataCause::Topic(_)), .. });
+            // The brokers answer an error for the topic; known absent if they did already when
+            // an earlier record of it waited out max.block.ms.
+            let answered =
+                matches!(&error, Error::MetadataTimeout { cause: Some(MetadataCause::Topic(_)), .. });
+            let absent = answered && !self.absent.is_empty() && self.absent.contains(&r.topic);
             let waited = q.enqueued.elapsed();
             let blocked = absent || waited >= self.max_block;
             let waiting = match self.closing {
@@ -425,10 +427,8 @@ impl Driver<'_> {
                 _ if self.closing.is_some() && !metadata => Error::Closed,
                 error => error,
             };
-            if let Error::MetadataTimeout { cause: Some(MetadataCause::Topic(_)), .. } = &error {
-                if !absent {
-                    self.absent.insert(r.topic.clone());
-                }
+            if answered && !absent {
+                self.absent.insert(r.topic.clone());
             }
         }
         Offer::Refused(error)

@@ -12,8 +12,8 @@ pub struct OwnedRecord {
     /// The partition, if the caller picks it.
     pub partition: Option<i32>,
     /// The key, if any. `Bytes`, so that records cut from one buffer (the CLI's input, a
-    /// network frame) share it instead of each taking an allocation and a copy; a `Vec<u8>`,
-    /// `String` or `&'static [u8]` converts without a copy.
+    /// network frame) share it instead of each taking an allocation and a copy; a `Vec<u8>` or
+    /// `String` converts without a copy (`Bytes::from_static` for static data).
     pub key: Option<Bytes>,
     /// The value; `None` is a null value (a tombstone on compacted topics).
     pub value: Option<Bytes>,
