@@ -1,6 +1,7 @@
-//! The brokers: a fresh Tansu (through `scripts/tansu-start` and `scripts/tansu-topic`) or a
-//! fresh librdkafka mock cluster (the workspace's `mock-cluster` binary) for every run, and the
-//! check that the log holds exactly the records a client says were acknowledged.
+//! The brokers: a fresh Tansu (through `scripts/tansu-start` and `scripts/tansu-topic`), a
+//! fresh librdkafka mock cluster (the workspace's `mock-cluster` binary) or a fresh Apache Kafka
+//! node (`scripts/kafka-start`, `scripts/kafka-topic`) for every run, and the check that the log
+//! holds exactly the records a client says were acknowledged.
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ pub struct Running {
     pub bootstrap: String,
     pid: u32,
     mock: Option<(Child, ChildStdin)>,
+    /// A Kafka node's directory and the script that stops it (and removes the directory).
+    kafka: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for Running {
@@ -33,7 +36,7 @@ pub struct Paths {
     pub root: PathBuf,
     /// The `mock-cluster` binary.
     pub mock_cluster: PathBuf,
-    /// Where Tansu's logs go.
+    /// Where Tansu's logs and Kafka's directories go.
     pub log_dir: PathBuf,
 }
 
@@ -79,7 +82,48 @@ impl Running {
         match broker {
             Broker::Tansu => Self::tansu(paths, topic, partitions),
             Broker::Mock => Self::mock(paths, topic, partitions),
+            Broker::Kafka => Self::kafka(paths, topic, partitions),
         }
+    }
+
+    fn kafka(paths: &Paths, topic: &str, partitions: i32) -> Result<Self, String> {
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = paths.log_dir.join(format!("kafka-{n}"));
+        std::fs::create_dir_all(&paths.log_dir).map_err(|e| e.to_string())?;
+        let out = Command::new(paths.root.join("scripts/kafka-start"))
+            .env("KAFKA_DIR", &dir)
+            // The node goes with this process if it dies before stopping it.
+            .env("KAFKA_WATCH_PID", std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| format!("scripts/kafka-start: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let fact = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned);
+        let (Some(bootstrap), Some(pid)) =
+            (fact("KAFKA_PLAINTEXT="), fact("KAFKA_PID=").and_then(|p| p.parse().ok()))
+        else {
+            return Err(format!(
+                "scripts/kafka-start printed {text:?} ({}); its log: {}",
+                out.status,
+                dir.join("server.log").display()
+            ));
+        };
+        let running =
+            Self { bootstrap, pid, mock: None, kafka: Some((dir, paths.root.join("scripts/kafka-stop"))) };
+        let status = Command::new(paths.root.join("scripts/kafka-topic"))
+            .args([topic, &partitions.to_string(), &running.bootstrap, "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("scripts/kafka-topic: {e}"))?;
+        if !status.success() {
+            let bootstrap = running.bootstrap.clone();
+            running.stop();
+            return Err(format!("scripts/kafka-topic {topic} {partitions} {bootstrap} failed ({status})"));
+        }
+        Ok(running)
     }
 
     fn tansu(paths: &Paths, topic: &str, partitions: i32) -> Result<Self, String> {
@@ -95,7 +139,7 @@ impl Running {
         let (Some(port), Some(pid)) = (words.next(), words.next().and_then(|p| p.parse().ok())) else {
             return Err(format!("scripts/tansu-start printed {text:?} ({})", out.status));
         };
-        let running = Self { bootstrap: format!("127.0.0.1:{port}"), pid, mock: None };
+        let running = Self { bootstrap: format!("127.0.0.1:{port}"), pid, mock: None, kafka: None };
         let status = Command::new(paths.root.join("scripts/tansu-topic"))
             .args([topic, &partitions.to_string(), port])
             .stdin(Stdio::null())
@@ -125,7 +169,7 @@ impl Running {
             return Err("mock-cluster did not print BOOTSTRAP".into());
         };
         let pid = child.id();
-        Ok(Self { bootstrap, pid, mock: Some((child, stdin)) })
+        Ok(Self { bootstrap, pid, mock: Some((child, stdin)), kafka: None })
     }
 
     /// CPU seconds the broker has used so far.
@@ -139,6 +183,17 @@ impl Running {
     }
 
     pub fn stop(self) {
+        if let Some((dir, kafka_stop)) = &self.kafka {
+            // By its PID, SIGKILL after 20 s; the directory goes too unless the logs are kept.
+            let keep = std::env::var_os("PKBENCH_KEEP_LOGS").is_some();
+            let _ = Command::new(kafka_stop)
+                .arg(dir)
+                .env("KAFKA_KEEP", if keep { "1" } else { "0" })
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status();
+            return;
+        }
         match self.mock {
             Some((mut child, mut stdin)) => {
                 let _ = writeln!(stdin, "quit").and_then(|()| stdin.flush());

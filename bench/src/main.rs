@@ -2,7 +2,7 @@
 //! same settings, each client in its own process. See BENCHMARKS.md.
 //!
 //! ```text
-//! pkbench [--full] [--rounds 3] [--records 2000000] [--brokers tansu,mock] ...   # the parent
+//! pkbench [--full] [--rounds 3] [--records 2000000] [--brokers tansu,mock,kafka] ...   # the parent
 //! pkbench --report results.jsonl                                                # tables again
 //! pkbench --client picokafka --scenario throughput --bootstrap ... --topic ...  # one client
 //! ```
@@ -61,7 +61,7 @@ struct Args {
     /// Tokio worker threads for the Rust clients (0: a current-thread runtime).
     #[arg(long, default_value_t = 0)]
     workers: usize,
-    #[arg(long, value_delimiter = ',', default_values = ["tansu", "mock"])]
+    #[arg(long, value_delimiter = ',', default_values = ["tansu", "mock", "kafka"])]
     brokers: Vec<Broker>,
     #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "sync"])]
     scenarios: Vec<Scenario>,

@@ -48,6 +48,8 @@ pub enum Broker {
     Tansu,
     /// librdkafka's mock cluster (one broker), a fresh one for every run.
     Mock,
+    /// Apache Kafka 4.4 (one KRaft node, logs on disk), a fresh one for every run.
+    Kafka,
 }
 
 impl Broker {
@@ -55,6 +57,7 @@ impl Broker {
         match self {
             Self::Tansu => "tansu",
             Self::Mock => "mock",
+            Self::Kafka => "kafka",
         }
     }
 }
@@ -215,6 +218,10 @@ pub fn default_plan(brokers: &[Broker], scenarios: &[Scenario]) -> Vec<Case> {
     add(Broker::Tansu, Scenario::Throughput, s(5, KIB16, Lz4, One, false));
     add(Broker::Tansu, Scenario::Throughput, s(0, KIB16, None, All, true));
     add(Broker::Mock, Scenario::Throughput, s(5, MIB1, None, All, false));
+    // The same three on Apache Kafka, which writes its log to disk as users' brokers do.
+    add(Broker::Kafka, Scenario::Throughput, s(5, MIB1, None, All, false));
+    add(Broker::Kafka, Scenario::Throughput, s(5, KIB16, Lz4, One, false));
+    add(Broker::Kafka, Scenario::Throughput, s(0, KIB16, None, All, true));
     // Latency at a fixed rate: no lingering, then 5 ms lingering with LZ4.
     add(Broker::Tansu, Scenario::Latency, s(0, KIB16, None, All, false));
     add(Broker::Tansu, Scenario::Latency, s(5, KIB16, Lz4, All, false));
