@@ -341,7 +341,7 @@ impl Driver<'_> {
                 freed += q.record.weight();
                 match taken {
                     Ok((token, timestamp)) => {
-                        let o = Outstanding { reply: q.reply, timestamp, mark: q.mark, n: 0 };
+                        let o = Outstanding { reply: q.reply, timestamp, mark: q.mark as u32, n: 0 };
                         self.outstanding.push(token, &q.record.topic, o);
                         self.per_mark.add(q.mark);
                     }

@@ -13,8 +13,9 @@ pub(crate) struct Outstanding {
     pub(crate) reply: Reply,
     /// The record's CreateTime, reported unless the broker stamps its own append time.
     pub(crate) timestamp: i64,
-    /// The mark it was queued under (`Queued::mark`), for flushes and commits.
-    pub(crate) mark: u64,
+    /// The low half of the mark it was queued under (`Queued::mark`), for flushes and commits:
+    /// [`MarkCounts::done`] knows the rest. Half the size keeps an entry at 40 bytes, not 48.
+    pub(crate) mark: u32,
     /// The low half of its token.
     pub(crate) n: u32,
 }
@@ -34,7 +35,16 @@ impl Outstandings {
     pub(crate) fn push(&mut self, token: picokafka::RecordToken, topic: &Arc<str>, mut o: Outstanding) {
         let (partition, n) = (token.queue(), token.place());
         o.n = n;
-        self.by_partition.entry(partition).or_insert_with(|| (topic.clone(), VecDeque::new())).1.push_back(o);
+        let queue =
+            &mut self.by_partition.entry(partition).or_insert_with(|| (topic.clone(), VecDeque::new())).1;
+        if queue.len() == queue.capacity() {
+            // A ring buffer touches all of its capacity as it cycles, so `VecDeque`'s doubling
+            // kept up to twice the records in the buffers resident (32 MiB of 100-byte records
+            // on 4 partitions: 25 MB of entries for 15 MB used). Growing by a quarter bounds
+            // that at 1.25×, still in amortised constant time.
+            queue.reserve_exact((queue.len() / 4).max(64));
+        }
+        queue.push_back(o);
     }
 
     pub(crate) fn take(&mut self, token: picokafka::RecordToken) -> Option<(Arc<str>, Outstanding)> {
@@ -66,8 +76,12 @@ impl MarkCounts {
         }
     }
 
-    /// A record of `mark` was reported.
-    pub(crate) fn done(&mut self, mark: u64) {
+    /// A record of the mark whose low half is `low` was reported.
+    pub(crate) fn done(&mut self, low: u32) {
+        let Some(&(oldest, _)) = self.0.front() else { return };
+        // Every mark with a record in the core lies within 2^32 of the oldest (each holds a
+        // record), so its low half names it.
+        let mark = oldest.wrapping_add(u64::from(low.wrapping_sub(oldest as u32)));
         let Ok(at) = self.0.binary_search_by_key(&mark, |&(m, _)| m) else { return };
         self.0[at].1 -= 1;
         if self.0[at].1 == 0 {
@@ -101,5 +115,19 @@ mod tests {
         assert_eq!(m.oldest(), None);
         m.add(7);
         assert_eq!(m.oldest(), Some(7));
+    }
+
+    #[test]
+    fn a_low_half_names_its_mark_across_the_wrap() {
+        let mut m = MarkCounts::default();
+        let (a, b) = (u64::from(u32::MAX) + 5, u64::from(u32::MAX) + 9);
+        m.add(a - 7);
+        m.add(a);
+        m.add(b);
+        m.done(b as u32);
+        m.done((a - 7) as u32);
+        assert_eq!(m.oldest(), Some(a), "the later marks, not ones 2^32 away");
+        m.done(a as u32);
+        assert_eq!(m.oldest(), None);
     }
 }
