@@ -349,6 +349,19 @@ async fn unreachable_bootstrap_is_a_clear_error() {
     assert_eq!(health.brokers_ready, 0);
     let last = health.last_error.unwrap_or_default();
     assert!(last.starts_with(&format!("connect to 127.0.0.1:{port} failed: Connection refused")), "{last}");
+
+    // Still nobody there: the next records are refused at once with the same cause, not after
+    // another max.block.ms each (a queueful of them would otherwise wait it out in turn).
+    let started = std::time::Instant::now();
+    for value in ["y", "z"] {
+        let err = producer.send(OwnedRecord::new("t").value(value)).await.unwrap_err();
+        let Error::MetadataTimeout { cause: Some(MetadataCause::NoBrokerReachable(_)), waited_ms, .. } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert!(*waited_ms < 500, "{err}");
+    }
+    assert!(started.elapsed() < Duration::from_millis(800), "{:?}", started.elapsed());
     producer.close(Duration::from_secs(1)).await;
 }
 

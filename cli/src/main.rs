@@ -510,7 +510,9 @@ async fn produce(args: Box<ProduceArgs>, quiet: bool) -> ExitCode {
         let reported_key = if args.json { key.clone() } else { None };
         record.key = key;
         record.partition = shape.partition;
-        record.headers = shape.headers.clone();
+        if !shape.headers.is_empty() {
+            record.headers = shape.headers.clone();
+        }
         let result = if counted_only {
             producer.send_with_opaque(record, n).await
         } else {

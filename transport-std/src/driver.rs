@@ -98,10 +98,11 @@ struct Driver<'a> {
     /// A commit waiting for the records queued at or before this mark to enter the core.
     commit_mark: Option<u64>,
     /// Topics whose records waited `max.block.ms` for metadata while the brokers answered an
-    /// error for them (UNKNOWN_TOPIC_OR_PARTITION, say): later records for them are refused at
-    /// once while the brokers still answer so, as librdkafka fails a topic it knows does not
-    /// exist. Without this each queueful of records would wait `max.block.ms` anew: a mistyped
-    /// topic with a million records on stdin took hours to fail.
+    /// error for them (UNKNOWN_TOPIC_OR_PARTITION, say) or while no broker could be reached:
+    /// later records for them are refused at once while that lasts, as librdkafka fails a topic
+    /// it knows does not exist. Without this each queueful of records would wait `max.block.ms`
+    /// anew: a mistyped topic, or a broker address nobody listens on, with a million records on
+    /// stdin took hours to fail.
     absent: HashSet<Arc<str>>,
 }
 
@@ -404,10 +405,16 @@ impl Driver<'_> {
             // Wait for room up to max.block.ms, or while closing, up to the close deadline; for
             // metadata, never longer than max.block.ms (Java's "not present in metadata after
             // max.block.ms"), closing or not.
-            // The brokers answer an error for the topic; known absent if they did already when
+            // The brokers answer an error for the topic, or none can be reached (every attempt
+            // refused or timed out, not one still under way); known absent if so already when
             // an earlier record of it waited out max.block.ms.
-            let answered =
-                matches!(&error, Error::MetadataTimeout { cause: Some(MetadataCause::Topic(_)), .. });
+            let answered = matches!(
+                &error,
+                Error::MetadataTimeout {
+                    cause: Some(MetadataCause::Topic(_) | MetadataCause::NoBrokerReachable(_)),
+                    ..
+                }
+            );
             let absent = answered && !self.absent.is_empty() && self.absent.contains(&r.topic);
             let waited = q.enqueued.elapsed();
             let blocked = absent || waited >= self.max_block;
